@@ -1,0 +1,70 @@
+#include "lf_config.h"
+
+#include <cblas.h>
+#if LF_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#include "core/kernels.h"
+
+void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+             const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+             lf_real *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        /* BLAS would scale C by beta; do the same without reading it when 0 */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        return;
+    }
+#if LF_REAL_IS_DOUBLE
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+#else
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+#endif
+}
+
+void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+                 const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+                 lf_real *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double a = trans_a ? A[k * lda + i] : A[i * lda + k];
+                double b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+                acc += a * b;
+            }
+            double c = beta == 0 ? 0.0 : (double)beta * C[i * ldc + j];
+            C[i * ldc + j] = (lf_real)(alpha * acc + c);
+        }
+    }
+}
+
+void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    int64_t nt = ctx ? ctx->n_threads : 1;
+    if (nt > n / grain)
+        nt = n / grain;
+#if LF_HAVE_OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads((int)nt)
+        {
+            int64_t tid = omp_get_thread_num(), T = omp_get_num_threads();
+            fn(arg, n * tid / T, n * (tid + 1) / T);
+        }
+        return;
+    }
+#endif
+    fn(arg, 0, n);
+}

@@ -1,0 +1,23 @@
+/* Compute kernels used by the ops. Each fast kernel has a plain reference
+ * twin (suffix _ref) that the kernel tests compare it with. */
+#ifndef LF_KERNELS_H
+#define LF_KERNELS_H
+
+#include "core/core.h"
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K, op(B) is
+ * K x N. When beta == 0, C is written without being read. */
+void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+             const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+             lf_real *C, int64_t ldc);
+void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+                 const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+                 lf_real *C, int64_t ldc);
+
+/* Run fn over [0, n) split into contiguous ranges, on up to ctx->n_threads
+ * threads. Ranges are never smaller than `grain` (except the last). fn must
+ * compute each output element in a way that does not depend on the split, so
+ * that results are the same for every thread count. */
+void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn, void *arg);
+
+#endif

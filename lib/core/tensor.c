@@ -1,0 +1,209 @@
+/* Tensors, the context and the reverse pass. */
+#include <string.h>
+
+#include "core/core.h"
+
+int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads)
+{
+    memset(ctx, 0, sizeof *ctx);
+    lf_arena_init(&ctx->arena, arena_bytes);
+    ctx->grad_enabled = true;
+    ctx->n_threads = n_threads > 0 ? n_threads : 1;
+    return LFLEX_OK;
+}
+
+void lf_ctx_free(lf_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    lf_arena_free(&ctx->arena);
+    ctx->tape = NULL;
+    ctx->n_nodes = 0;
+}
+
+int lf_ctx_reset(lf_ctx *ctx)
+{
+    ctx->tape = NULL;
+    ctx->n_nodes = 0;
+    ctx->status = LFLEX_OK;
+    ctx->status_where = NULL;
+    return lf_arena_reset(&ctx->arena);
+}
+
+lf_tensor *lf_ctx_fail(lf_ctx *ctx, int status, const char *where)
+{
+    if (ctx->status == LFLEX_OK) {
+        ctx->status = status;
+        ctx->status_where = where;
+    }
+    return NULL;
+}
+
+static bool shape_ok(int ndim, const int64_t *shape, int64_t *numel)
+{
+    if (ndim < 1 || ndim > LF_MAX_DIMS)
+        return false;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && n > INT64_MAX / 8 / shape[i]))
+            return false;
+        n *= shape[i];
+    }
+    *numel = n;
+    return true;
+}
+
+static size_t elem_size(lf_dtype dt) { return dt == LF_REAL ? sizeof(lf_real) : sizeof(int32_t); }
+
+lf_tensor *lf_tensor_new(lf_ctx *ctx, lf_dtype dt, int ndim, const int64_t *shape)
+{
+    int64_t numel;
+    if (!shape_ok(ndim, shape, &numel))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "tensor shape");
+    lf_tensor *t = lf_arena_alloc(&ctx->arena, sizeof *t);
+    void *data = t ? lf_arena_alloc(&ctx->arena, (size_t)numel * elem_size(dt)) : NULL;
+    if (!data)
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "tensor");
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->ndim = ndim;
+    t->dtype = dt;
+    t->numel = numel;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    return t;
+}
+
+lf_tensor *lf_new1(lf_ctx *ctx, lf_dtype dt, int64_t n0)
+{
+    return lf_tensor_new(ctx, dt, 1, &n0);
+}
+
+lf_tensor *lf_new2(lf_ctx *ctx, lf_dtype dt, int64_t n0, int64_t n1)
+{
+    int64_t s[2] = {n0, n1};
+    return lf_tensor_new(ctx, dt, 2, s);
+}
+
+lf_tensor *lf_zeros2(lf_ctx *ctx, int64_t n0, int64_t n1)
+{
+    lf_tensor *t = lf_new2(ctx, LF_REAL, n0, n1);
+    if (t)
+        memset(t->data, 0, (size_t)t->numel * sizeof(lf_real));
+    return t;
+}
+
+lf_tensor *lf_const_real(lf_ctx *ctx, const lf_real *src, int ndim, const int64_t *shape)
+{
+    lf_tensor *t = lf_tensor_new(ctx, LF_REAL, ndim, shape);
+    if (t && t->numel)
+        memcpy(t->data, src, (size_t)t->numel * sizeof(lf_real));
+    return t;
+}
+
+lf_tensor *lf_const_int(lf_ctx *ctx, const int32_t *src, int64_t n)
+{
+    lf_tensor *t = lf_new1(ctx, LF_INT, n);
+    if (t && n)
+        memcpy(t->data, src, (size_t)n * sizeof(int32_t));
+    return t;
+}
+
+void lf_tensor_wrap(lf_tensor *t, lf_dtype dt, void *data, lf_real *grad, int ndim, const int64_t *shape)
+{
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->grad = grad;
+    t->dtype = dt;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->numel *= shape[i];
+    }
+    t->requires_grad = grad != NULL;
+    t->persistent = true;
+}
+
+lf_real *lf_grad_buffer(lf_ctx *ctx, lf_tensor *t)
+{
+    if (!t->grad) {
+        t->grad = lf_arena_calloc(&ctx->arena, (size_t)t->numel * sizeof(lf_real));
+        if (!t->grad)
+            lf_ctx_fail(ctx, LFLEX_ENOMEM, "gradient buffer");
+    }
+    return t->grad;
+}
+
+lf_tensor *lf_op_output(lf_ctx *ctx, const lf_op_def *op, lf_tensor *const *in, int n_in,
+                        lf_dtype dt, int ndim, const int64_t *shape, lf_node **node_out)
+{
+    bool need_grad = false;
+    if (node_out)
+        *node_out = NULL;
+    for (int i = 0; i < n_in; i++) {
+        if (in[i] && in[i]->requires_grad)
+            need_grad = true;
+    }
+    need_grad = need_grad && ctx->grad_enabled && dt == LF_REAL;
+    lf_tensor *out = lf_tensor_new(ctx, dt, ndim, shape);
+    if (!out)
+        return NULL;
+    if (need_grad) {
+        lf_node *n = lf_arena_calloc(&ctx->arena, sizeof *n);
+        if (!n)
+            return lf_ctx_fail(ctx, LFLEX_ENOMEM, op->name);
+        n->op = op;
+        n->out = out;
+        n->n_in = n_in;
+        for (int i = 0; i < n_in; i++)
+            n->in[i] = in[i];
+        n->prev = ctx->tape;
+        ctx->tape = n;
+        ctx->n_nodes++;
+        out->node = n;
+        out->requires_grad = true;
+        if (node_out)
+            *node_out = n;
+    }
+    return out;
+}
+
+static int run_backward(lf_ctx *ctx)
+{
+    for (lf_node *n = ctx->tape; n && ctx->status == LFLEX_OK; n = n->prev) {
+        if (n->out->grad)
+            n->op->backward(ctx, n);
+    }
+    return ctx->status;
+}
+
+int lf_backward(lf_ctx *ctx, lf_tensor *loss)
+{
+    if (ctx->status != LFLEX_OK)
+        return ctx->status;
+    if (!loss || loss->numel != 1 || loss->dtype != LF_REAL) {
+        lf_ctx_fail(ctx, LFLEX_EINVAL, "backward: loss must be a single real number");
+        return ctx->status;
+    }
+    lf_real *g = lf_grad_buffer(ctx, loss);
+    if (!g)
+        return ctx->status;
+    g[0] += 1;
+    return run_backward(ctx);
+}
+
+int lf_backward_from(lf_ctx *ctx, lf_tensor *out, const lf_real *seed)
+{
+    if (ctx->status != LFLEX_OK)
+        return ctx->status;
+    if (!out || out->dtype != LF_REAL) {
+        lf_ctx_fail(ctx, LFLEX_EINVAL, "backward: output must be real");
+        return ctx->status;
+    }
+    lf_real *g = lf_grad_buffer(ctx, out);
+    if (!g)
+        return ctx->status;
+    for (int64_t i = 0; i < out->numel; i++)
+        g[i] += seed[i];
+    return run_backward(ctx);
+}
