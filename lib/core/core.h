@@ -174,7 +174,7 @@ static inline lf_tensor *lf_scale(lf_ctx *ctx, lf_tensor *a, double s) { return 
 /* x^y elementwise, both tensors of one shape, x > 0. */
 lf_tensor *lf_pow(lf_ctx *ctx, lf_tensor *x, lf_tensor *y);
 /* log(e^a + e^b), same shapes. */
-lf_tensor *lf_logaddexp(lf_ctx *ctx, lf_tensor *a, lf_tensor *b);
+lf_tensor *lf_log_add_exp(lf_ctx *ctx, lf_tensor *a, lf_tensor *b);
 /* Bregman divergence of x log x: D(u, v) = v - u + u log(u/v), 0 log 0 = 0;
  * u >= 0, v > 0, same shapes. */
 lf_tensor *lf_bregman(lf_ctx *ctx, lf_tensor *u, lf_tensor *v);
@@ -211,6 +211,8 @@ lf_tensor *lf_scatter_add_rows(lf_ctx *ctx, lf_tensor *x, lf_tensor *idx, int64_
 lf_tensor *lf_embedding(lf_ctx *ctx, lf_tensor *table, lf_tensor *ids);
 /* out[i] = x[i, idx[i]] for x [N, C] -> [N]. */
 lf_tensor *lf_gather(lf_ctx *ctx, lf_tensor *x, lf_tensor *idx);
+/* The same data seen with another shape of as many elements (no copy). */
+lf_tensor *lf_reshape(lf_ctx *ctx, lf_tensor *x, int ndim, const int64_t *shape);
 /* Columns [start, start+len) of a 2-D tensor. */
 lf_tensor *lf_slice_cols(lf_ctx *ctx, lf_tensor *x, int64_t start, int64_t len);
 

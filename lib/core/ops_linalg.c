@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/kernels.h"
+#include "core/ops.h"
 
 /* ---- matmul ------------------------------------------------------------ */
 

@@ -1,0 +1,295 @@
+/* LayerNorm without bias, adaLN modulation and gated residuals. */
+#include <math.h>
+#include <string.h>
+
+#include "core/kernels.h"
+#include "core/ops.h"
+
+/* ---- layernorm --------------------------------------------------------- */
+
+typedef struct {
+    const lf_real *x, *scale;
+    lf_real *y, *mean, *rstd;
+    int64_t C;
+    double eps;
+} ln_fwd_args;
+
+static void ln_fwd_rows(void *p, int64_t r0, int64_t r1)
+{
+    const ln_fwd_args *q = p;
+    int64_t C = q->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const lf_real *x = q->x + r * C;
+        lf_real *y = q->y + r * C;
+        double s = 0, ss = 0;
+        for (int64_t c = 0; c < C; c++)
+            s += x[c];
+        double mu = s / (double)C;
+        for (int64_t c = 0; c < C; c++) {
+            double d = x[c] - mu;
+            ss += d * d;
+        }
+        double rstd = 1.0 / sqrt(ss / (double)C + q->eps);
+        lf_real m = (lf_real)mu, rs = (lf_real)rstd;
+        if (q->scale)
+            for (int64_t c = 0; c < C; c++)
+                y[c] = (x[c] - m) * rs * q->scale[c];
+        else
+            for (int64_t c = 0; c < C; c++)
+                y[c] = (x[c] - m) * rs;
+        q->mean[r] = m;
+        q->rstd[r] = rs;
+    }
+}
+
+typedef struct {
+    const lf_real *x, *scale, *dy, *mean, *rstd;
+    lf_real *dx;
+    int64_t C;
+} ln_bwd_args;
+
+static void ln_bwd_rows(void *p, int64_t r0, int64_t r1)
+{
+    const ln_bwd_args *q = p;
+    int64_t C = q->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const lf_real *x = q->x + r * C, *dy = q->dy + r * C;
+        lf_real *dx = q->dx + r * C;
+        double m = q->mean[r], rs = q->rstd[r];
+        double a = 0, b = 0; /* mean of dxhat and of dxhat * xhat */
+        for (int64_t c = 0; c < C; c++) {
+            double g = dy[c] * (q->scale ? q->scale[c] : 1);
+            a += g;
+            b += g * (x[c] - m) * rs;
+        }
+        a /= (double)C;
+        b /= (double)C;
+        for (int64_t c = 0; c < C; c++) {
+            double g = dy[c] * (q->scale ? q->scale[c] : 1);
+            double xh = (x[c] - m) * rs;
+            dx[c] += (lf_real)(rs * (g - a - xh * b));
+        }
+    }
+}
+
+typedef struct {
+    const lf_real *x, *dy, *mean, *rstd;
+    lf_real *dscale;
+    int64_t R, C;
+} ln_scale_args;
+
+static void ln_scale_cols(void *p, int64_t c0, int64_t c1)
+{
+    const ln_scale_args *q = p;
+    for (int64_t c = c0; c < c1; c++) {
+        double acc = 0;
+        for (int64_t r = 0; r < q->R; r++)
+            acc += q->dy[r * q->C + c] * (q->x[r * q->C + c] - q->mean[r]) * q->rstd[r];
+        q->dscale[c] += (lf_real)acc;
+    }
+}
+
+static void layernorm_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *x = n->in[0], *scale = n->in[1];
+    int64_t R = lf_rows(x), C = lf_cols(x);
+    const lf_real *mean = n->saved, *rstd = mean + R;
+    if (x->requires_grad) {
+        lf_real *dx = lf_grad_buffer(ctx, x);
+        if (!dx)
+            return;
+        ln_bwd_args q = {lf_data(x), scale ? lf_data(scale) : NULL, n->out->grad, mean, rstd, dx, C};
+        lf_parallel_for(ctx, R, 16, ln_bwd_rows, &q);
+    }
+    if (scale && scale->requires_grad) {
+        lf_real *ds = lf_grad_buffer(ctx, scale);
+        if (!ds)
+            return;
+        ln_scale_args q = {lf_data(x), n->out->grad, mean, rstd, ds, R, C};
+        lf_parallel_for(ctx, C, 16, ln_scale_cols, &q);
+    }
+}
+
+const lf_op_def lf_op_layernorm = {"layernorm", layernorm_backward};
+
+lf_tensor *lf_layernorm(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps)
+{
+    if (!x || (scale && !scale->data))
+        return NULL;
+    int64_t R = lf_rows(x), C = lf_cols(x);
+    if (x->dtype != LF_REAL || C < 1 || (scale && (scale->dtype != LF_REAL || scale->numel != C)))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "layernorm");
+    lf_tensor *in[2] = {x, scale};
+    lf_node *node;
+    lf_tensor *y = lf_op_output(ctx, &lf_op_layernorm, in, scale ? 2 : 1, LF_REAL, x->ndim, x->shape, &node);
+    if (!y)
+        return NULL;
+    lf_real *stats = lf_arena_alloc(&ctx->arena, (size_t)(2 * R) * sizeof(lf_real));
+    if (!stats)
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "layernorm");
+    ln_fwd_args q = {lf_data(x), scale ? lf_data(scale) : NULL, lf_data(y), stats, stats + R, C, eps};
+    lf_parallel_for(ctx, R, 16, ln_fwd_rows, &q);
+    if (node)
+        node->saved = stats;
+    return y;
+}
+
+/* ---- adaLN modulation and gates ---------------------------------------- */
+
+static bool cond_ok(const lf_tensor *x, const lf_tensor *mod, const lf_tensor *seg, int64_t col, int64_t col2)
+{
+    int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod), B = lf_rows(mod);
+    if (x->dtype != LF_REAL || mod->dtype != LF_REAL || seg->dtype != LF_INT || seg->numel != R)
+        return false;
+    if (col < 0 || col + C > M || col2 < 0 || col2 + C > M)
+        return false;
+    const int32_t *S = lf_idata(seg);
+    for (int64_t r = 0; r < R; r++)
+        if (S[r] < 0 || S[r] >= B)
+            return false;
+    return true;
+}
+
+/* Gradient of a per-sequence vector mod[seg[r], col + c]:
+ * dmod[b, col + c] += sum over rows r of sequence b of g[r, c] * f[r, c]
+ * (f NULL means 1). Split by columns for a fixed summation order. */
+typedef struct {
+    const lf_real *g, *f;
+    const int32_t *seg;
+    lf_real *dmod;
+    int64_t R, C, M, col;
+} mod_grad_args;
+
+static void mod_grad_cols(void *p, int64_t c0, int64_t c1)
+{
+    const mod_grad_args *q = p;
+    for (int64_t r = 0; r < q->R; r++) {
+        const lf_real *g = q->g + r * q->C, *f = q->f ? q->f + r * q->C : NULL;
+        lf_real *d = q->dmod + (int64_t)q->seg[r] * q->M + q->col;
+        if (f)
+            for (int64_t c = c0; c < c1; c++)
+                d[c] += g[c] * f[c];
+        else
+            for (int64_t c = c0; c < c1; c++)
+                d[c] += g[c];
+    }
+}
+
+static void modulate_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *x = n->in[0], *mod = n->in[1], *seg = n->in[2];
+    int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod);
+    int64_t shift_col = n->ip[0], scale_col = n->ip[1];
+    const lf_real *g = n->out->grad, *X = lf_data(x), *MOD = lf_data(mod);
+    const int32_t *S = lf_idata(seg);
+    if (x->requires_grad) {
+        lf_real *dx = lf_grad_buffer(ctx, x);
+        if (!dx)
+            return;
+        for (int64_t r = 0; r < R; r++) {
+            const lf_real *sc = MOD + (int64_t)S[r] * M + scale_col;
+            for (int64_t c = 0; c < C; c++)
+                dx[r * C + c] += g[r * C + c] * (1 + sc[c]);
+        }
+    }
+    if (mod->requires_grad) {
+        lf_real *dm = lf_grad_buffer(ctx, mod);
+        if (!dm)
+            return;
+        mod_grad_args q = {g, NULL, S, dm, R, C, M, shift_col};
+        lf_parallel_for(ctx, C, 32, mod_grad_cols, &q);
+        q.f = X;
+        q.col = scale_col;
+        lf_parallel_for(ctx, C, 32, mod_grad_cols, &q);
+    }
+}
+
+const lf_op_def lf_op_modulate = {"modulate", modulate_backward};
+
+lf_tensor *lf_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *mod, int64_t shift_col, int64_t scale_col,
+                       lf_tensor *seg)
+{
+    if (!x || !mod || !seg)
+        return NULL;
+    if (!cond_ok(x, mod, seg, shift_col, scale_col))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "modulate");
+    lf_tensor *in[3] = {x, mod, seg};
+    lf_node *node;
+    lf_tensor *y = lf_op_output(ctx, &lf_op_modulate, in, 3, LF_REAL, x->ndim, x->shape, &node);
+    if (!y)
+        return NULL;
+    int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod);
+    const lf_real *X = lf_data(x), *MOD = lf_data(mod);
+    const int32_t *S = lf_idata(seg);
+    lf_real *Y = lf_data(y);
+    for (int64_t r = 0; r < R; r++) {
+        const lf_real *sh = MOD + (int64_t)S[r] * M + shift_col, *sc = MOD + (int64_t)S[r] * M + scale_col;
+        for (int64_t c = 0; c < C; c++)
+            Y[r * C + c] = X[r * C + c] * (1 + sc[c]) + sh[c];
+    }
+    if (node) {
+        node->ip[0] = shift_col;
+        node->ip[1] = scale_col;
+    }
+    return y;
+}
+
+static void gated_add_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *x = n->in[0], *yv = n->in[1], *mod = n->in[2], *seg = n->in[3];
+    int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod), gate_col = n->ip[0];
+    const lf_real *g = n->out->grad, *MOD = lf_data(mod);
+    const int32_t *S = lf_idata(seg);
+    if (x->requires_grad) {
+        lf_real *dx = lf_grad_buffer(ctx, x);
+        if (!dx)
+            return;
+        for (int64_t i = 0; i < x->numel; i++)
+            dx[i] += g[i];
+    }
+    if (yv->requires_grad) {
+        lf_real *dy = lf_grad_buffer(ctx, yv);
+        if (!dy)
+            return;
+        for (int64_t r = 0; r < R; r++) {
+            const lf_real *gt = MOD + (int64_t)S[r] * M + gate_col;
+            for (int64_t c = 0; c < C; c++)
+                dy[r * C + c] += g[r * C + c] * gt[c];
+        }
+    }
+    if (mod->requires_grad) {
+        lf_real *dm = lf_grad_buffer(ctx, mod);
+        if (!dm)
+            return;
+        mod_grad_args q = {g, lf_data(yv), S, dm, R, C, M, gate_col};
+        lf_parallel_for(ctx, C, 32, mod_grad_cols, &q);
+    }
+}
+
+const lf_op_def lf_op_gated_add = {"gated_add", gated_add_backward};
+
+lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod, int64_t gate_col,
+                        lf_tensor *seg)
+{
+    if (!x || !y || !mod || !seg)
+        return NULL;
+    if (y->dtype != LF_REAL || y->numel != x->numel || !cond_ok(x, mod, seg, gate_col, gate_col))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "gated_add");
+    lf_tensor *in[4] = {x, y, mod, seg};
+    lf_node *node;
+    lf_tensor *out = lf_op_output(ctx, &lf_op_gated_add, in, 4, LF_REAL, x->ndim, x->shape, &node);
+    if (!out)
+        return NULL;
+    int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod);
+    const lf_real *X = lf_data(x), *Yv = lf_data(y), *MOD = lf_data(mod);
+    const int32_t *S = lf_idata(seg);
+    lf_real *O = lf_data(out);
+    for (int64_t r = 0; r < R; r++) {
+        const lf_real *gt = MOD + (int64_t)S[r] * M + gate_col;
+        for (int64_t c = 0; c < C; c++)
+            O[r * C + c] = X[r * C + c] + gt[c] * Yv[r * C + c];
+    }
+    if (node)
+        node->ip[0] = gate_col;
+    return out;
+}

@@ -1,0 +1,204 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/layers.h"
+
+#define INIT_STD 0.02
+
+/* ---- registration -------------------------------------------------------- */
+
+typedef struct {
+    lf_params *p;
+    const char *prefix;
+    bool failed;
+} reg_ctx;
+
+static lf_tensor *reg(reg_ctx *r, const char *name, int64_t n0, int64_t n1, lf_init init, double v, bool decay)
+{
+    char full[LF_PARAM_NAME_MAX];
+    snprintf(full, sizeof full, "%s.%s", r->prefix, name);
+    lf_tensor *t = lf_params_add(r->p, full, n0, n1, init, v, decay);
+    if (!t)
+        r->failed = true;
+    return t;
+}
+
+/* weights are decayed and normal(0.02); biases and scales are not decayed */
+#define W(name, o, i) reg(r, name, o, i, LF_INIT_NORMAL, INIT_STD, true)
+#define BIAS(name, n) reg(r, name, n, 0, LF_INIT_ZERO, 0, false)
+#define SCALE(name, n) reg(r, name, n, 0, LF_INIT_ONE, 0, false)
+
+int lf_backbone_register(lf_backbone *bb, const lf_backbone_cfg *cfg, lf_params *p, const char *prefix)
+{
+    memset(bb, 0, sizeof *bb);
+    bb->cfg = *cfg;
+    reg_ctx rc = {p, prefix, false}, *r = &rc;
+    int64_t d = cfg->d, dc = cfg->d_cond, dff = cfg->d_ff;
+    bb->tok_emb = reg(r, "tok_emb", cfg->vocab, d, LF_INIT_NORMAL, INIT_STD, false);
+    bb->time_w1 = W("time.w1", dc, 2 * LF_TIME_FREQS);
+    bb->time_b1 = BIAS("time.b1", dc);
+    bb->time_w2 = W("time.w2", dc, dc);
+    bb->time_b2 = BIAS("time.b2", dc);
+    bb->blocks = calloc((size_t)(cfg->n_layers ? cfg->n_layers : 1), sizeof *bb->blocks);
+    if (!bb->blocks)
+        return LFLEX_ENOMEM;
+    for (int64_t i = 0; i < cfg->n_layers; i++) {
+        lf_block *b = &bb->blocks[i];
+        char name[48];
+#define BLK(s) (snprintf(name, sizeof name, "blocks.%ld." s, (long)i), name)
+        b->ada_w = reg(r, BLK("ada.w"), 6 * d, dc, LF_INIT_ZERO, 0, true);
+        b->ada_b = reg(r, BLK("ada.b"), 6 * d, 0, LF_INIT_ZERO, 0, false);
+        b->ln1 = SCALE(BLK("ln1.scale"), d);
+        b->wqkv = W(BLK("attn.wqkv"), 3 * d, d);
+        b->bqkv = BIAS(BLK("attn.bqkv"), 3 * d);
+        b->wo = W(BLK("attn.wo"), d, d);
+        b->bo = BIAS(BLK("attn.bo"), d);
+        b->ln2 = SCALE(BLK("ln2.scale"), d);
+        b->w1 = W(BLK("mlp.w1"), dff, d);
+        b->b1 = BIAS(BLK("mlp.b1"), dff);
+        b->w2 = W(BLK("mlp.w2"), d, dff);
+        b->b2 = BIAS(BLK("mlp.b2"), d);
+#undef BLK
+    }
+    return r->failed ? LFLEX_ENOMEM : LFLEX_OK;
+}
+
+void lf_backbone_free(lf_backbone *bb)
+{
+    free(bb->blocks);
+    bb->blocks = NULL;
+}
+
+static void head_norm_register(lf_head_norm *hn, reg_ctx *r, int64_t d, int64_t dc)
+{
+    hn->ada_w = reg(r, "ada.w", 2 * d, dc, LF_INIT_ZERO, 0, true);
+    hn->ada_b = reg(r, "ada.b", 2 * d, 0, LF_INIT_ZERO, 0, false);
+    hn->ln = SCALE("ln.scale", d);
+}
+
+int lf_token_head_register(lf_token_head *h, int64_t d, int64_t d_cond, int64_t n_out, lf_params *p,
+                           const char *prefix)
+{
+    reg_ctx rc = {p, prefix, false}, *r = &rc;
+    head_norm_register(&h->norm, r, d, d_cond);
+    h->w = W("w", n_out, d);
+    h->b = BIAS("b", n_out);
+    return r->failed ? LFLEX_ENOMEM : LFLEX_OK;
+}
+
+int lf_rate_head_register(lf_rate_head *h, int64_t d, int64_t d_cond, double min_rate, double max_rate,
+                          lf_params *p, const char *prefix)
+{
+    reg_ctx rc = {p, prefix, false}, *r = &rc;
+    head_norm_register(&h->norm, r, d, d_cond);
+    h->w1 = W("w1", d, d);
+    h->b1 = BIAS("b1", d);
+    h->w2 = W("w2", 1, d);
+    /* initial rate softplus(-4) (max - min) + min: small, never zero */
+    h->b2 = reg(r, "b2", 1, 0, LF_INIT_CONST, -4.0, false);
+    h->min_rate = min_rate;
+    h->max_rate = max_rate;
+    return r->failed ? LFLEX_ENOMEM : LFLEX_OK;
+}
+
+#undef W
+#undef BIAS
+#undef SCALE
+
+/* ---- forward --------------------------------------------------------------- */
+
+int lf_packed_make(lf_ctx *ctx, lf_packed *pk, const int32_t *ids, const int32_t *offsets, int64_t n_seq)
+{
+    int64_t T = offsets[n_seq];
+    pk->n_seq = n_seq;
+    pk->n_tok = T;
+    pk->ids = ids ? lf_const_int(ctx, ids, T) : lf_new1(ctx, LF_INT, T);
+    pk->seg = lf_new1(ctx, LF_INT, T);
+    pk->pos = lf_new1(ctx, LF_INT, T);
+    pk->offsets = lf_const_int(ctx, offsets, n_seq + 1);
+    if (!pk->ids || !pk->seg || !pk->pos || !pk->offsets)
+        return ctx->status ? ctx->status : LFLEX_ENOMEM;
+    for (int64_t b = 0; b < n_seq; b++)
+        for (int64_t i = offsets[b]; i < offsets[b + 1]; i++) {
+            lf_idata(pk->seg)[i] = (int32_t)b;
+            lf_idata(pk->pos)[i] = (int32_t)(i - offsets[b]);
+        }
+    return LFLEX_OK;
+}
+
+lf_tensor *lf_time_features(lf_ctx *ctx, const double *t, int64_t n_seq)
+{
+    lf_tensor *e = lf_new2(ctx, LF_REAL, n_seq, 2 * LF_TIME_FREQS);
+    if (!e)
+        return NULL;
+    for (int64_t b = 0; b < n_seq; b++) {
+        lf_real *row = lf_data(e) + b * 2 * LF_TIME_FREQS;
+        for (int j = 0; j < LF_TIME_FREQS; j++) {
+            double f = exp(-log(10000.0) * j / LF_TIME_FREQS);
+            row[j] = (lf_real)cos(t[b] * f);
+            row[LF_TIME_FREQS + j] = (lf_real)sin(t[b] * f);
+        }
+    }
+    return e;
+}
+
+static lf_tensor *maybe_dropout(lf_ctx *ctx, lf_tensor *x, const lf_backbone_cfg *cfg, bool train, uint64_t seed)
+{
+    if (!train || cfg->dropout <= 0)
+        return x;
+    return lf_dropout(ctx, x, cfg->dropout, seed);
+}
+
+lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_packed *pk, const double *t,
+                               bool train, uint64_t seed, lf_tensor **cond)
+{
+    const lf_backbone_cfg *cfg = &bb->cfg;
+    int64_t d = cfg->d, H = cfg->n_heads;
+    lf_tensor *e = lf_time_features(ctx, t, pk->n_seq);
+    lf_tensor *c = lf_unary_op(ctx, LF_SILU, lf_linear(ctx, e, bb->time_w1, bb->time_b1));
+    c = lf_unary_op(ctx, LF_SILU, lf_linear(ctx, c, bb->time_w2, bb->time_b2));
+    *cond = c;
+    lf_tensor *h = lf_embedding(ctx, bb->tok_emb, pk->ids);
+    for (int64_t i = 0; i < cfg->n_layers; i++) {
+        const lf_block *b = &bb->blocks[i];
+        /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m */
+        lf_tensor *m = lf_linear(ctx, c, b->ada_w, b->ada_b);
+        lf_tensor *a = lf_modulate(ctx, lf_layernorm(ctx, h, b->ln1, LF_LN_EPS), m, 0, d, pk->seg);
+        lf_tensor *qkv = lf_linear(ctx, a, b->wqkv, b->bqkv);
+        lf_tensor *q = lf_rope(ctx, lf_slice_cols(ctx, qkv, 0, d), pk->pos, H, LF_ROPE_BASE);
+        lf_tensor *k = lf_rope(ctx, lf_slice_cols(ctx, qkv, d, d), pk->pos, H, LF_ROPE_BASE);
+        lf_tensor *o = lf_attention(ctx, q, k, lf_slice_cols(ctx, qkv, 2 * d, d), pk->offsets, NULL, H);
+        o = maybe_dropout(ctx, lf_linear(ctx, o, b->wo, b->bo), cfg, train, seed + (uint64_t)(2 * i));
+        h = lf_gated_add(ctx, h, o, m, 2 * d, pk->seg);
+        a = lf_modulate(ctx, lf_layernorm(ctx, h, b->ln2, LF_LN_EPS), m, 3 * d, 4 * d, pk->seg);
+        lf_tensor *u = lf_unary_op(ctx, cfg->act == LF_ACT_RELU ? LF_RELU : LF_GELU, lf_linear(ctx, a, b->w1, b->b1));
+        u = maybe_dropout(ctx, lf_linear(ctx, u, b->w2, b->b2), cfg, train, seed + (uint64_t)(2 * i + 1));
+        h = lf_gated_add(ctx, h, u, m, 5 * d, pk->seg);
+    }
+    return h;
+}
+
+lf_tensor *lf_head_norm_forward(lf_ctx *ctx, const lf_head_norm *hn, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
+{
+    int64_t d = h ? lf_cols(h) : 0;
+    lf_tensor *m = lf_linear(ctx, c, hn->ada_w, hn->ada_b); /* shift, scale */
+    return lf_modulate(ctx, lf_layernorm(ctx, h, hn->ln, LF_LN_EPS), m, 0, d, seg);
+}
+
+lf_tensor *lf_token_head_forward(lf_ctx *ctx, const lf_token_head *th, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
+{
+    return lf_linear(ctx, lf_head_norm_forward(ctx, &th->norm, h, c, seg), th->w, th->b);
+}
+
+lf_tensor *lf_rate_head_forward(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
+{
+    lf_tensor *a = lf_head_norm_forward(ctx, &rh->norm, h, c, seg);
+    lf_tensor *s = lf_linear(ctx, lf_unary_op(ctx, LF_GELU, lf_linear(ctx, a, rh->w1, rh->b1)), rh->w2, rh->b2);
+    if (!s)
+        return NULL;
+    int64_t n = s->numel;
+    s = lf_reshape(ctx, s, 1, &n);
+    return lf_affine(ctx, lf_unary_op(ctx, LF_SOFTPLUS, s), rh->max_rate - rh->min_rate, rh->min_rate);
+}

@@ -1,0 +1,212 @@
+/* Fast kernels against plain reference kernels (float build), with
+ * sentinel-filled buffers to catch stray writes, and thread-count
+ * independence of the ops. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kernels.h"
+#include "tests/common/testutil.h"
+#include "toy_model.h"
+
+#define SENTINEL (-12345.678f)
+
+static lf_real *rand_buf(lf_test_rng *r, int64_t n)
+{
+    lf_real *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (lf_real)lf_test_range(r, -1, 1);
+    return p;
+}
+
+/* lf_gemm (cblas) against lf_gemm_ref on random sizes, every transposition,
+ * alpha/beta combinations and padded leading dimensions. */
+START_TEST(test_gemm_vs_ref)
+{
+    lf_test_rng r = {101};
+    for (int iter = 0; iter < 120; iter++) {
+        bool ta = iter & 1, tb = (iter >> 1) & 1;
+        int64_t M = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
+        int64_t N = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
+        int64_t K = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
+        int64_t pad = lf_test_int(&r, 0, 3);
+        int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+        lf_real *A = rand_buf(&r, (ta ? K : M) * lda), *B = rand_buf(&r, (tb ? N : K) * ldb);
+        lf_real *C1 = rand_buf(&r, M * ldc), *C2 = malloc((size_t)(M * ldc) * sizeof *C2);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = N; j < ldc; j++)
+                C1[i * ldc + j] = SENTINEL;
+        double beta = (iter % 3 == 0) ? 0.0 : (iter % 3 == 1 ? 1.0 : -0.5);
+        double alpha = iter % 5 == 0 ? 2.0 : 1.0;
+        if (beta == 0) /* C must not be read: fill it with NaN */
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++)
+                    C1[i * ldc + j] = NAN;
+        memcpy(C2, C1, (size_t)(M * ldc) * sizeof *C2);
+        lf_gemm(ta, tb, M, N, K, (lf_real)alpha, A, lda, B, ldb, (lf_real)beta, C1, ldc);
+        lf_gemm_ref(ta, tb, M, N, K, (lf_real)alpha, A, lda, B, ldb, (lf_real)beta, C2, ldc);
+        for (int64_t i = 0; i < M; i++) {
+            for (int64_t j = 0; j < ldc; j++) {
+                if (j >= N) {
+                    ck_assert_msg(C1[i * ldc + j] == SENTINEL, "gemm wrote outside C at (%ld, %ld)", (long)i, (long)j);
+                    continue;
+                }
+                LF_ASSERT_CLOSE(C1[i * ldc + j], C2[i * ldc + j], 2e-6 * (double)K, 1e-5);
+            }
+        }
+        free(A);
+        free(B);
+        free(C1);
+        free(C2);
+    }
+}
+END_TEST
+
+/* The attention op (with rope on q and k) against a direct double
+ * precision evaluation of softmax(q k^T / sqrt(Dh)) v per sequence/head. */
+START_TEST(test_attention_vs_ref)
+{
+    lf_test_rng r = {202};
+    for (int iter = 0; iter < 20; iter++) {
+        lf_ctx ctx;
+        lf_ctx_init(&ctx, 1 << 16, 1 + iter % 2);
+        int64_t B = lf_test_int(&r, 1, 4), H = lf_test_int(&r, 1, 4), Dh = 2 * lf_test_int(&r, 1, 8), C = H * Dh;
+        int32_t off[5] = {0};
+        for (int64_t b = 0; b < B; b++)
+            off[b + 1] = off[b] + (int32_t)lf_test_int(&r, 1, 33);
+        int64_t T = off[B];
+        int64_t shape[2] = {T, C};
+        lf_real *buf[3];
+        lf_tensor *x[3];
+        for (int i = 0; i < 3; i++) {
+            buf[i] = rand_buf(&r, T * C);
+            x[i] = lf_const_real(&ctx, buf[i], 2, shape);
+        }
+        int32_t *pos = malloc((size_t)T * sizeof *pos), *valid = malloc((size_t)T * sizeof *valid);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = off[b]; i < off[b + 1]; i++) {
+                pos[i] = (int32_t)(i - off[b]);
+                valid[i] = lf_test_int(&r, 0, 4) > 0;
+            }
+        lf_tensor *tp = lf_const_int(&ctx, pos, T), *tv = lf_const_int(&ctx, valid, T);
+        lf_tensor *q = lf_rope(&ctx, x[0], tp, H, 10000), *k = lf_rope(&ctx, x[1], tp, H, 10000);
+        lf_tensor *o = lf_attention(&ctx, q, k, x[2], lf_const_int(&ctx, off, B + 1), tv, H);
+        ck_assert_ptr_nonnull(o);
+        /* reference */
+        double *qr = malloc((size_t)(T * C) * sizeof *qr), *kr = malloc((size_t)(T * C) * sizeof *kr);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t i = 0; i < Dh / 2; i++) {
+                    double th = pos[t] * pow(10000.0, -2.0 * (double)i / (double)Dh), c = cos(th), s = sin(th);
+                    int64_t a = t * C + h * Dh + i, bb = a + Dh / 2;
+                    qr[a] = buf[0][a] * c - buf[0][bb] * s;
+                    qr[bb] = buf[0][bb] * c + buf[0][a] * s;
+                    kr[a] = buf[1][a] * c - buf[1][bb] * s;
+                    kr[bb] = buf[1][bb] * c + buf[1][a] * s;
+                }
+        double worst = 0;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t i = off[b]; i < off[b + 1]; i++) {
+                    double sc[40], mx = -INFINITY, sum = 0;
+                    for (int64_t j = off[b]; j < off[b + 1]; j++) {
+                        double dot = 0;
+                        for (int64_t d = 0; d < Dh; d++)
+                            dot += qr[i * C + h * Dh + d] * kr[j * C + h * Dh + d];
+                        sc[j - off[b]] = valid[j] ? dot / sqrt((double)Dh) : -INFINITY;
+                        mx = fmax(mx, sc[j - off[b]]);
+                    }
+                    for (int64_t j = off[b]; j < off[b + 1]; j++)
+                        sum += mx == -INFINITY ? 0 : exp(sc[j - off[b]] - mx);
+                    for (int64_t d = 0; d < Dh; d++) {
+                        double acc = 0;
+                        for (int64_t j = off[b]; j < off[b + 1]; j++)
+                            if (sum > 0)
+                                acc += exp(sc[j - off[b]] - mx) / sum * buf[2][j * C + h * Dh + d];
+                        double got = lf_data(o)[i * C + h * Dh + d];
+                        worst = fmax(worst, fabs(got - acc));
+                        LF_ASSERT_CLOSE(got, acc, 2e-6, 1e-5);
+                    }
+                }
+        for (int i = 0; i < 3; i++)
+            free(buf[i]);
+        free(pos);
+        free(valid);
+        free(qr);
+        free(kr);
+        lf_ctx_free(&ctx);
+    }
+}
+END_TEST
+
+/* A full forward and backward of the toy model gives bit-identical losses
+ * and gradients with 1 and 2 threads. */
+START_TEST(test_thread_count_independence)
+{
+    enum { V = 13, N_SEQ = 9, LEN = 40 };
+    double loss[2];
+    lf_real *grads[2];
+    int32_t tokens[N_SEQ * LEN], targets[N_SEQ * LEN], offsets[N_SEQ + 1];
+    for (int run = 0; run < 2; run++) {
+        toy_model m;
+        ck_assert_int_eq(toy_init(&m, V, 32, 4, 11), 0);
+        m.ctx.n_threads = run + 1;
+        uint64_t rng = 77;
+        for (int step = 0; step < 3; step++) {
+            toy_batch(&rng, V, N_SEQ, 1, LEN, tokens, targets, offsets);
+            ck_assert_int_eq(toy_train_step(&m, tokens, targets, offsets, N_SEQ, 1e-3, &loss[run]), 0);
+        }
+        grads[run] = malloc((size_t)m.n_params * sizeof(lf_real));
+        memcpy(grads[run], m.grad, (size_t)m.n_params * sizeof(lf_real));
+        if (run == 1)
+            ck_assert_int_eq(memcmp(grads[0], grads[1], (size_t)m.n_params * sizeof(lf_real)), 0);
+        toy_free(&m);
+    }
+    ck_assert(loss[0] == loss[1]);
+    free(grads[0]);
+    free(grads[1]);
+}
+END_TEST
+
+/* Ops refuse inputs that do not fit and report it through the context. */
+START_TEST(test_bad_shapes_fail_cleanly)
+{
+    lf_ctx ctx;
+    lf_ctx_init(&ctx, 1 << 12, 1);
+    lf_tensor *a = lf_zeros2(&ctx, 3, 4), *b = lf_zeros2(&ctx, 5, 4);
+    ck_assert_ptr_null(lf_matmul(&ctx, a, b, false, false));
+    ck_assert_int_eq(lf_ctx_status(&ctx), LFLEX_EINVAL);
+    ck_assert_str_eq(ctx.status_where, "matmul: inner dimensions differ");
+    /* NULL propagates without changing the first failure */
+    ck_assert_ptr_null(lf_add(&ctx, NULL, a));
+    ck_assert_ptr_null(lf_layernorm(&ctx, NULL, NULL, 1e-5));
+    ck_assert_str_eq(ctx.status_where, "matmul: inner dimensions differ");
+    /* (a reset frees every tensor of the step: make new ones) */
+    lf_ctx_reset(&ctx);
+    int32_t bad_id = 7;
+    a = lf_zeros2(&ctx, 3, 4);
+    ck_assert_ptr_null(lf_embedding(&ctx, a, lf_const_int(&ctx, &bad_id, 1)));
+    ck_assert_int_eq(lf_ctx_status(&ctx), LFLEX_EINVAL);
+    lf_ctx_reset(&ctx);
+    a = lf_zeros2(&ctx, 3, 4);
+    ck_assert_ptr_null(lf_add(&ctx, a, lf_zeros2(&ctx, 2, 2)));
+    ck_assert_ptr_null(lf_rope(&ctx, lf_zeros2(&ctx, 2, 3), lf_const_int(&ctx, &bad_id, 1), 1, 10000));
+    lf_ctx_reset(&ctx);
+    a = lf_zeros2(&ctx, 3, 4);
+    ck_assert_int_eq(lf_backward(&ctx, a), LFLEX_EINVAL); /* not a scalar */
+    lf_ctx_free(&ctx);
+}
+END_TEST
+
+Suite *lf_test_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_gemm_vs_ref);
+    tcase_add_test(tc, test_attention_vs_ref);
+    tcase_add_test(tc, test_thread_count_independence);
+    tcase_add_test(tc, test_bad_shapes_fail_cleanly);
+    suite_add_tcase(s, tc);
+    return s;
+}
