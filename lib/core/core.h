@@ -27,7 +27,7 @@ typedef float lf_real;
 #endif
 
 #define LF_MAX_DIMS 4
-#define LF_MAX_INPUTS 4
+#define LF_MAX_INPUTS 6
 #define LF_ALIGN 64
 
 /* ------------------------------------------------------------------------ */

@@ -140,6 +140,8 @@ lf_tensor *lf_op_output(lf_ctx *ctx, const lf_op_def *op, lf_tensor *const *in, 
     bool need_grad = false;
     if (node_out)
         *node_out = NULL;
+    if (n_in > LF_MAX_INPUTS)
+        return lf_ctx_fail(ctx, LFLEX_EINTERNAL, op->name);
     for (int i = 0; i < n_in; i++) {
         if (in[i] && in[i]->requires_grad)
             need_grad = true;
