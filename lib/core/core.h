@@ -67,6 +67,7 @@ typedef enum lf_dtype { LF_REAL = 0, LF_INT = 1 } lf_dtype;
 
 typedef struct lf_node lf_node;
 typedef struct lf_ctx lf_ctx;
+typedef struct lf_pool lf_pool;
 
 typedef struct lf_tensor {
     void *data;            /* lf_real* or int32_t*, contiguous row-major */
@@ -114,8 +115,11 @@ struct lf_ctx {
     const char *status_where; /* the op that failed */
     bool grad_enabled;
     int n_threads;
+    lf_pool *pool;         /* NULL when single-threaded */
 };
 
+/* n_threads threads in all (the caller and n_threads - 1 workers). BLAS is
+ * used single-threaded: the library splits large products itself. */
 int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads);
 void lf_ctx_free(lf_ctx *ctx);
 /* Drop the tape and everything in the arena (start of a step). */

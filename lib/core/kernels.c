@@ -1,11 +1,9 @@
 #include "lf_config.h"
 
 #include <cblas.h>
-#if LF_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 #include "core/kernels.h"
+#include "core/threads.h"
 
 void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
              const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
@@ -56,15 +54,42 @@ void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn
     int64_t nt = ctx ? ctx->n_threads : 1;
     if (nt > n / grain)
         nt = n / grain;
-#if LF_HAVE_OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads((int)nt)
-        {
-            int64_t tid = omp_get_thread_num(), T = omp_get_num_threads();
-            fn(arg, n * tid / T, n * (tid + 1) / T);
-        }
+    if (nt > 1 && ctx->pool) {
+        lf_pool_run(ctx->pool, n, (int)nt, fn, arg);
         return;
     }
-#endif
     fn(arg, 0, n);
+}
+
+/* ---- gemm split over the pool ----------------------------------------- */
+
+typedef struct {
+    bool ta, tb;
+    int64_t N, K;
+    lf_real alpha, beta;
+    const lf_real *A, *B;
+    int64_t lda, ldb, ldc;
+    lf_real *C;
+} gemm_args;
+
+/* rows [m0, m1) of C: each element is computed by one BLAS call over the
+ * whole K, so the split does not change the result */
+static void gemm_rows(void *p, int64_t m0, int64_t m1)
+{
+    const gemm_args *g = p;
+    const lf_real *A = g->ta ? g->A + m0 : g->A + m0 * g->lda;
+    lf_gemm(g->ta, g->tb, m1 - m0, g->N, g->K, g->alpha, A, g->lda, g->B, g->ldb, g->beta, g->C + m0 * g->ldc,
+            g->ldc);
+}
+
+void lf_gemm_ctx(const lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+                 const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta, lf_real *C,
+                 int64_t ldc)
+{
+    /* below ~1 MFLOP per share the hand-off costs more than it saves */
+    int64_t grain = 16;
+    while (grain < M && grain * N * K < (1 << 19))
+        grain *= 2;
+    gemm_args g = {trans_a, trans_b, N, K, alpha, beta, A, B, lda, ldb, ldc, C};
+    lf_parallel_for(ctx, M, grain, gemm_rows, &g);
 }

@@ -19,18 +19,18 @@ static void matmul_backward(lf_ctx *ctx, lf_node *n)
         if (!da)
             return;
         if (!ta) /* dA [M,K] = dC op(B)^T */
-            lf_gemm(false, !tb, M, K, N, 1, dc, N, B, ldb, 1, da, lda);
+            lf_gemm_ctx(ctx, false, !tb, M, K, N, 1, dc, N, B, ldb, 1, da, lda);
         else     /* dA [K,M] = op(B) dC^T */
-            lf_gemm(tb, true, K, M, N, 1, B, ldb, dc, N, 1, da, lda);
+            lf_gemm_ctx(ctx, tb, true, K, M, N, 1, B, ldb, dc, N, 1, da, lda);
     }
     if (b->requires_grad) {
         lf_real *db = lf_grad_buffer(ctx, b);
         if (!db)
             return;
         if (!tb) /* dB [K,N] = op(A)^T dC */
-            lf_gemm(!ta, false, K, N, M, 1, A, lda, dc, N, 1, db, ldb);
+            lf_gemm_ctx(ctx, !ta, false, K, N, M, 1, A, lda, dc, N, 1, db, ldb);
         else     /* dB [N,K] = dC^T op(A) */
-            lf_gemm(true, ta, N, K, M, 1, dc, N, A, lda, 1, db, ldb);
+            lf_gemm_ctx(ctx, true, ta, N, K, M, 1, dc, N, A, lda, 1, db, ldb);
     }
 }
 
@@ -54,7 +54,7 @@ lf_tensor *lf_matmul(lf_ctx *ctx, lf_tensor *a, lf_tensor *b, bool trans_a, bool
     lf_tensor *c = lf_op_output(ctx, &lf_op_matmul, in, 2, LF_REAL, 2, shape, &node);
     if (!c)
         return NULL;
-    lf_gemm(trans_a, trans_b, M, N, K, 1, lf_data(a), a->shape[1], lf_data(b), b->shape[1], 0,
+    lf_gemm_ctx(ctx, trans_a, trans_b, M, N, K, 1, lf_data(a), a->shape[1], lf_data(b), b->shape[1], 0,
             lf_data(c), N);
     if (node) {
         node->ip[0] = trans_a;
@@ -93,13 +93,13 @@ static void linear_backward(lf_ctx *ctx, lf_node *n)
         lf_real *dx = lf_grad_buffer(ctx, x);
         if (!dx)
             return;
-        lf_gemm(false, false, N, in, out, 1, dy, out, lf_data(w), in, 1, dx, in);
+        lf_gemm_ctx(ctx, false, false, N, in, out, 1, dy, out, lf_data(w), in, 1, dx, in);
     }
     if (w->requires_grad) {
         lf_real *dw = lf_grad_buffer(ctx, w);
         if (!dw)
             return;
-        lf_gemm(true, false, out, in, N, 1, dy, out, lf_data(x), in, 1, dw, in);
+        lf_gemm_ctx(ctx, true, false, out, in, N, 1, dy, out, lf_data(x), in, 1, dw, in);
     }
     if (bias && bias->requires_grad) {
         lf_real *db = lf_grad_buffer(ctx, bias);
@@ -134,6 +134,6 @@ lf_tensor *lf_linear(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias)
         for (int64_t r = 0; r < N; r++)
             memcpy(Y + r * out, B, (size_t)out * sizeof *Y);
     }
-    lf_gemm(false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, bias ? 1 : 0, Y, out);
+    lf_gemm_ctx(ctx, false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, bias ? 1 : 0, Y, out);
     return y;
 }

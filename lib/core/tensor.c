@@ -1,7 +1,15 @@
 /* Tensors, the context and the reverse pass. */
 #include <string.h>
 
+#include "lf_config.h"
+
 #include "core/core.h"
+#include "core/threads.h"
+
+#if LF_HAVE_OPENBLAS
+/* declared by OpenBLAS's cblas.h; repeated here to keep cblas.h out of this file */
+void openblas_set_num_threads(int num_threads);
+#endif
 
 int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads)
 {
@@ -9,6 +17,15 @@ int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads)
     lf_arena_init(&ctx->arena, arena_bytes);
     ctx->grad_enabled = true;
     ctx->n_threads = n_threads > 0 ? n_threads : 1;
+#if LF_HAVE_OPENBLAS
+    /* one set of threads does the work: ours (a multi-threaded BLAS called
+     * from our threads would fight them for the cores) */
+    openblas_set_num_threads(1);
+#endif
+    if (ctx->n_threads > 1 && lf_pool_create(&ctx->pool, ctx->n_threads) != LFLEX_OK) {
+        lf_arena_free(&ctx->arena);
+        return LFLEX_ENOMEM;
+    }
     return LFLEX_OK;
 }
 
@@ -17,6 +34,8 @@ void lf_ctx_free(lf_ctx *ctx)
     if (!ctx)
         return;
     lf_arena_free(&ctx->arena);
+    lf_pool_free(ctx->pool);
+    ctx->pool = NULL;
     ctx->tape = NULL;
     ctx->n_nodes = 0;
 }
