@@ -112,9 +112,14 @@ double lf_digamma(double x)
 {
     if (!(x > 0))
         return NAN;
-    double acc = 0;
+    /* The shift terms and the series have opposite signs and cancel near the
+     * root of psi (1.46); summing the shift terms with Neumaier's
+     * compensation keeps the absolute error at a few 1e-16 there. */
+    double acc = 0, comp = 0;
     while (x < PSI_SHIFT_MIN) {
-        acc -= 1.0 / x;
+        double term = -1.0 / x, sum = acc + term;
+        comp += fabs(acc) >= fabs(term) ? (acc - sum) + term : (term - sum) + acc;
+        acc = sum;
         x += 1.0;
     }
     if (x == INFINITY)
@@ -122,7 +127,7 @@ double lf_digamma(double x)
     double r = 1.0 / x, r2 = r * r;
     double tail = r2 * (1.0 / 12 - r2 * (1.0 / 120 - r2 * (1.0 / 252 - r2 * (1.0 / 240 -
                   r2 * (1.0 / 132 - r2 * (691.0 / 32760 - r2 * (1.0 / 12 - r2 * (3617.0 / 8160))))))));
-    return acc + (log(x) - 0.5 * r - tail);
+    return acc + ((log(x) - 0.5 * r - tail) + comp);
 }
 
 double lf_trigamma(double x)
