@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "lflex/sched_ops.h"
 #include "tests/common/testutil.h"
 
 _Static_assert(sizeof(lf_real) == sizeof(double), "gradcheck needs the double build");
@@ -406,6 +407,48 @@ static lf_tensor *bu_block(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *s
     return lf_mean(c, ce);
 }
 
+/* schedule ops: b (and c) positive; states drawn at random */
+static void su_logprob(gc_state *st, lf_test_rng *r, int trial)
+{
+    int64_t N = lf_test_int(r, 1, 8);
+    st->p[0] = trial % 2;                    /* c is a tensor */
+    st->p[1] = trial >= 2 ? 2 : 1;           /* a = 1 or 2 (as p[1]) */
+    add_input(st, r, 1, &N, 0.3, 6);
+    add_input(st, r, 1, &N, 0.3, 6);
+    if (trial == 3) /* b = c: the removable singularity of P_mask */
+        for (int64_t i = 0; i < N; i++)
+            st->x[1][i] = st->x[0][i];
+    int32_t *state = add_ints(st, N);
+    for (int64_t i = 0; i < N; i++)
+        state[i] = (int32_t)lf_test_int(r, 0, 2);
+    int32_t *t_pct = add_ints(st, N); /* times in hundredths, 0.01 .. 0.99 */
+    for (int64_t i = 0; i < N; i++)
+        t_pct[i] = (int32_t)lf_test_int(r, 1, 99);
+}
+static lf_tensor *bu_logprob(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    double t[GC_MAX_ELEMS];
+    for (int64_t i = 0; i < iv[1]->numel; i++)
+        t[i] = lf_idata(iv[1])[i] / 100.0;
+    return lf_state_logprob(c, x[0], st->p[0] ? x[1] : NULL, 1.7, t, iv[0], (double)st->p[1]);
+}
+
+static void su_kuma(gc_state *st, lf_test_rng *r, int trial)
+{
+    int64_t N = lf_test_int(r, 1, 6);
+    st->p[1] = trial >= 2 ? 2 : 1;
+    add_input(st, r, 1, &N, 0.2, 8);
+}
+static lf_tensor *bu_cdf_grid(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    static const double grid[5] = {0.01, 0.2, 0.5, 0.8, 0.99};
+    return lf_kuma_cdf_grid(c, x[0], grid, 5, (double)st->p[1]);
+}
+static lf_tensor *bu_kuma_kl(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    return lf_kuma_kl(c, x[0], (double)st->p[1] * 0.75);
+}
+
 static const gc_case cases[] = {
     {"matmul", su_matmul, bu_matmul},
     {"linear", su_linear, bu_linear},
@@ -446,6 +489,9 @@ static const gc_case cases[] = {
     {"attention", su_attention, bu_attention},
     {"dropout", su_one, bu_dropout},
     {"block", su_block, bu_block},
+    {"state_logprob", su_logprob, bu_logprob},
+    {"kuma_cdf_grid", su_kuma, bu_cdf_grid},
+    {"kuma_kl", su_kuma, bu_kuma_kl},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 #define N_TRIALS 4
@@ -543,8 +589,14 @@ END_TEST
 /* Every op of the table appears in the tape of at least one case. */
 START_TEST(test_coverage)
 {
-    int seen[128] = {0};
-    ck_assert_int_le(lf_core_n_ops, 128);
+    /* the core's ops, then the schedule ops */
+    const lf_op_def *table[128];
+    int n_table = 0, seen[128] = {0};
+    ck_assert_int_le(lf_core_n_ops + lf_sched_n_ops, 128);
+    for (int k = 0; k < lf_core_n_ops; k++)
+        table[n_table++] = lf_core_ops[k];
+    for (int k = 0; k < lf_sched_n_ops; k++)
+        table[n_table++] = lf_sched_ops[k];
     for (int c = 0; c < N_CASES; c++) {
         for (int trial = 0; trial < N_TRIALS; trial++) {
             lf_test_rng r = {0x5eed0000ULL + (uint64_t)trial * 7919 + (uint64_t)c * 104729};
@@ -556,8 +608,8 @@ START_TEST(test_coverage)
             forward(&run, &cases[c], &st, true);
             for (lf_node *n = run.ctx.tape; n; n = n->prev) {
                 int found = 0;
-                for (int k = 0; k < lf_core_n_ops; k++)
-                    if (lf_core_ops[k] == n->op) {
+                for (int k = 0; k < n_table; k++)
+                    if (table[k] == n->op) {
                         seen[k] = 1;
                         found = 1;
                     }
@@ -566,8 +618,8 @@ START_TEST(test_coverage)
             lf_ctx_free(&run.ctx);
         }
     }
-    for (int k = 0; k < lf_core_n_ops; k++)
-        ck_assert_msg(seen[k], "op %s has no gradient check", lf_core_ops[k]->name);
+    for (int k = 0; k < n_table; k++)
+        ck_assert_msg(seen[k], "op %s has no gradient check", table[k]->name);
 }
 END_TEST
 

@@ -1,0 +1,147 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lflex/model.h"
+
+static int heads_ok(int64_t d, int64_t h) { return h >= 1 && d % h == 0 && (d / h) % 2 == 0; }
+
+static int reject(char *why, size_t cap, const char *text)
+{
+    if (why && cap)
+        snprintf(why, cap, "%s", text);
+    return LFLEX_EINVAL;
+}
+
+int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, char *why, size_t cap)
+{
+    if (n_user_tokens < 1)
+        return reject(why, cap, "the vocabulary has no user token (set vocab.tokens or vocab.size)");
+    if (!heads_ok(cfg->d_model, cfg->n_heads))
+        return reject(why, cap, "model.d_model / model.n_heads must be an even whole number");
+    if (cfg->family == LF_FAMILY_KUMARASWAMY) {
+        int64_t d = cfg->aux_d_model ? cfg->aux_d_model : cfg->d_model;
+        int64_t h = cfg->aux_n_heads ? cfg->aux_n_heads : cfg->n_heads;
+        if (!heads_ok(d, h))
+            return reject(why, cap, "aux.d_model / aux.n_heads must be an even whole number");
+    }
+    if (cfg->learn_b_um && cfg->family != LF_FAMILY_KUMARASWAMY)
+        return reject(why, cap, "schedule.learn_b_um needs schedule.family: kumaraswamy");
+    if (cfg->learn_b_um && !cfg->learn_unmask_rate)
+        return reject(why, cap,
+                      "schedule.learn_b_um needs generator.learn_unmask_rate: true (the generator must predict "
+                      "the per-token unmasking rates it is trained on)");
+    if (cfg->gen_max_rate < cfg->gen_min_rate)
+        return reject(why, cap, "generator.max_rate must not be below generator.min_rate");
+    if (cfg->aux_max_rate < cfg->aux_min_rate)
+        return reject(why, cap, "schedule.max_rate must not be below schedule.min_rate");
+    return LFLEX_OK;
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static lf_backbone_cfg backbone_cfg(const lf_model_config *cfg, int64_t vocab, bool aux)
+{
+    lf_backbone_cfg b;
+    memset(&b, 0, sizeof b);
+    b.vocab = vocab;
+    b.d = aux && cfg->aux_d_model ? cfg->aux_d_model : cfg->d_model;
+    b.n_heads = aux && cfg->aux_n_heads ? cfg->aux_n_heads : cfg->n_heads;
+    b.n_layers = aux && cfg->aux_n_layers >= 0 ? cfg->aux_n_layers : cfg->n_layers;
+    b.d_cond = cfg->d_cond ? cfg->d_cond : b.d;
+    b.d_ff = cfg->mlp_ratio * b.d;
+    b.act = (lf_activation)cfg->activation;
+    b.dropout = cfg->dropout;
+    return b;
+}
+
+int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_tokens)
+{
+    memset(m, 0, sizeof *m);
+    int st = lf_model_check_config(cfg, n_user_tokens, NULL, 0);
+    if (st)
+        return st;
+    m->cfg = *cfg;
+    m->vocab = LF_N_SPECIAL + n_user_tokens;
+    m->learned = cfg->family == LF_FAMILY_KUMARASWAMY;
+    m->a = m->learned ? cfg->a : 1.0;
+    lf_params_init(&m->params);
+    lf_ctx_init(&m->ctx, 1 << 20, cfg->threads ? (int)cfg->threads : default_threads());
+
+    lf_backbone_cfg g = backbone_cfg(cfg, m->vocab, false);
+    st = lf_backbone_register(&m->gen, &g, &m->params, "gen");
+    if (!st)
+        st = lf_token_head_register(&m->gen_out, g.d, g.d_cond, n_user_tokens, &m->params, "gen.out");
+    if (!st)
+        st = lf_rate_head_register(&m->gen_ins, g.d, g.d_cond, cfg->gen_min_rate, cfg->gen_max_rate, &m->params,
+                                   "gen.ins");
+    if (!st && cfg->learn_unmask_rate)
+        st = lf_rate_head_register(&m->gen_um, g.d, g.d_cond, cfg->gen_min_rate, cfg->gen_max_rate, &m->params,
+                                   "gen.um");
+    if (!st && m->learned) {
+        lf_backbone_cfg x = backbone_cfg(cfg, m->vocab, true);
+        st = lf_backbone_register(&m->aux, &x, &m->params, "aux");
+        if (!st)
+            st = lf_rate_head_register(&m->aux_bin, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate,
+                                       &m->params, "aux.bin");
+        if (!st && cfg->learn_b_um)
+            st = lf_rate_head_register(&m->aux_bum, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate,
+                                       &m->params, "aux.bum");
+    }
+    if (!st)
+        st = lf_params_alloc(&m->params);
+    if (!st) {
+        size_t bytes = (size_t)m->params.total * sizeof(lf_real);
+        m->adam_m = calloc(1, bytes ? bytes : 1);
+        m->adam_v = calloc(1, bytes ? bytes : 1);
+        if (cfg->ema > 0)
+            m->ema = calloc(1, bytes ? bytes : 1);
+        if (!m->adam_m || !m->adam_v || (cfg->ema > 0 && !m->ema))
+            st = LFLEX_ENOMEM;
+    }
+    if (st) {
+        lf_model_destroy(m);
+        return st == LFLEX_EINVAL ? LFLEX_EINVAL : LFLEX_ENOMEM;
+    }
+    lf_rng_seed(&m->rng, (uint64_t)cfg->seed);
+    lf_params_initialise(&m->params, &m->rng);
+    if (m->ema)
+        memcpy(m->ema, m->params.data, (size_t)m->params.total * sizeof(lf_real));
+    return LFLEX_OK;
+}
+
+void lf_model_destroy(lf_model *m)
+{
+    lf_backbone_free(&m->gen);
+    lf_backbone_free(&m->aux);
+    lf_params_free(&m->params);
+    free(m->adam_m);
+    free(m->adam_v);
+    free(m->ema);
+    lf_ctx_free(&m->ctx);
+    memset(m, 0, sizeof *m);
+}
+
+const lf_loss_trace *lf_model_last_trace(const lf_model *m)
+{
+    return &m->trace;
+}
+
+int lf_model_set_threads(lf_model *m, int n_threads)
+{
+    int n = n_threads > 0 ? n_threads : default_threads();
+    if (n == m->ctx.n_threads)
+        return LFLEX_OK;
+    lf_ctx fresh;
+    if (lf_ctx_init(&fresh, lf_arena_capacity(&m->ctx.arena), n) != LFLEX_OK)
+        return LFLEX_ENOMEM;
+    lf_ctx_free(&m->ctx);
+    m->ctx = fresh;
+    m->cfg.threads = n_threads;
+    return LFLEX_OK;
+}

@@ -1,0 +1,92 @@
+/* The LFlexMDM model: generator and (for learned schedules) auxiliary
+ * network, their parameters, the optimiser state and the random stream.
+ * Internal; the API room wraps it in lflex_model_t. */
+#ifndef LF_MODEL_H
+#define LF_MODEL_H
+
+#include "core/core.h"
+#include "core/rng.h"
+#include "lflex/model_config.h"
+#include "lflex/schedule_math.h"
+#include "nn/layers.h"
+#include "nn/params.h"
+
+/* reserved ids (doc/model-layout.md) */
+enum { LF_PAD = 0, LF_MASK = 1, LF_BOS = 2, LF_EOS = 3, LF_N_SPECIAL = 4 };
+
+/* Handles to the tensors of the last lf_model_loss (for tests). */
+typedef struct lf_loss_trace {
+    lf_tensor *b_in, *b_um;         /* [Nz] (b_um NULL when constant) */
+    lf_tensor *beta_in, *beta_um;   /* [Nx] over both states (beta_um only on masked rows) */
+    lf_tensor *lambda;              /* [Nx] */
+    lf_tensor *logits;              /* [M, V-4] masked rows */
+    lf_tensor *L;                   /* [n_states * n_seq] per-sequence loss */
+    lf_tensor *logp[2];             /* [n_seq] */
+    int32_t *xt, *xt_offsets;       /* packed x_t of all states */
+    int32_t *masked_rows;           /* [M] rows of x_t that are masked */
+    int64_t n_xt, n_masked, n_states;
+} lf_loss_trace;
+typedef struct lf_model {
+    lf_model_config cfg;
+    int64_t vocab;                 /* all ids: LF_N_SPECIAL + user tokens */
+    bool learned;                  /* kumaraswamy family: an auxiliary network exists */
+    double a;                      /* the shape in use (1 for the linear family) */
+    lf_params params;
+    lf_backbone gen, aux;
+    lf_token_head gen_out;
+    lf_rate_head gen_ins, gen_um, aux_bin, aux_bum;
+    /* optimiser: AdamW moments and the EMA copy, in the params' layout */
+    lf_real *adam_m, *adam_v, *ema;
+    uint64_t step;
+    lf_rng rng;
+    lf_ctx ctx;
+    lf_loss_trace trace;
+} lf_model;
+
+/* LFLEX_EINVAL when keys that are each valid do not fit together; `why`
+ * (may be NULL) gets a sentence naming the keys. */
+int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, char *why, size_t cap);
+/* Create with initialised weights (seeded from cfg->seed). */
+int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_tokens);
+void lf_model_destroy(lf_model *m);
+/* Threads of the model's context (0: all cores); the trace is dropped. */
+int lf_model_set_threads(lf_model *m, int n_threads);
+
+/* A training batch as the API receives it. */
+typedef struct lf_batch {
+    const int32_t *tokens;
+    const uint8_t *fixed;
+    const int32_t *offsets;   /* [n_seq + 1] */
+    int64_t n_seq;
+} lf_batch;
+
+/* Noised states given from outside (tests against the PyTorch reference):
+ * per-sequence times and per-token states for one or two draws. */
+typedef struct lf_given_states {
+    const double *t;          /* [n_seq] */
+    const int32_t *state[2];  /* [n_tokens] each; state[1] NULL for one draw */
+} lf_given_states;
+
+typedef struct lf_loss_parts {
+    double total, unmask, insert, reinforce, reg;
+    int64_t tokens;           /* clean tokens + noised tokens processed */
+} lf_loss_parts;
+
+/* Forward and backward of the objective on a batch into the parameters'
+ * gradients (zeroed first). `given` NULL samples times and states from the
+ * model's RNG. Leaves the context's tape and tensors for inspection until the
+ * next call. */
+int lf_model_loss(lf_model *m, const lf_batch *batch, const lf_given_states *given, bool backward,
+                  lf_loss_parts *parts);
+
+const lf_loss_trace *lf_model_last_trace(const lf_model *m);
+
+/* One optimiser step from the gradients of the last lf_model_loss. Returns
+ * LFLEX_ENUMERIC (weights untouched) when the loss or a gradient is not
+ * finite. Fills *grad_norm (before clipping) and *lr. */
+int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr);
+
+/* The learning rate at optimiser step `step` (1-based). */
+double lf_model_lr_at(const lf_model_config *cfg, uint64_t step);
+
+#endif

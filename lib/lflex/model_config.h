@@ -1,0 +1,46 @@
+/* The configuration of a model: every key of the YAML a model is created
+ * from (the schema, with documentation, defaults and ranges, is in
+ * lib/io/model_schema.c; doc/config.md is generated from it). */
+#ifndef LF_MODEL_CONFIG_H
+#define LF_MODEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LF_VOCAB_TEXT_MAX 16384
+
+typedef enum { LF_FAMILY_KUMARASWAMY = 0, LF_FAMILY_LINEAR = 1 } lf_family;
+typedef enum { LF_LR_CONSTANT = 0, LF_LR_COSINE = 1 } lf_lr_schedule;
+typedef enum { LF_TOKENIZER_CHAR = 0, LF_TOKENIZER_WORDS = 1 } lf_tokenizer;
+
+typedef struct lf_model_config {
+    /* model: the generator's backbone (and the auxiliary network's, unless
+     * aux.* overrides a size) */
+    int64_t d_model, n_heads, n_layers, d_cond, mlp_ratio, max_len;
+    int activation;          /* lf_activation */
+    double dropout;
+    /* aux: sizes of the auxiliary network; 0 means "as the generator" */
+    int64_t aux_d_model, aux_n_heads, aux_n_layers;
+    /* schedule */
+    int family;              /* lf_family */
+    double a, b_um;
+    bool learn_b_um;
+    double aux_min_rate, aux_max_rate;
+    /* generator heads */
+    bool learn_unmask_rate;
+    double gen_min_rate, gen_max_rate;
+    /* loss */
+    double w_reg, w_grid, w_tail, w_kl;
+    /* train (optimiser) */
+    double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
+    int64_t warmup, total_steps;
+    int lr_schedule;         /* lf_lr_schedule */
+    double min_lr_ratio;
+    int64_t seed, threads;
+    /* vocab */
+    int tokenizer;           /* lf_tokenizer */
+    char tokens[LF_VOCAB_TEXT_MAX];
+    int64_t vocab_size;      /* user tokens when `tokens` is empty */
+} lf_model_config;
+
+#endif

@@ -1,0 +1,51 @@
+#include "lflex/noise.h"
+
+void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed,
+                          const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
+                          double a, int32_t *state)
+{
+    for (int64_t j = 0; j < n_seq; j++) {
+        double t = t_seq[j];
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++) {
+            if (fixed[i]) {
+                state[i] = LF_STATE_CLEAN;
+                continue;
+            }
+            double u = lf_rng_uniform_open(rng), v = lf_rng_uniform_open(rng);
+            double c = b_um ? b_um[i] : c_const;
+            double t_in = lf_kuma_inv_cdf(u, a, b_in[i]);
+            double t_um = lf_kuma_sample_t_um(t_in, v, a, c);
+            state[i] = t < t_in ? LF_STATE_DROPPED : (t < t_um ? LF_STATE_MASKED : LF_STATE_CLEAN);
+        }
+    }
+}
+
+int64_t lf_noise_build_xt(const int32_t *tokens, const int32_t *offsets, int64_t n_seq, const int32_t *state,
+                          int32_t mask_id, int64_t row_base, int32_t *ids, int32_t *src, int32_t *offsets_out,
+                          int32_t *gap_row, int32_t *masked, int64_t *n_masked)
+{
+    int64_t k = 0, m = 0;
+    for (int64_t j = 0; j < n_seq; j++) {
+        offsets_out[j] = (int32_t)(row_base + k);
+        int64_t first_pending = offsets[j]; /* dropped tokens waiting for their gap's right end */
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++) {
+            if (state[i] == LF_STATE_DROPPED) {
+                continue;
+            }
+            for (int64_t p = first_pending; p < i; p++)
+                gap_row[p] = (int32_t)(row_base + k);
+            first_pending = i + 1;
+            gap_row[i] = -1;
+            ids[k] = state[i] == LF_STATE_MASKED ? mask_id : tokens[i];
+            src[k] = (int32_t)i;
+            if (state[i] == LF_STATE_MASKED)
+                masked[m++] = (int32_t)(row_base + k);
+            k++;
+        }
+        for (int64_t p = first_pending; p < offsets[j + 1]; p++)
+            gap_row[p] = -1; /* cannot happen when the sequence ends with a present token */
+    }
+    offsets_out[n_seq] = (int32_t)(row_base + k);
+    *n_masked = m;
+    return k;
+}

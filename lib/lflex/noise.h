@@ -1,0 +1,36 @@
+/* Noising (MODEL.md section 4): token states from sampled insertion and
+ * unmasking times, and the partial sequence x_t with its position map, gaps
+ * and targets. Plain arrays in, plain arrays out; the caller owns memory. */
+#ifndef LF_NOISE_H
+#define LF_NOISE_H
+
+#include <stdint.h>
+
+#include "core/core.h"
+#include "core/rng.h"
+#include "lflex/schedule_math.h"
+
+/* Draw the state of every token. Fixed tokens are clean. For the others
+ * u, v ~ U(0,1) (two draws per non-fixed token, in token order):
+ * T_in = F_in^-1(u), T_um from F_um truncated to [T_in, 1] by v; the state at
+ * t = t_seq[j] of the token's sequence j. b_um NULL means c_const for all. */
+void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed,
+                          const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
+                          double a, int32_t *state);
+
+/* x_t of one state, appended at row `row_base` of a packed x_t.
+ * In: the clean batch (tokens, offsets, n_seq) and the states.
+ * Out (capacity: the number of clean tokens each):
+ *   ids[k]       token of x_t row k (MASK for masked tokens)
+ *   src[k]       index in the clean batch of the token at row k (the map s)
+ *   offsets_out  [n_seq + 1], starting at row_base
+ *   gap_row[i]   for a dropped clean token i: the x_t row whose left gap holds
+ *                it (the next present token of its sequence); -1 otherwise
+ *   masked[m]    rows of masked tokens, in row order; *n_masked their count
+ * Returns the number of rows written. Every sequence must end with a token
+ * that is present (the fixed EOS), which the API checks. */
+int64_t lf_noise_build_xt(const int32_t *tokens, const int32_t *offsets, int64_t n_seq, const int32_t *state,
+                          int32_t mask_id, int64_t row_base, int32_t *ids, int32_t *src, int32_t *offsets_out,
+                          int32_t *gap_row, int32_t *masked, int64_t *n_masked);
+
+#endif

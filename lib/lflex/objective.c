@@ -1,0 +1,271 @@
+/* The training objective (MODEL.md section 4, details in
+ * doc/model-layout.md): auxiliary forward, noised states, one generator pass
+ * over the x_t of every state, the per-sequence losses with Bregman terms,
+ * REINFORCE with the leave-one-out baseline, and the schedule regulariser. */
+#include <math.h>
+#include <string.h>
+
+#include "lflex/model.h"
+#include "lflex/noise.h"
+#include "lflex/sched_ops.h"
+
+#define T_EPS 1e-4
+#define REG_GRID 100
+
+/* A constant real tensor [n] (or [n, 1] when col) filled by the caller. */
+static lf_tensor *const_vec(lf_ctx *ctx, int64_t n, bool col)
+{
+    return col ? lf_new2(ctx, LF_REAL, n, 1) : lf_new1(ctx, LF_REAL, n);
+}
+
+static lf_tensor *int_vec(lf_ctx *ctx, const int32_t *src, int64_t n)
+{
+    return lf_const_int(ctx, src, n);
+}
+
+/* The regulariser R summed over the batch (MODEL.md 4.7) for the learned
+ * shapes b [Nz]: seq_nf maps each non-fixed token to its sequence (-1 for
+ * fixed ones), inv_n [B,1] is 1 / (non-fixed tokens of the sequence) and
+ * has_nf [B,1] is 1 when there is any. */
+static lf_tensor *regulariser(lf_ctx *ctx, const lf_model *m, lf_tensor *b, lf_tensor *seq_nf, int64_t B,
+                              lf_tensor *inv_n, lf_tensor *has_nf)
+{
+    const lf_model_config *cfg = &m->cfg;
+    double a = m->a;
+    double grid[REG_GRID];
+    lf_tensor *grid_row = const_vec(ctx, REG_GRID, false);
+    if (!grid_row)
+        return NULL;
+    for (int g = 0; g < REG_GRID; g++)
+        lf_data(grid_row)[g] = (lf_real)(grid[g] = (g + 0.5) / REG_GRID);
+    /* (a) sum_g (mean_i F(t_g; b_i) - t_g)^2 */
+    lf_tensor *F = lf_kuma_cdf_grid(ctx, b, grid, REG_GRID, a);
+    lf_tensor *mean_F = lf_mul(ctx, lf_scatter_add_rows(ctx, F, seq_nf, B), inv_n);
+    lf_tensor *dev = lf_unary_op(ctx, LF_SQUARE, lf_sub(ctx, mean_F, grid_row));
+    lf_tensor *r_grid = lf_sum(ctx, lf_mul(ctx, dev, has_nf));
+    /* (b) relu(F(0.01) - 0.01)^2 + relu(1 - F(0.99) - 0.01)^2 per token */
+    static const double tails[2] = {0.01, 0.99};
+    lf_tensor *Ft = lf_kuma_cdf_grid(ctx, b, tails, 2, a);
+    lf_tensor *h0 = lf_unary_op(ctx, LF_RELU, lf_affine(ctx, lf_slice_cols(ctx, Ft, 0, 1), 1, -0.01));
+    lf_tensor *h1 = lf_unary_op(ctx, LF_RELU, lf_affine(ctx, lf_slice_cols(ctx, Ft, 1, 1), -1, 0.99));
+    lf_tensor *tail_tok = lf_add(ctx, lf_unary_op(ctx, LF_SQUARE, h0), lf_unary_op(ctx, LF_SQUARE, h1));
+    lf_tensor *r_tail = lf_sum(ctx, lf_scatter_add_rows(ctx, tail_tok, seq_nf, B));
+    /* (c) KL(Kumaraswamy(a, b_i) || U(0,1)) per token */
+    lf_tensor *r_kl = lf_sum(ctx, lf_scatter_add_rows(ctx, lf_kuma_kl(ctx, b, a), seq_nf, B));
+    lf_tensor *r = lf_scale(ctx, r_grid, cfg->w_grid);
+    r = lf_add(ctx, r, lf_scale(ctx, r_tail, cfg->w_tail));
+    return lf_add(ctx, r, lf_scale(ctx, r_kl, cfg->w_kl));
+}
+
+int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given, bool backward,
+                  lf_loss_parts *parts)
+{
+    lf_ctx *ctx = &m->ctx;
+    const lf_model_config *cfg = &m->cfg;
+    int st = lf_ctx_reset(ctx);
+    if (st)
+        return st;
+    memset(&m->trace, 0, sizeof m->trace);
+    const int64_t B = bt->n_seq, Nz = bt->offsets[B];
+    const int n_states = m->learned ? 2 : 1;
+    const int64_t SB = n_states * B;
+    const double a = m->a, c_const = m->learned ? cfg->b_um : 1.0;
+    ctx->grad_enabled = backward;
+
+    /* ---- times, and which sequence each non-fixed token belongs to ---- */
+    double *t = lf_arena_alloc(&ctx->arena, (size_t)SB * sizeof *t);
+    double *t_tok = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *t_tok);
+    lf_tensor *seq_nf = lf_new1(ctx, LF_INT, Nz);
+    lf_tensor *inv_n = const_vec(ctx, B, true), *has_nf = const_vec(ctx, B, true);
+    if (!t || !t_tok || !seq_nf || !inv_n || !has_nf)
+        return LFLEX_ENOMEM;
+    for (int64_t j = 0; j < B; j++) {
+        t[j] = given ? given->t[j] : T_EPS + ((double)j + lf_rng_uniform(&m->rng)) / (double)B * (1 - 2 * T_EPS);
+        int64_t n_nf = 0;
+        for (int64_t i = bt->offsets[j]; i < bt->offsets[j + 1]; i++) {
+            t_tok[i] = t[j];
+            lf_idata(seq_nf)[i] = bt->fixed[i] ? -1 : (int32_t)j;
+            n_nf += !bt->fixed[i];
+        }
+        lf_data(inv_n)[j] = (lf_real)(n_nf ? 1.0 / (double)n_nf : 0.0);
+        lf_data(has_nf)[j] = (lf_real)(n_nf ? 1 : 0);
+    }
+    for (int s = 1; s < n_states; s++)
+        memcpy(t + s * B, t, (size_t)B * sizeof *t);
+    uint64_t seed_aux = lf_rng_next(&m->rng), seed_gen = lf_rng_next(&m->rng);
+
+    /* ---- auxiliary network: b_in (and b_um) of every clean token ---- */
+    lf_tensor *b_in, *b_um = NULL;
+    if (m->learned) {
+        lf_packed pz;
+        if ((st = lf_packed_make(ctx, &pz, bt->tokens, bt->offsets, B)))
+            return st;
+        double *t0 = lf_arena_calloc(&ctx->arena, (size_t)B * sizeof *t0);
+        lf_tensor *cz;
+        lf_tensor *hz = lf_backbone_forward(ctx, &m->aux, &pz, t0, backward, seed_aux, &cz);
+        b_in = lf_rate_head_forward(ctx, &m->aux_bin, hz, cz, pz.seg);
+        if (cfg->learn_b_um)
+            b_um = lf_rate_head_forward(ctx, &m->aux_bum, hz, cz, pz.seg);
+    } else {
+        b_in = const_vec(ctx, Nz, false);
+        if (b_in)
+            for (int64_t i = 0; i < Nz; i++)
+                lf_data(b_in)[i] = 1;
+    }
+    if ((st = lf_ctx_status(ctx)))
+        return st;
+
+    /* ---- states and the packed x_t of every state ---- */
+    int32_t *state[2] = {NULL, NULL};
+    int32_t *xt = lf_arena_alloc(&ctx->arena, (size_t)(n_states * Nz) * sizeof(int32_t));
+    int32_t *src = lf_arena_alloc(&ctx->arena, (size_t)(n_states * Nz) * sizeof(int32_t));
+    int32_t *xt_off = lf_arena_alloc(&ctx->arena, (size_t)(SB + 1) * sizeof(int32_t));
+    int32_t *masked = lf_arena_alloc(&ctx->arena, (size_t)(n_states * Nz) * sizeof(int32_t));
+    lf_tensor *gap_row[2] = {NULL, NULL};
+    if (!xt || !src || !xt_off || !masked)
+        return LFLEX_ENOMEM;
+    int64_t Nx = 0, M = 0;
+    for (int s = 0; s < n_states; s++) {
+        state[s] = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof(int32_t));
+        gap_row[s] = lf_new1(ctx, LF_INT, Nz);
+        if (!state[s] || !gap_row[s])
+            return LFLEX_ENOMEM;
+        if (given)
+            memcpy(state[s], given->state[s], (size_t)Nz * sizeof(int32_t));
+        else
+            lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
+                                 c_const, a, state[s]);
+        int64_t nm;
+        Nx += lf_noise_build_xt(bt->tokens, bt->offsets, B, state[s], LF_MASK, Nx, xt + Nx, src + Nx,
+                                xt_off + s * B, lf_idata(gap_row[s]), masked + M, &nm);
+        M += nm;
+    }
+
+    /* ---- generator over x_t ---- */
+    lf_packed px;
+    if ((st = lf_packed_make(ctx, &px, xt, xt_off, SB)))
+        return st;
+    lf_tensor *cx;
+    lf_tensor *hx = lf_backbone_forward(ctx, &m->gen, &px, t, backward, seed_gen, &cx);
+    lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->gen_ins, hx, cx, px.seg);
+
+    /* insertion: D(Lambda_k, beta_in^k) g_a(t) / L_norm over every row */
+    lf_tensor *lambda = NULL;
+    for (int s = 0; s < n_states; s++) {
+        lf_tensor *ls = lf_scatter_add_rows(ctx, b_in, gap_row[s], Nx);
+        lambda = s ? lf_add(ctx, lambda, ls) : ls;
+    }
+    lf_tensor *w_ins = const_vec(ctx, Nx, false);
+    if (!w_ins)
+        return LFLEX_ENOMEM;
+    for (int64_t k = 0; k < Nx; k++) {
+        double tk = t[lf_idata(px.seg)[k]];
+        lf_data(w_ins)[k] = (lf_real)(lf_base_hazard(tk, a) / (double)cfg->max_len);
+    }
+    lf_tensor *L_ins = lf_scatter_add_rows(ctx, lf_mul(ctx, lf_bregman(ctx, lambda, beta_in), w_ins), px.seg, SB);
+
+    /* unmasking over the masked rows only:
+     * g_a(t)/M_seq (b_um CE + D(b_um, beta_um)) */
+    lf_tensor *L = L_ins, *L_um = NULL, *logits = NULL, *beta_um = NULL;
+    if (M > 0) {
+        lf_tensor *rows = int_vec(ctx, masked, M);
+        lf_tensor *seg_m = lf_new1(ctx, LF_INT, M), *target = lf_new1(ctx, LF_INT, M);
+        lf_tensor *src_m = lf_new1(ctx, LF_INT, M), *w_um = const_vec(ctx, M, false);
+        int64_t *m_seq = lf_arena_calloc(&ctx->arena, (size_t)SB * sizeof *m_seq);
+        if (!rows || !seg_m || !target || !src_m || !w_um || !m_seq)
+            return LFLEX_ENOMEM;
+        for (int64_t q = 0; q < M; q++)
+            m_seq[lf_idata(px.seg)[masked[q]]]++;
+        for (int64_t q = 0; q < M; q++) {
+            int32_t row = masked[q], seq = lf_idata(px.seg)[row];
+            lf_idata(seg_m)[q] = seq;
+            lf_idata(src_m)[q] = src[row];
+            lf_idata(target)[q] = bt->tokens[src[row]] - LF_N_SPECIAL;
+            lf_data(w_um)[q] = (lf_real)(lf_base_hazard(t[seq], a) / (double)m_seq[seq]);
+        }
+        lf_tensor *h_m = lf_embedding(ctx, hx, rows);
+        logits = lf_token_head_forward(ctx, &m->gen_out, h_m, cx, seg_m);
+        lf_tensor *ce = lf_cross_entropy(ctx, logits, target);
+        lf_tensor *bum_m;
+        if (b_um) {
+            int64_t col[2] = {Nz, 1};
+            bum_m = lf_embedding(ctx, lf_reshape(ctx, b_um, 2, col), src_m);
+            bum_m = bum_m ? lf_reshape(ctx, bum_m, 1, &M) : NULL;
+        } else {
+            bum_m = const_vec(ctx, M, false);
+            if (bum_m)
+                for (int64_t q = 0; q < M; q++)
+                    lf_data(bum_m)[q] = (lf_real)c_const;
+        }
+        lf_tensor *um = lf_mul(ctx, ce, bum_m);
+        if (cfg->learn_unmask_rate) {
+            beta_um = lf_rate_head_forward(ctx, &m->gen_um, h_m, cx, seg_m);
+            um = lf_add(ctx, um, lf_bregman(ctx, bum_m, beta_um));
+        }
+        L_um = lf_scatter_add_rows(ctx, lf_mul(ctx, um, w_um), seg_m, SB);
+        L = lf_add(ctx, L_ins, L_um);
+    }
+    if ((st = lf_ctx_status(ctx)))
+        return st;
+
+    /* ---- the objective ---- */
+    lf_tensor *total, *reinforce = NULL, *reg = NULL, *logp[2] = {NULL, NULL};
+    if (n_states == 2) {
+        total = lf_scale(ctx, lf_sum(ctx, L), 1.0 / (double)SB);
+        /* leave-one-out REINFORCE: 1/2 stopgrad(L1 - L2) (log p(S1) - log p(S2)), averaged */
+        lf_tensor *w = const_vec(ctx, B, false);
+        if (!w)
+            return LFLEX_ENOMEM;
+        for (int64_t j = 0; j < B; j++)
+            lf_data(w)[j] = (lf_real)(0.5 * ((double)lf_data(L)[j] - (double)lf_data(L)[B + j]) / (double)B);
+        for (int s = 0; s < 2; s++) {
+            lf_tensor *lp = lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
+            logp[s] = lf_scatter_add_rows(ctx, lp, seq_nf, B);
+        }
+        reinforce = lf_sub(ctx, lf_sum(ctx, lf_mul(ctx, logp[0], w)), lf_sum(ctx, lf_mul(ctx, logp[1], w)));
+        reg = regulariser(ctx, m, b_in, seq_nf, B, inv_n, has_nf);
+        if (b_um)
+            reg = lf_add(ctx, reg, regulariser(ctx, m, b_um, seq_nf, B, inv_n, has_nf));
+        reg = lf_scale(ctx, reg, cfg->w_reg / (double)B);
+        total = lf_add(ctx, lf_add(ctx, total, reinforce), reg);
+    } else {
+        total = lf_mean(ctx, L);
+    }
+    if ((st = lf_ctx_status(ctx)))
+        return st;
+
+    if (parts) {
+        double s_ins = 0, s_um = 0;
+        for (int64_t j = 0; j < SB; j++) {
+            s_ins += lf_data(L_ins)[j];
+            s_um += L_um ? lf_data(L_um)[j] : 0;
+        }
+        parts->total = lf_data(total)[0];
+        parts->insert = s_ins / (double)SB;
+        parts->unmask = s_um / (double)SB;
+        parts->reinforce = reinforce ? lf_data(reinforce)[0] : 0;
+        parts->reg = reg ? lf_data(reg)[0] : 0;
+        parts->tokens = (m->learned ? Nz : 0) + Nx;
+    }
+    lf_loss_trace *tr = &m->trace;
+    tr->b_in = b_in;
+    tr->b_um = b_um;
+    tr->beta_in = beta_in;
+    tr->beta_um = beta_um;
+    tr->lambda = lambda;
+    tr->logits = logits;
+    tr->L = L;
+    tr->logp[0] = logp[0];
+    tr->logp[1] = logp[1];
+    tr->xt = xt;
+    tr->xt_offsets = xt_off;
+    tr->masked_rows = masked;
+    tr->n_xt = Nx;
+    tr->n_masked = M;
+    tr->n_states = n_states;
+
+    if (!backward)
+        return LFLEX_OK;
+    lf_params_zero_grad(&m->params);
+    return lf_backward(ctx, total);
+}

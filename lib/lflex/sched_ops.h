@@ -1,0 +1,22 @@
+/* Autograd ops of the schedules: the state log-probabilities, the CDF on a
+ * grid and the KL term of the regulariser, each differentiable in the
+ * per-token shapes b (and c). Formulas in schedule_math.h. */
+#ifndef LF_SCHED_OPS_H
+#define LF_SCHED_OPS_H
+
+#include "core/core.h"
+#include "lflex/schedule_math.h"
+
+/* log P(state_i | t_i) for every token i: b [N] (b_in), c [N] (b_um) or NULL
+ * for the constant c_const, t [N] real constants, state [N] int (lf_token_state). */
+lf_tensor *lf_state_logprob(lf_ctx *ctx, lf_tensor *b, lf_tensor *c, double c_const, const double *t,
+                            lf_tensor *state, double a);
+/* F(grid_g; a, b_i) -> [N, G]. */
+lf_tensor *lf_kuma_cdf_grid(lf_ctx *ctx, lf_tensor *b, const double *grid, int64_t G, double a);
+/* KL(Kumaraswamy(a, b_i) || U(0,1)) -> [N]. */
+lf_tensor *lf_kuma_kl(lf_ctx *ctx, lf_tensor *b, double a);
+
+extern const lf_op_def *const lf_sched_ops[];
+extern const int lf_sched_n_ops;
+
+#endif
