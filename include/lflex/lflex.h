@@ -100,6 +100,182 @@ LFLEX_API const char *lflex_version(void);
 LFLEX_API uint32_t lflex_version_number(void);
 /**@}*/
 
+/* ------------------------------------------------------------------------ */
+/** @name Models: creation, checkpoints, vocabulary */
+/**@{*/
+
+/**
+ * Create a model with freshly initialised weights from a YAML configuration
+ * (see doc/config.md for every key, its default and its range).
+ *
+ * @param out   receives the model; free it with lflex_model_free()
+ * @param yaml  the configuration text (need not be NUL-terminated); NULL or
+ *              empty means all defaults, which needs vocab.tokens or
+ *              vocab.size to be useful, so it fails with LFLEX_EINVAL
+ * @param len   length of @p yaml in bytes
+ * @return LFLEX_OK, LFLEX_EINVAL (message: key, line, column, accepted range),
+ *         LFLEX_ENOMEM
+ */
+LFLEX_API int lflex_model_new(lflex_model_t **out, const char *yaml, size_t len);
+
+/** lflex_model_new() with the configuration read from a YAML file. */
+LFLEX_API int lflex_model_new_from_file(lflex_model_t **out, const char *path);
+
+/** Free a model and everything it owns. Accepts NULL. Free the model's
+ *  samplers first. */
+LFLEX_API void lflex_model_free(lflex_model_t *m);
+
+/**
+ * Save weights, optimiser and EMA state, configuration, vocabulary, step and
+ * random state to a safetensors file. The write is atomic (temporary file,
+ * fsync, rename): after a crash the previous file is intact.
+ */
+LFLEX_API int lflex_model_save(const lflex_model_t *m, const char *path);
+
+/**
+ * Load a model saved by lflex_model_save(). Training resumes exactly where
+ * it stopped. A truncated or corrupted file gives LFLEX_EFORMAT and a file of
+ * another format version LFLEX_EVERSION, with the file and byte offset in
+ * the message; nothing is returned then.
+ */
+LFLEX_API int lflex_model_load(lflex_model_t **out, const char *path);
+
+/**
+ * The model's configuration as canonical YAML (every key, vocabulary
+ * included). Writes at most @p cap bytes including a terminating NUL; *len
+ * (may be NULL) gets the length without the NUL. When @p cap is too small:
+ * LFLEX_EINVAL and *len is the length needed.
+ */
+LFLEX_API int lflex_model_config(const lflex_model_t *m, char *buf, size_t cap, size_t *len);
+
+/** Integer properties of a model, for lflex_model_get(). Values never change. */
+typedef enum lflex_model_property {
+    LFLEX_PROP_VOCAB_SIZE = 1,   /**< all token ids, the 4 reserved ones included */
+    LFLEX_PROP_MAX_LEN = 2,      /**< longest sequence (model.max_len) */
+    LFLEX_PROP_N_PARAMS = 3,     /**< number of trained parameters */
+    LFLEX_PROP_STEP = 4,         /**< optimiser steps taken */
+    LFLEX_PROP_THREADS = 5,      /**< worker threads in use */
+    LFLEX_PROP_LEARNED_ORDER = 6 /**< 1 for a learned (Kumaraswamy) schedule, 0 for FlexMDM */
+} lflex_model_property;
+
+/** Read an integer property; LFLEX_EINVAL for an unknown property. */
+LFLEX_API int lflex_model_get(const lflex_model_t *m, lflex_model_property prop, int64_t *value);
+
+/** Set the number of worker threads (1 = single-threaded, 0 = all cores).
+ *  Results do not depend on it. */
+LFLEX_API int lflex_model_set_threads(lflex_model_t *m, int n_threads);
+
+/** Reserved token ids (user tokens start at LFLEX_TOKEN_FIRST_USER). */
+#define LFLEX_TOKEN_PAD 0
+#define LFLEX_TOKEN_MASK 1
+#define LFLEX_TOKEN_BOS 2
+#define LFLEX_TOKEN_EOS 3
+#define LFLEX_TOKEN_FIRST_USER 4
+
+/**
+ * Text to token ids with the model's vocabulary (vocab.tokenizer). *n gets
+ * the number of ids, also when @p cap is too small (then LFLEX_EINVAL).
+ * An unknown token gives LFLEX_EINVAL with its byte offset. With the words
+ * tokenizer the spellings <bos> and <eos> give the reserved ids. A model
+ * whose vocabulary is given only by vocab.size has no text: LFLEX_EINVAL.
+ */
+LFLEX_API int lflex_model_encode(const lflex_model_t *m, const char *text, size_t len,
+                                 int32_t *ids, size_t cap, size_t *n);
+
+/**
+ * Token ids to text: words joined by single spaces, characters
+ * concatenated, reserved ids written <pad>, <mask>, <bos>, <eos>. Writes at
+ * most @p cap bytes including a NUL; *len gets the length without it (the
+ * length needed when @p cap is too small, with LFLEX_EINVAL). Without text
+ * (vocab.size only) user tokens are written <id>, joined by single spaces.
+ */
+LFLEX_API int lflex_model_decode(const lflex_model_t *m, const int32_t *ids, size_t n,
+                                 char *buf, size_t cap, size_t *len);
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Training */
+/**@{*/
+
+/**
+ * Statistics of one training step. Set struct_size = sizeof(lflex_train_stats)
+ * before the call; the library fills only the fields that fit, so programs
+ * built against an older header keep working.
+ */
+typedef struct lflex_train_stats {
+    size_t struct_size;
+    double loss;        /**< the objective (surrogate: may be negative) */
+    double unmask_loss; /**< mean over sequences and states of the unmasking term */
+    double insert_loss; /**< mean over sequences and states of the insertion term */
+    double reinforce;   /**< value of the REINFORCE term (0 for FlexMDM) */
+    double regulariser; /**< w_reg times the mean schedule regulariser (0 for FlexMDM) */
+    double grad_norm;   /**< global gradient norm before clipping */
+    double lr;          /**< learning rate used by this step */
+    uint64_t step;      /**< optimiser steps taken, this one included */
+    uint64_t tokens;    /**< tokens processed by the networks in this step */
+} lflex_train_stats;
+
+/**
+ * One training step on a batch of clean sequences.
+ *
+ * @param tokens   all sequences concatenated (token ids)
+ * @param fixed    per token: non-zero for tokens present from time 0 and never
+ *                 noised (prompt, BOS, the final EOS); may be NULL, meaning
+ *                 only each sequence's last token (its EOS) is fixed
+ * @param offsets  n_seq + 1 entries: sequence i is tokens[offsets[i] ..
+ *                 offsets[i+1]-1]; offsets[0] = 0
+ * @param n_seq    number of sequences (>= 1)
+ * @param stats    may be NULL
+ * @return LFLEX_OK; LFLEX_EINVAL naming the sequence and position of a bad
+ *         token (out of range, PAD or MASK, a non-fixed reserved token, a
+ *         sequence not ending in a fixed EOS, longer than model.max_len);
+ *         LFLEX_ENUMERIC when the loss or a gradient is not finite (the
+ *         weights are left unchanged); LFLEX_ENOMEM
+ */
+LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
+                                     const size_t *offsets, size_t n_seq, lflex_train_stats *stats);
+
+/**
+ * The objective on a batch without changing the model (no gradient, no
+ * optimiser step): validation loss. Times and states are drawn from a
+ * generator seeded by @p seed, so the same seed gives the same value.
+ */
+LFLEX_API int lflex_model_eval_loss(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
+                                    const size_t *offsets, size_t n_seq, uint64_t seed,
+                                    lflex_train_stats *stats);
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Schedules */
+/**@{*/
+
+/**
+ * A schedule family from YAML: the keys of the `schedule:` section of a
+ * model configuration (family, a, b_um, ...).
+ */
+LFLEX_API int lflex_schedule_new(lflex_schedule_t **out, const char *yaml, size_t len);
+
+/** Free a schedule made by lflex_schedule_new(). Accepts NULL. (The schedule
+ *  of a model belongs to the model.) */
+LFLEX_API void lflex_schedule_free(lflex_schedule_t *s);
+
+/** The schedule of a model; owned by the model. */
+LFLEX_API const lflex_schedule_t *lflex_model_schedule(const lflex_model_t *m);
+
+/**
+ * Evaluate a schedule at time t for a token with insertion shape b and
+ * unmasking shape c (the linear family ignores b and c: they are 1).
+ * Any output pointer may be NULL.
+ *
+ * @param cdf          F(t; a, b)
+ * @param hazard       b g_a(t), the insertion hazard
+ * @param log_p_state  log P(dropped), log P(masked), log P(clean) at t
+ * @return LFLEX_EINVAL when t is outside [0, 1] or b, c are not positive
+ */
+LFLEX_API int lflex_schedule_eval(const lflex_schedule_t *s, double t, double b, double c,
+                                  double *cdf, double *hazard, double log_p_state[3]);
+/**@}*/
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -1,0 +1,309 @@
+/* Model checkpoints: the model's buffers as safetensors tensors, its config,
+ * step and random state as metadata (layout in io/checkpoint.h). Loading
+ * builds the model from the stored config and then requires the file to
+ * hold exactly the tensors that model has, with their shapes. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/checkpoint.h"
+#include "io/model_schema.h"
+#include "io/safetensors.h"
+#include "lf_error.h"
+
+/* Checkpoints hold float32; the library computes in float. (The
+ * double-precision test build does not include this file.) */
+_Static_assert(sizeof(lf_real) == 4, "checkpoints store lf_real as F32");
+
+#define KEY_FORMAT "lflex.format"
+#define KEY_CONFIG "lflex.config"
+#define KEY_STEP "lflex.step"
+#define KEY_RNG "lflex.rng"
+
+/* The buffers saved besides the weights, with their name prefixes. */
+enum { BUF_PARAMS, BUF_M, BUF_V, BUF_EMA, N_BUF };
+static const char *const buf_prefix[N_BUF] = {"", "optim.m.", "optim.v.", "ema."};
+#define NAME_CAP (LF_PARAM_NAME_MAX + 16)
+
+static lf_real *model_buffer(const lf_model *m, int b)
+{
+    switch (b) {
+    case BUF_PARAMS: return m->params.data;
+    case BUF_M: return m->adam_m;
+    case BUF_V: return m->adam_v;
+    default: return m->ema;
+    }
+}
+
+int lf_checkpoint_save(const lf_model *m, const char *path)
+{
+    const int n_par = m->params.n, n_buf = m->ema ? N_BUF : N_BUF - 1;
+    const size_t n = (size_t)n_par * (size_t)n_buf;
+    lf_st_entry *entries = calloc(n ? n : 1, sizeof *entries);
+    char *names = malloc((n ? n : 1) * NAME_CAP);
+    char *yaml = NULL;
+    if (!entries || !names) {
+        free(entries);
+        free(names);
+        return lf_error_oom("lf_checkpoint_save");
+    }
+    int st = lf_config_emit(&lf_model_schema, &m->cfg, &yaml, NULL);
+    if (st) {
+        lf_error_prefix("%s: the model's config", path);
+        goto done;
+    }
+    for (int b = 0; b < n_buf; b++) {
+        const lf_real *data = model_buffer(m, b);
+        for (int i = 0; i < n_par; i++) {
+            const lf_param *p = m->params.items[i];
+            size_t k = (size_t)b * (size_t)n_par + (size_t)i;
+            char *name = names + k * NAME_CAP;
+            snprintf(name, NAME_CAP, "%s%s", buf_prefix[b], p->name);
+            lf_st_entry *e = &entries[k];
+            e->name = name;
+            e->dtype = LF_ST_F32;
+            e->ndim = p->ndim;
+            for (int d = 0; d < p->ndim; d++)
+                e->shape[d] = p->shape[d];
+            e->data = data + p->offset;
+            e->nbytes = (size_t)p->numel * sizeof(lf_real);
+        }
+    }
+    char step[24], rng[4 * 17];
+    snprintf(step, sizeof step, "%" PRIu64, m->step);
+    snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, m->rng.s[0], m->rng.s[1],
+             m->rng.s[2], m->rng.s[3]);
+    const lf_st_meta meta[] = {
+        {KEY_FORMAT, "1"}, {KEY_CONFIG, yaml}, {KEY_STEP, step}, {KEY_RNG, rng},
+    };
+    _Static_assert(LF_CHECKPOINT_FORMAT == 1, "the format key above is written as \"1\"");
+    st = lf_st_write(path, entries, n, meta, sizeof meta / sizeof meta[0]);
+done:
+    free(yaml);
+    free(names);
+    free(entries);
+    return st;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    size_t index; /* in the file */
+} name_index;
+
+static int by_name(const void *pa, const void *pb)
+{
+    return strcmp(((const name_index *)pa)->name, ((const name_index *)pb)->name);
+}
+
+typedef struct {
+    const char *path;
+    const lf_st_file *file;
+    name_index *sorted; /* the file's tensors by name */
+    bool *used;         /* [file index] claimed by a buffer of the model */
+    size_t n;
+} loader;
+
+/* Replace the current message's code: "path: what: <message>". */
+static int recode(int code, const char *path, const char *what)
+{
+    char msg[LF_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", lflex_last_error());
+    return lf_error(code, "%s: %s: %s", path, what, msg);
+}
+
+/* A decimal uint64 without sign or spaces. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Four words of exactly 16 hex digits, separated by single spaces. */
+static bool parse_rng(const char *s, lf_rng *r)
+{
+    if (strlen(s) != 4 * 17 - 1)
+        return false;
+    uint64_t any = 0;
+    for (int w = 0; w < 4; w++) {
+        uint64_t v = 0;
+        for (int i = 0; i < 16; i++) {
+            char c = *s++;
+            unsigned d;
+            if (c >= '0' && c <= '9')
+                d = (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                d = (unsigned)(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                d = (unsigned)(c - 'A' + 10);
+            else
+                return false;
+            v = v << 4 | d;
+        }
+        if (w < 3 && *s++ != ' ')
+            return false;
+        r->s[w] = v;
+        any |= v;
+    }
+    return any != 0; /* the all-zero state is a fixed point of xoshiro */
+}
+
+static void shape_text(char *out, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t o = (size_t)snprintf(out, cap, "[");
+    for (int d = 0; d < ndim && o < cap; d++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (o < cap)
+        snprintf(out + o, cap - o, "]");
+}
+
+/* Copy the tensor `name` into dst after checking it against parameter p. */
+static int take(loader *L, const char *name, const lf_param *p, lf_real *dst)
+{
+    name_index key = {name, 0};
+    const name_index *hit = bsearch(&key, L->sorted, L->n, sizeof *L->sorted, by_name);
+    if (!hit)
+        return lf_error(LFLEX_EFORMAT, "%s: tensor '%s' is missing (the model of its lflex.config has it)", L->path,
+                        name);
+    const lf_st_entry *e = lf_st_at(L->file, hit->index);
+    L->used[hit->index] = true;
+    bool ok = e->dtype == LF_ST_F32 && e->ndim == p->ndim;
+    for (int d = 0; ok && d < p->ndim; d++)
+        ok = e->shape[d] == p->shape[d];
+    if (!ok) {
+        char want[64], got[64];
+        shape_text(want, sizeof want, p->ndim, p->shape);
+        shape_text(got, sizeof got, e->ndim, e->shape);
+        const char *dt = lf_st_dtype_name(e->dtype);
+        return lf_error(LFLEX_EFORMAT, "%s: tensor '%s' at byte offset %llu is %s %s, the model needs F32 %s",
+                        L->path, name, (unsigned long long)e->file_offset, dt ? dt : "?", got, want);
+    }
+    memcpy(dst, e->data, e->nbytes);
+    return LFLEX_OK;
+}
+
+/* The config, step and random state from the metadata. */
+static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg, uint64_t *step, lf_rng *rng)
+{
+    const char *fmt = lf_st_meta_get(f, KEY_FORMAT);
+    if (!fmt)
+        return lf_error(LFLEX_EFORMAT, "%s: not an lflex checkpoint (no " KEY_FORMAT " in its metadata)", path);
+    uint64_t version;
+    if (!parse_u64(fmt, &version))
+        return lf_error(LFLEX_EFORMAT, "%s: " KEY_FORMAT " '%.32s' is not a version number", path, fmt);
+    if (version != LF_CHECKPOINT_FORMAT)
+        return lf_error(LFLEX_EVERSION, "%s: format version %" PRIu64 ", this library reads %d", path, version,
+                        LF_CHECKPOINT_FORMAT);
+    const char *yaml = lf_st_meta_get(f, KEY_CONFIG);
+    if (!yaml)
+        return lf_error(LFLEX_EFORMAT, "%s: no " KEY_CONFIG " in its metadata", path);
+    lf_config_defaults(&lf_model_schema, cfg);
+    int st = lf_config_parse(&lf_model_schema, cfg, sizeof *cfg, yaml, strlen(yaml), KEY_CONFIG);
+    if (st)
+        return st == LFLEX_ENOMEM ? st : recode(LFLEX_EFORMAT, path, "invalid configuration");
+    const char *s = lf_st_meta_get(f, KEY_STEP);
+    if (!s || !parse_u64(s, step))
+        return lf_error(LFLEX_EFORMAT, "%s: " KEY_STEP " is %s", path, s ? "not a decimal step count" : "missing");
+    s = lf_st_meta_get(f, KEY_RNG);
+    if (!s || !parse_rng(s, rng))
+        return lf_error(LFLEX_EFORMAT, "%s: " KEY_RNG " is %s", path,
+                        s ? "not 4 words of 16 hex digits, not all zero" : "missing");
+    return LFLEX_OK;
+}
+
+static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_config *cfg, loader *L)
+{
+    uint64_t step = 0;
+    lf_rng rng;
+    int st = read_meta(path, f, cfg, &step, &rng);
+    if (st)
+        return st;
+    lf_vocab v;
+    st = lf_vocab_build(&v, cfg->tokenizer, cfg->tokens, cfg->vocab_size);
+    if (st)
+        return st == LFLEX_ENOMEM ? st : recode(LFLEX_EFORMAT, path, KEY_CONFIG ": vocab.tokens");
+    int64_t n_user = v.n_user;
+    lf_vocab_free(&v);
+    char why[256];
+    if (lf_model_check_config(cfg, n_user, why, sizeof why))
+        return lf_error(LFLEX_EFORMAT, "%s: " KEY_CONFIG " does not describe a valid model: %s", path, why);
+    st = lf_model_create(m, cfg, n_user);
+    if (st)
+        return st == LFLEX_ENOMEM ? lf_error_oom("lf_checkpoint_load")
+                                  : lf_error(LFLEX_EFORMAT, "%s: cannot create the model of its " KEY_CONFIG, path);
+
+    L->path = path;
+    L->file = f;
+    L->n = lf_st_count(f);
+    L->sorted = malloc((L->n ? L->n : 1) * sizeof *L->sorted);
+    L->used = calloc(L->n ? L->n : 1, sizeof *L->used);
+    if (!L->sorted || !L->used)
+        return lf_error_oom("lf_checkpoint_load");
+    for (size_t i = 0; i < L->n; i++) {
+        L->sorted[i].name = lf_st_at(f, i)->name;
+        L->sorted[i].index = i;
+    }
+    qsort(L->sorted, L->n, sizeof *L->sorted, by_name);
+
+    char name[NAME_CAP];
+    for (int b = 0; b < N_BUF; b++) {
+        lf_real *data = model_buffer(m, b);
+        if (!data) /* no EMA */
+            continue;
+        for (int i = 0; i < m->params.n; i++) {
+            const lf_param *p = m->params.items[i];
+            snprintf(name, sizeof name, "%s%s", buf_prefix[b], p->name);
+            st = take(L, name, p, data + p->offset);
+            if (st)
+                return st;
+        }
+    }
+    for (size_t i = 0; i < L->n; i++)
+        if (!L->used[i]) {
+            const lf_st_entry *e = lf_st_at(f, i);
+            return lf_error(LFLEX_EFORMAT,
+                            "%s: tensor '%s' at byte offset %llu is not part of the model of its " KEY_CONFIG
+                            " (a checkpoint of another model?)",
+                            path, e->name, (unsigned long long)e->file_offset);
+        }
+    m->step = step;
+    m->rng = rng;
+    return LFLEX_OK;
+}
+
+int lf_checkpoint_load(lf_model *m, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    lf_st_file *f = NULL;
+    int st = lf_st_read_file(&f, path);
+    if (st)
+        return st;
+    lf_model_config *cfg = calloc(1, sizeof *cfg);
+    loader L;
+    memset(&L, 0, sizeof L);
+    st = cfg ? load(m, path, f, cfg, &L) : lf_error_oom("lf_checkpoint_load");
+    if (st) {
+        if (m->params.data)
+            lf_model_destroy(m);
+        memset(m, 0, sizeof *m);
+    }
+    free(L.sorted);
+    free(L.used);
+    free(cfg);
+    lf_st_free(f);
+    return st;
+}

@@ -1,0 +1,74 @@
+/* The YAML keys of a model configuration. This table is the single
+ * description of every key: parsing, checkpoint metadata, overrides and the
+ * reference in doc/config.md all come from it. */
+#include <math.h>
+#include <stddef.h>
+
+#include "io/model_schema.h"
+#include "nn/layers.h"
+
+static const char *const activation_choices[] = {"gelu", "relu", NULL};
+static const char *const family_choices[] = {"kumaraswamy", "linear", NULL};
+static const char *const lr_choices[] = {"constant", "cosine", NULL};
+static const char *const tokenizer_choices[] = {"char", "words", NULL};
+
+#define C lf_model_config
+static const lf_cfg_key model_keys[] = {
+    LF_CFG_KEY_INT(C, d_model, "model.d_model", 8, 8192, 128, "width of the generator's transformer"),
+    LF_CFG_KEY_INT(C, n_heads, "model.n_heads", 1, 256, 4, "attention heads; d_model / n_heads must be even"),
+    LF_CFG_KEY_INT(C, n_layers, "model.n_layers", 0, 256, 4, "transformer blocks of the generator"),
+    LF_CFG_KEY_INT(C, d_cond, "model.d_cond", 0, 8192, 0, "width of the time conditioning (0: d_model)"),
+    LF_CFG_KEY_INT(C, mlp_ratio, "model.mlp_ratio", 1, 16, 4, "MLP hidden width as a multiple of d_model"),
+    LF_CFG_KEY_INT(C, max_len, "model.max_len", 2, 65536, 128,
+                   "longest sequence in tokens (prompt, BOS and EOS included); also L_norm of the loss"),
+    LF_CFG_KEY_ENUM(C, activation, "model.activation", activation_choices, LF_ACT_GELU, "MLP activation"),
+    LF_CFG_KEY_REAL(C, dropout, "model.dropout", 0, 0.9, 0, "dropout on attention and MLP outputs while training"),
+    LF_CFG_KEY_INT(C, aux_d_model, "aux.d_model", 0, 8192, 0, "width of the auxiliary network (0: model.d_model)"),
+    LF_CFG_KEY_INT(C, aux_n_heads, "aux.n_heads", 0, 256, 0, "heads of the auxiliary network (0: model.n_heads)"),
+    LF_CFG_KEY_INT(C, aux_n_layers, "aux.n_layers", -1, 256, -1,
+                   "blocks of the auxiliary network (-1: model.n_layers)"),
+    LF_CFG_KEY_ENUM(C, family, "schedule.family", family_choices, LF_FAMILY_KUMARASWAMY,
+                    "kumaraswamy: learned insertion order (LFlexMDM); linear: F(t) = t (FlexMDM)"),
+    LF_CFG_KEY_REAL(C, a, "schedule.a", 0.05, 20, 1, "Kumaraswamy shape a shared by all tokens (kumaraswamy only)"),
+    LF_CFG_KEY_REAL(C, b_um, "schedule.b_um", 0.01, 100, 1, "constant unmasking shape b_um when it is not learned"),
+    LF_CFG_KEY_BOOL(C, learn_b_um, "schedule.learn_b_um", 0,
+                    "the auxiliary network also learns b_um (needs generator.learn_unmask_rate)"),
+    LF_CFG_KEY_REAL(C, aux_min_rate, "schedule.min_rate", 0, 1000, 1.001,
+                    "floor of the learned b_in (and b_um): min_rate + softplus(s) (max_rate - min_rate)"),
+    LF_CFG_KEY_REAL(C, aux_max_rate, "schedule.max_rate", 0, 100000, 100, "scale of the learned rates (see min_rate)"),
+    LF_CFG_KEY_BOOL(C, learn_unmask_rate, "generator.learn_unmask_rate", 0,
+                    "the generator predicts its unmasking rate (otherwise the constant b_um)"),
+    LF_CFG_KEY_REAL(C, gen_min_rate, "generator.min_rate", 0, 1000, 0, "floor of the generator's rate heads"),
+    LF_CFG_KEY_REAL(C, gen_max_rate, "generator.max_rate", 0, 100000, 100,
+                    "scale of the generator's rate heads: min_rate + softplus(s) (max_rate - min_rate)"),
+    LF_CFG_KEY_REAL(C, w_reg, "loss.w_reg", 0, 1e6, 1, "weight of the schedule regulariser R"),
+    LF_CFG_KEY_REAL(C, w_grid, "loss.w_grid", 0, 1e6, 1, "R: the mean schedule stays near uniform (100-point grid)"),
+    LF_CFG_KEY_REAL(C, w_tail, "loss.w_tail", 0, 1e6, 1, "R: hinges keeping mass off t = 0 and t = 1"),
+    LF_CFG_KEY_REAL(C, w_kl, "loss.w_kl", 0, 1e6, 1, "R: KL(Kumaraswamy(a, b_i) || U(0, 1)) per token"),
+    LF_CFG_KEY_REAL(C, lr, "train.lr", 0, 10, 3e-4, "peak learning rate of AdamW"),
+    LF_CFG_KEY_INT(C, warmup, "train.warmup", 0, 100000000, 100, "steps of linear warm-up from 0 to train.lr"),
+    LF_CFG_KEY_ENUM(C, lr_schedule, "train.lr_schedule", lr_choices, LF_LR_CONSTANT, "learning rate after warm-up"),
+    LF_CFG_KEY_INT(C, total_steps, "train.total_steps", 1, 1000000000, 10000,
+                   "step at which the cosine decay reaches train.min_lr_ratio (warm-up included; cosine only)"),
+    LF_CFG_KEY_REAL(C, min_lr_ratio, "train.min_lr_ratio", 0, 1, 0.1, "cosine: final learning rate / train.lr"),
+    LF_CFG_KEY_REAL(C, weight_decay, "train.weight_decay", 0, 1, 0.01,
+                    "AdamW decay of weight matrices (not biases, norm scales or embeddings)"),
+    LF_CFG_KEY_REAL(C, beta1, "train.beta1", 0, 0.999999, 0.9, "AdamW first-moment decay"),
+    LF_CFG_KEY_REAL(C, beta2, "train.beta2", 0, 0.9999999, 0.999, "AdamW second-moment decay"),
+    LF_CFG_KEY_REAL(C, adam_eps, "train.eps", 1e-12, 1, 1e-8, "AdamW epsilon"),
+    LF_CFG_KEY_REAL(C, clip, "train.clip", 0, 1e6, 1, "global gradient-norm clipping (0: off)"),
+    LF_CFG_KEY_REAL(C, ema, "train.ema", 0, 0.999999, 0,
+                    "decay of the exponential moving average of the weights used for sampling (0: off)"),
+    LF_CFG_KEY_INT(C, seed, "train.seed", 0, 9007199254740991.0, 0,
+                   "seed of the model's random numbers (initialisation, times, states, dropout)"),
+    LF_CFG_KEY_INT(C, threads, "train.threads", 0, 1024, 0, "worker threads (0: all available cores)"),
+    LF_CFG_KEY_ENUM(C, tokenizer, "vocab.tokenizer", tokenizer_choices, LF_TOKENIZER_WORDS,
+                    "char: every UTF-8 character is a token; words: whitespace-separated tokens"),
+    LF_CFG_KEY_STRING(C, tokens, "vocab.tokens", "",
+                      "the user tokens in id order (ids 4, 5, ...): words separated by spaces, or characters"),
+    LF_CFG_KEY_INT(C, vocab_size, "vocab.size", 0, 1000000, 0,
+                   "number of user tokens when vocab.tokens is empty (ids only, no text)"),
+};
+#undef C
+
+const lf_cfg_schema lf_model_schema = {model_keys, sizeof model_keys / sizeof model_keys[0], "model"};

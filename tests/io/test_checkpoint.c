@@ -1,0 +1,512 @@
+/* Checkpoints: a saved and loaded model has the same weights, optimiser and
+ * EMA state, step and random state, and takes the bit-identical next
+ * training step; damaged, foreign and inconsistent files are refused with
+ * the right code and the file (and tensor, offset) in the message, leaving
+ * nothing allocated; saving replaces a file atomically. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/checkpoint.h"
+#include "io/model_schema.h"
+#include "io/safetensors.h"
+#include "lf_error.h"
+#include "tests/common/testutil.h"
+
+static const char base_yaml[] = "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\n"
+                                "vocab: {size: 6}\n"
+                                "train: {threads: 1, warmup: 0, lr: 0.01, seed: 5}\n";
+
+/* The configurations checked: both families, EMA, the learned rate heads. */
+static const char *const variants[] = {
+    "schedule: {family: kumaraswamy}\n",
+    "schedule: {family: linear}\n",
+    "schedule: {family: kumaraswamy}\ntrain: {ema: 0.99}\n",
+    "schedule: {family: kumaraswamy, learn_b_um: true}\ngenerator: {learn_unmask_rate: true}\n",
+};
+enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/lf_ckpt_test_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static int count_files(void)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void remove_dir(void)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    char path[512];
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static void file_in_dir(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static void make_model(lf_model *m, const char *extra)
+{
+    lf_model_config *cfg = calloc(1, sizeof *cfg);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(lf_config_defaults(&lf_model_schema, cfg), LFLEX_OK);
+    int rc = lf_config_parse(&lf_model_schema, cfg, sizeof *cfg, base_yaml, strlen(base_yaml), "base");
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    rc = lf_config_parse(&lf_model_schema, cfg, sizeof *cfg, extra, strlen(extra), "variant");
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    lf_vocab v;
+    ck_assert_int_eq(lf_vocab_build(&v, cfg->tokenizer, cfg->tokens, cfg->vocab_size), LFLEX_OK);
+    rc = lf_model_create(m, cfg, v.n_user);
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    lf_vocab_free(&v);
+    free(cfg);
+}
+
+/* A fixed batch: an unconditional sequence, a prompted one ([prompt] BOS
+ * [target] EOS with prompt, BOS and EOS fixed) and the shortest one. */
+static const int32_t batch_tokens[] = {4, 5, 6, LF_EOS, 7, 8, LF_BOS, 9, 4, 5, LF_EOS, 9, LF_EOS};
+static const uint8_t batch_fixed[] = {0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1};
+static const int32_t batch_offsets[] = {0, 4, 11, 13};
+
+static void train_step(lf_model *m)
+{
+    lf_batch b = {batch_tokens, batch_fixed, batch_offsets, 3};
+    lf_loss_parts parts;
+    int rc = lf_model_loss(m, &b, NULL, true, &parts);
+    ck_assert_msg(rc == LFLEX_OK, "loss: %s", lflex_last_error());
+    double gn, lr;
+    ck_assert_int_eq(lf_model_apply_step(m, parts.total, &gn, &lr), LFLEX_OK);
+}
+
+static void assert_same_buffer(const lf_real *a, const lf_real *b, int64_t n, const char *what)
+{
+    ck_assert_msg((a == NULL) == (b == NULL), "%s: present in one model only", what);
+    if (a)
+        ck_assert_msg(memcmp(a, b, (size_t)n * sizeof *a) == 0, "%s differ", what);
+}
+
+static void assert_same_model(const lf_model *a, const lf_model *b)
+{
+    char *ya = NULL, *yb = NULL;
+    ck_assert_int_eq(lf_config_emit(&lf_model_schema, &a->cfg, &ya, NULL), LFLEX_OK);
+    ck_assert_int_eq(lf_config_emit(&lf_model_schema, &b->cfg, &yb, NULL), LFLEX_OK);
+    ck_assert_str_eq(ya, yb);
+    free(ya);
+    free(yb);
+    ck_assert_int_eq(a->vocab, b->vocab);
+    ck_assert_int_eq(a->params.n, b->params.n);
+    ck_assert_int_eq(a->params.total, b->params.total);
+    for (int i = 0; i < a->params.n; i++)
+        ck_assert_str_eq(a->params.items[i]->name, b->params.items[i]->name);
+    assert_same_buffer(a->params.data, b->params.data, a->params.total, "weights");
+    assert_same_buffer(a->adam_m, b->adam_m, a->params.total, "first moments");
+    assert_same_buffer(a->adam_v, b->adam_v, a->params.total, "second moments");
+    assert_same_buffer(a->ema, b->ema, a->params.total, "EMA weights");
+    ck_assert_uint_eq(a->step, b->step);
+    for (int k = 0; k < 4; k++)
+        ck_assert_uint_eq(a->rng.s[k], b->rng.s[k]);
+}
+
+static bool model_is_zero(const lf_model *m)
+{
+    const unsigned char *p = (const unsigned char *)m;
+    for (size_t i = 0; i < sizeof *m; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* Load must fail with `code`, a message naming the file and `part` (may be
+ * NULL), and leave the model zeroed. */
+static void assert_load_fails(const char *path, int code, const char *part)
+{
+    lf_model m;
+    memset(&m, 0x5a, sizeof m);
+    int rc = lf_checkpoint_load(&m, path);
+    ck_assert_msg(rc == code, "%s: got %d, expected %d (%s)", path, rc, code, lflex_last_error());
+    const char *msg = lflex_last_error();
+    ck_assert_msg(strstr(msg, path), "message '%s' does not name the file", msg);
+    ck_assert_msg(part == NULL || strstr(msg, part), "message '%s' lacks '%s'", msg, part);
+    ck_assert_msg(model_is_zero(&m), "a failed load left the model non-zero");
+}
+
+static unsigned char *read_raw(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return b;
+}
+
+static void write_raw(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(b, 1, n, fp), n);
+    fclose(fp);
+}
+
+/* A rewrite of a checkpoint with lf_st_write, as another tool would make
+ * it: every tensor and metadata entry copied except those changed here. */
+typedef struct {
+    const char *drop;          /* tensor left out */
+    const char *reshape;       /* tensor stored with its shape reversed */
+    const char *retype;        /* tensor stored as I32 */
+    bool add_extra;            /* one more tensor "gen.extra" */
+    const char *meta_key;      /* metadata replaced (value NULL: dropped) */
+    const char *meta_value;
+} rewrite_spec;
+
+static void rewrite(const char *src, const char *dst, const rewrite_spec *w)
+{
+    lf_st_file *f = NULL;
+    int rc = lf_st_read_file(&f, src);
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    size_t n = lf_st_count(f), k = 0;
+    lf_st_entry *e = calloc(n + 1, sizeof *e);
+    ck_assert_ptr_nonnull(e);
+    for (size_t i = 0; i < n; i++) {
+        const lf_st_entry *s = lf_st_at(f, i);
+        if (w->drop && strcmp(s->name, w->drop) == 0)
+            continue;
+        e[k] = *s;
+        if (w->reshape && strcmp(s->name, w->reshape) == 0) {
+            ck_assert_int_eq(s->ndim, 2);
+            ck_assert_int_ne(s->shape[0], s->shape[1]);
+            e[k].shape[0] = s->shape[1];
+            e[k].shape[1] = s->shape[0];
+        }
+        if (w->retype && strcmp(s->name, w->retype) == 0)
+            e[k].dtype = LF_ST_I32;
+        k++;
+    }
+    static const float extra[3] = {1, 2, 3};
+    if (w->add_extra)
+        e[k++] = (lf_st_entry){.name = "gen.extra", .dtype = LF_ST_F32, .ndim = 1, .shape = {3},
+                               .data = extra, .nbytes = sizeof extra};
+    const char *keys[] = {"lflex.format", "lflex.config", "lflex.step", "lflex.rng"};
+    lf_st_meta meta[4];
+    size_t n_meta = 0;
+    for (size_t i = 0; i < 4; i++) {
+        const char *value = lf_st_meta_get(f, keys[i]);
+        if (w->meta_key && strcmp(w->meta_key, keys[i]) == 0)
+            value = w->meta_value;
+        if (value)
+            meta[n_meta++] = (lf_st_meta){keys[i], value};
+    }
+    rc = lf_st_write(dst, e, k, meta, n_meta);
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    free(e);
+    lf_st_free(f);
+}
+
+/* The byte offset of a tensor's data in a file, as the reader reports it. */
+static uint64_t offset_of(const char *path, const char *name)
+{
+    lf_st_file *f = NULL;
+    ck_assert_int_eq(lf_st_read_file(&f, path), LFLEX_OK);
+    const lf_st_entry *e = lf_st_find(f, name);
+    ck_assert_ptr_nonnull(e);
+    uint64_t off = e->file_offset;
+    lf_st_free(f);
+    return off;
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+START_TEST(test_round_trip_and_next_step)
+{
+    make_dir();
+    char path[128];
+    file_in_dir(path, sizeof path, "model.safetensors");
+    lf_model a, b;
+    make_model(&a, variants[_i]);
+    train_step(&a);
+    train_step(&a); /* moments, step and random state all away from their start */
+    int rc = lf_checkpoint_save(&a, path);
+    ck_assert_msg(rc == LFLEX_OK, "save: %s", lflex_last_error());
+    ck_assert_int_eq(count_files(), 1); /* no temporary file left */
+    rc = lf_checkpoint_load(&b, path);
+    ck_assert_msg(rc == LFLEX_OK, "load: %s", lflex_last_error());
+    assert_same_model(&a, &b);
+    ck_assert_uint_eq(b.step, 2);
+    ck_assert_int_eq(b.learned, a.learned);
+    ck_assert(b.a == a.a);
+    /* the next step draws the same times and states and updates identically */
+    train_step(&a);
+    train_step(&b);
+    assert_same_model(&a, &b);
+    lf_model_destroy(&b);
+    lf_model_destroy(&a);
+    remove_dir();
+}
+END_TEST
+
+/* The file is plain safetensors with the names of doc/model-layout.md. */
+START_TEST(test_file_contents)
+{
+    make_dir();
+    char path[128];
+    file_in_dir(path, sizeof path, "c.safetensors");
+    lf_model a;
+    make_model(&a, variants[2]); /* with EMA */
+    train_step(&a);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_st_file *f = NULL;
+    ck_assert_int_eq(lf_st_read_file(&f, path), LFLEX_OK);
+    ck_assert_uint_eq(lf_st_count(f), 4 * (size_t)a.params.n);
+    ck_assert_str_eq(lf_st_meta_get(f, "lflex.format"), "1");
+    ck_assert_str_eq(lf_st_meta_get(f, "lflex.step"), "1");
+    char rng[80];
+    snprintf(rng, sizeof rng, "%016llx %016llx %016llx %016llx", (unsigned long long)a.rng.s[0],
+             (unsigned long long)a.rng.s[1], (unsigned long long)a.rng.s[2], (unsigned long long)a.rng.s[3]);
+    ck_assert_str_eq(lf_st_meta_get(f, "lflex.rng"), rng);
+    const char *yaml = lf_st_meta_get(f, "lflex.config");
+    ck_assert_ptr_nonnull(yaml);
+    ck_assert_ptr_nonnull(strstr(yaml, "d_model: 16"));
+    ck_assert_ptr_nonnull(strstr(yaml, "ema: 0.99"));
+    /* vocabulary 4 + 6 ids, width 16; linear weights [out, in] */
+    const struct {
+        const char *name;
+        int ndim;
+        int64_t s0, s1;
+    } expect[] = {
+        {"gen.tok_emb", 2, 10, 16},
+        {"gen.blocks.0.attn.wqkv", 2, 48, 16},
+        {"gen.out.w", 2, 6, 16},
+        {"optim.m.gen.out.b", 1, 6, 0},
+        {"optim.v.aux.bin.w2", 2, 1, 16},
+        {"ema.gen.blocks.0.mlp.w1", 2, 64, 16},
+    };
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+        const lf_st_entry *e = lf_st_find(f, expect[i].name);
+        ck_assert_msg(e != NULL, "%s missing", expect[i].name);
+        ck_assert_int_eq(e->dtype, LF_ST_F32);
+        ck_assert_int_eq(e->ndim, expect[i].ndim);
+        ck_assert_int_eq(e->shape[0], expect[i].s0);
+        if (e->ndim == 2)
+            ck_assert_int_eq(e->shape[1], expect[i].s1);
+    }
+    /* every parameter's bytes under its own name and the three prefixes */
+    for (int i = 0; i < a.params.n; i++) {
+        const lf_param *p = a.params.items[i];
+        const lf_real *src[4] = {a.params.data, a.adam_m, a.adam_v, a.ema};
+        const char *prefix[4] = {"", "optim.m.", "optim.v.", "ema."};
+        for (int k = 0; k < 4; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "%s%s", prefix[k], p->name);
+            const lf_st_entry *e = lf_st_find(f, name);
+            ck_assert_msg(e != NULL, "%s missing", name);
+            ck_assert_uint_eq(e->nbytes, (size_t)p->numel * 4);
+            ck_assert(memcmp(e->data, src[k] + p->offset, e->nbytes) == 0);
+        }
+    }
+    lf_st_free(f);
+    lf_model_destroy(&a);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(test_save_over_existing_file)
+{
+    make_dir();
+    char path[128];
+    file_in_dir(path, sizeof path, "m.safetensors");
+    lf_model a, b;
+    make_model(&a, variants[0]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    train_step(&a);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    ck_assert_int_eq(count_files(), 1);
+    ck_assert_int_eq(lf_checkpoint_load(&b, path), LFLEX_OK);
+    assert_same_model(&a, &b); /* the newer state */
+    ck_assert_uint_eq(b.step, 1);
+    lf_model_destroy(&b);
+
+    /* a save that cannot happen leaves the old file as it was */
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/m.safetensors", dir);
+    int rc = lf_checkpoint_save(&a, missing);
+    ck_assert_int_eq(rc, LFLEX_EIO);
+    ck_assert_ptr_nonnull(strstr(lflex_last_error(), missing));
+    assert_load_fails(missing, LFLEX_EIO, NULL);
+    ck_assert_int_eq(count_files(), 1);
+    lf_model_destroy(&a);
+    remove_dir();
+}
+END_TEST
+
+/* ---- damaged and foreign files ----------------------------------------- */
+
+START_TEST(test_truncated_and_flipped)
+{
+    make_dir();
+    char path[128], bad[128];
+    file_in_dir(path, sizeof path, "good.safetensors");
+    file_in_dir(bad, sizeof bad, "bad.safetensors");
+    lf_model a;
+    make_model(&a, variants[1]);
+    train_step(&a);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    size_t n;
+    unsigned char *raw = read_raw(path, &n);
+    uint64_t header = 0;
+    for (int i = 7; i >= 0; i--)
+        header = header << 8 | raw[i];
+    ck_assert_uint_lt(8 + header, n);
+    const size_t cuts[] = {0, 3, 8, 9, 8 + (size_t)header / 2, 8 + (size_t)header, 8 + (size_t)header + 5,
+                           (8 + (size_t)header + n) / 2, n - 4, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        write_raw(bad, raw, cuts[i]);
+        assert_load_fails(bad, LFLEX_EFORMAT, NULL);
+    }
+    /* one flipped bit anywhere: in the length, the JSON, the metadata, the data */
+    const size_t flips[] = {0, 5, 8, 8 + (size_t)header / 3, 8 + (size_t)header - 2, 8 + (size_t)header,
+                            (8 + (size_t)header + n) / 2, n - 1};
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        raw[flips[i]] ^= 0x10;
+        write_raw(bad, raw, n);
+        raw[flips[i]] ^= 0x10;
+        assert_load_fails(bad, LFLEX_EFORMAT, NULL);
+    }
+    write_raw(bad, raw, n); /* restored: loads again */
+    lf_model b;
+    ck_assert_int_eq(lf_checkpoint_load(&b, bad), LFLEX_OK);
+    lf_model_destroy(&b);
+    free(raw);
+    char none[160];
+    snprintf(none, sizeof none, "%s/absent.safetensors", dir);
+    assert_load_fails(none, LFLEX_EIO, NULL);
+    remove_dir();
+}
+END_TEST
+
+static const struct {
+    rewrite_spec w;
+    int variant;
+    int code;
+    const char *part;
+} foreign[] = {
+    {{.meta_key = "lflex.format", .meta_value = "2"}, 0, LFLEX_EVERSION, "format version 2, this library reads 1"},
+    {{.meta_key = "lflex.format", .meta_value = "12345678901234567890"}, 0, LFLEX_EVERSION, "version 12345678901234567890"},
+    {{.meta_key = "lflex.format", .meta_value = NULL}, 0, LFLEX_EFORMAT, "lflex.format"},
+    {{.meta_key = "lflex.format", .meta_value = "1.0"}, 0, LFLEX_EFORMAT, "not a version number"},
+    {{.meta_key = "lflex.format", .meta_value = ""}, 0, LFLEX_EFORMAT, "not a version number"},
+    {{.meta_key = "lflex.config", .meta_value = NULL}, 0, LFLEX_EFORMAT, "no lflex.config"},
+    {{.meta_key = "lflex.config", .meta_value = "model: [1, 2\n"}, 0, LFLEX_EFORMAT, "lflex.config:"},
+    {{.meta_key = "lflex.config", .meta_value = "model:\n  d_modle: 16\n"}, 0, LFLEX_EFORMAT, "lflex.config:2:"},
+    {{.meta_key = "lflex.config", .meta_value = "model: {d_model: 32, n_heads: 2, n_layers: 1}\nvocab: {size: 6}\n"},
+     0, LFLEX_EFORMAT, "is F32 [10, 16], the model needs F32 [10, 32]"},
+    {{.meta_key = "lflex.config", .meta_value = "model: {d_model: 16, n_heads: 3}\nvocab: {size: 6}\n"}, 0,
+     LFLEX_EFORMAT, "n_heads"},
+    {{.meta_key = "lflex.config", .meta_value = "vocab: {tokens: a b a}\n"}, 0, LFLEX_EFORMAT, "duplicate token"},
+    {{.meta_key = "lflex.step", .meta_value = NULL}, 0, LFLEX_EFORMAT, "lflex.step is missing"},
+    {{.meta_key = "lflex.step", .meta_value = "-1"}, 0, LFLEX_EFORMAT, "lflex.step"},
+    {{.meta_key = "lflex.step", .meta_value = "99999999999999999999"}, 0, LFLEX_EFORMAT, "lflex.step"},
+    {{.meta_key = "lflex.rng", .meta_value = NULL}, 0, LFLEX_EFORMAT, "lflex.rng is missing"},
+    {{.meta_key = "lflex.rng", .meta_value = "0123456789abcdef 0123456789abcdef 0123456789abcdef"}, 0,
+     LFLEX_EFORMAT, "lflex.rng"},
+    {{.meta_key = "lflex.rng", .meta_value = "0000000000000000 0000000000000000 0000000000000000 0000000000000000"},
+     0, LFLEX_EFORMAT, "lflex.rng"},
+    {{.meta_key = "lflex.rng", .meta_value = "0123456789abcdef 0123456789abcdeg 0123456789abcdef 0123456789abcdef"},
+     0, LFLEX_EFORMAT, "lflex.rng"},
+    {{.drop = "gen.out.b"}, 0, LFLEX_EFORMAT, "'gen.out.b' is missing"},
+    {{.drop = "optim.v.gen.tok_emb"}, 0, LFLEX_EFORMAT, "'optim.v.gen.tok_emb' is missing"},
+    {{.drop = "ema.aux.bin.b2"}, 2, LFLEX_EFORMAT, "'ema.aux.bin.b2' is missing"},
+    {{.drop = "optim.m.aux.tok_emb"}, 2, LFLEX_EFORMAT, "'optim.m.aux.tok_emb' is missing"},
+    {{.add_extra = true}, 0, LFLEX_EFORMAT, "'gen.extra'"},
+    {{.retype = "gen.blocks.0.mlp.w2"}, 1, LFLEX_EFORMAT, "'gen.blocks.0.mlp.w2' at byte offset"},
+};
+
+START_TEST(test_foreign_files)
+{
+    make_dir();
+    char path[128], bad[128];
+    file_in_dir(path, sizeof path, "good.safetensors");
+    file_in_dir(bad, sizeof bad, "bad.safetensors");
+    lf_model a;
+    make_model(&a, variants[foreign[_i].variant]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    rewrite(path, bad, &foreign[_i].w);
+    assert_load_fails(bad, foreign[_i].code, foreign[_i].part);
+    remove_dir();
+}
+END_TEST
+
+/* A tensor of the wrong shape: named, with the offset of its data. */
+START_TEST(test_wrong_shape_names_offset)
+{
+    make_dir();
+    char path[128], bad[128];
+    file_in_dir(path, sizeof path, "good.safetensors");
+    file_in_dir(bad, sizeof bad, "bad.safetensors");
+    lf_model a;
+    make_model(&a, variants[0]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    const char *names[] = {"gen.blocks.0.attn.wqkv", "optim.m.aux.blocks.0.mlp.w1"};
+    for (int i = 0; i < 2; i++) {
+        rewrite(path, bad, &(rewrite_spec){.reshape = names[i]});
+        char part[160];
+        snprintf(part, sizeof part, "tensor '%s' at byte offset %llu", names[i],
+                 (unsigned long long)offset_of(bad, names[i]));
+        assert_load_fails(bad, LFLEX_EFORMAT, part);
+    }
+    /* EMA tensors in a checkpoint whose config has no EMA are foreign */
+    make_model(&a, variants[2]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    rewrite(path, bad, &(rewrite_spec){.meta_key = "lflex.config",
+                                        .meta_value = "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\n"
+                                                      "vocab: {size: 6}\n"});
+    assert_load_fails(bad, LFLEX_EFORMAT, "'ema.");
+    remove_dir();
+}
+END_TEST
+
+Suite *lf_test_suite(void)
+{
+    Suite *s = suite_create("io_checkpoint");
+    TCase *tc = tcase_create("checkpoint");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_round_trip_and_next_step, 0, N_VARIANTS);
+    tcase_add_test(tc, test_file_contents);
+    tcase_add_test(tc, test_save_over_existing_file);
+    tcase_add_test(tc, test_truncated_and_flipped);
+    tcase_add_loop_test(tc, test_foreign_files, 0, (int)(sizeof foreign / sizeof foreign[0]));
+    tcase_add_test(tc, test_wrong_shape_names_offset);
+    suite_add_tcase(s, tc);
+    return s;
+}
