@@ -1,0 +1,442 @@
+/* Noising (lib/lflex/noise.c) against independent computations:
+ * lf_noise_build_xt on hand-built and random batches against a brute force
+ * written here (each dropped token's gap found by scanning right to the next
+ * present token, each Lambda_k by scanning left through gap k), and
+ * lf_noise_draw_states against the state probabilities
+ * exp(lf_state_log_prob(...)) by Monte-Carlo frequencies. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lflex/model.h"
+#include "lflex/noise.h"
+#include "tests/common/testutil.h"
+
+enum { D = LF_STATE_DROPPED, M = LF_STATE_MASKED, C = LF_STATE_CLEAN };
+
+#define SENTINEL (-77)
+
+/* ---- brute force of x_t ------------------------------------------------------ */
+
+typedef struct xt_ref {
+    int32_t ids[256], src[256], offsets[64], gap_row[256], masked[256];
+    double lambda[256];
+    int64_t n_rows, n_masked;
+} xt_ref;
+
+/* x_t of a batch from the definitions of MODEL.md section 1, one token at a
+ * time: row of a present token = row_base + present tokens before it; a
+ * dropped token belongs to the gap left of the next present token of its
+ * sequence; Lambda_k = sum of b over the dropped tokens directly left of
+ * row k. */
+static void brute_force_xt(const int32_t *tokens, const int32_t *offsets, int64_t n_seq, const int32_t *state,
+                           const double *b, int64_t row_base, xt_ref *out)
+{
+    int64_t Nz = offsets[n_seq], rows = 0;
+    int32_t row_of[256];
+    ck_assert(Nz <= 256 && n_seq < 64);
+    out->n_masked = 0;
+    for (int64_t j = 0; j < n_seq; j++) {
+        out->offsets[j] = (int32_t)(row_base + rows);
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++) {
+            row_of[i] = -1;
+            if (state[i] == D)
+                continue;
+            row_of[i] = (int32_t)(row_base + rows);
+            out->ids[rows] = state[i] == M ? LF_MASK : tokens[i];
+            out->src[rows] = (int32_t)i;
+            if (state[i] == M)
+                out->masked[out->n_masked++] = (int32_t)(row_base + rows);
+            rows++;
+        }
+    }
+    out->offsets[n_seq] = (int32_t)(row_base + rows);
+    out->n_rows = rows;
+    for (int64_t j = 0; j < n_seq; j++)
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++) {
+            out->gap_row[i] = -1;
+            if (state[i] != D)
+                continue;
+            for (int64_t r = i + 1; r < offsets[j + 1]; r++)
+                if (state[r] != D) {
+                    out->gap_row[i] = row_of[r];
+                    break;
+                }
+        }
+    for (int64_t j = 0; j < n_seq; j++)
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++) {
+            if (state[i] == D)
+                continue;
+            double lam = 0;
+            for (int64_t l = i - 1; l >= offsets[j] && state[l] == D; l--)
+                lam += b[l];
+            out->lambda[row_of[i] - row_base] = lam;
+        }
+}
+
+/* Run lf_noise_build_xt and compare everything with the brute force. */
+static void check_build_xt(const int32_t *tokens, const int32_t *offsets, int64_t n_seq, const int32_t *state,
+                           const double *b, int64_t row_base)
+{
+    int64_t Nz = offsets[n_seq];
+    int32_t ids[256 + 1], src[256 + 1], off[64], gap[256], masked[256 + 1];
+    for (int i = 0; i <= 256; i++)
+        ids[i] = src[i] = masked[i] = SENTINEL;
+    int64_t n_masked = -1;
+    int64_t n = lf_noise_build_xt(tokens, offsets, n_seq, state, LF_MASK, row_base, ids, src, off, gap, masked,
+                                  &n_masked);
+    xt_ref *ref = malloc(sizeof *ref);
+    ck_assert_ptr_nonnull(ref);
+    brute_force_xt(tokens, offsets, n_seq, state, b, row_base, ref);
+
+    ck_assert_int_eq(n, ref->n_rows);
+    ck_assert_int_eq(n_masked, ref->n_masked);
+    for (int64_t k = 0; k < n; k++) {
+        ck_assert_msg(ids[k] == ref->ids[k], "row %ld: id %d, expected %d", (long)k, ids[k], ref->ids[k]);
+        ck_assert_msg(src[k] == ref->src[k], "row %ld: src %d, expected %d", (long)k, src[k], ref->src[k]);
+    }
+    ck_assert_int_eq(ids[n], SENTINEL); /* nothing written past the rows */
+    ck_assert_int_eq(src[n], SENTINEL);
+    for (int64_t j = 0; j <= n_seq; j++)
+        ck_assert_msg(off[j] == ref->offsets[j], "offset %ld: %d, expected %d", (long)j, off[j], ref->offsets[j]);
+    for (int64_t q = 0; q < n_masked; q++)
+        ck_assert_int_eq(masked[q], ref->masked[q]);
+    ck_assert_int_eq(masked[n_masked], SENTINEL);
+    for (int64_t i = 0; i < Nz; i++)
+        ck_assert_msg(gap[i] == ref->gap_row[i], "token %ld (state %d): gap row %d, expected %d", (long)i, state[i],
+                      gap[i], ref->gap_row[i]);
+    /* Lambda as the objective forms it from gap_row (a scatter-add of b)
+     * against the scan of each gap */
+    double lam[256] = {0};
+    for (int64_t i = 0; i < Nz; i++)
+        if (gap[i] >= 0) {
+            ck_assert(gap[i] >= row_base && gap[i] < row_base + n);
+            lam[gap[i] - row_base] += b[i];
+        }
+    for (int64_t k = 0; k < n; k++)
+        LF_ASSERT_CLOSE(lam[k], ref->lambda[k], 0, 1e-14);
+    free(ref);
+}
+
+/* Hand-built: runs of dropped tokens, a conditional sequence (prompt and BOS
+ * fixed), a sequence with every token dropped, one with none dropped, one
+ * that is only EOS, a prompt followed by a dropped target. */
+START_TEST(test_build_xt_hand_built)
+{
+    enum { BOS = LF_BOS, EOS = LF_EOS };
+    static const int32_t tokens[] = {
+        5,  6,  7, 8, 9, 10, 11, EOS, /* 0: D D M C D D D | EOS */
+        12, 13, BOS, 5, 6, 7, EOS,    /* 1: prompt, BOS, D M D | EOS */
+        4,  5,  6, EOS,               /* 2: all dropped */
+        7,  8,  9, EOS,               /* 3: none dropped */
+        EOS,                          /* 4: only EOS */
+        9,  BOS, 4, 4, EOS,           /* 5: prompt, BOS, D D | EOS */
+    };
+    static const int32_t state[] = {
+        D, D, M, C, D, D, D, C,
+        C, C, C, D, M, D, C,
+        D, D, D, C,
+        M, C, M, C,
+        C,
+        C, C, D, D, C,
+    };
+    static const int32_t offsets[] = {0, 8, 15, 19, 23, 24, 29};
+    const int64_t B = 6, Nz = offsets[6];
+    ck_assert_int_eq(Nz, (int64_t)(sizeof tokens / sizeof tokens[0]));
+    ck_assert_int_eq(Nz, (int64_t)(sizeof state / sizeof state[0]));
+    double b[64];
+    for (int64_t i = 0; i < Nz; i++)
+        b[i] = 1.0 + 0.125 * (double)i; /* distinct, so a wrong gap shows in Lambda */
+    check_build_xt(tokens, offsets, B, state, b, 0);
+    check_build_xt(tokens, offsets, B, state, b, 37); /* appended after 37 rows of another state */
+
+    /* the expected layout of sequence 0 spelt out, independently of both */
+    int32_t ids[64], src[64], off[8], gap[64], masked[64];
+    int64_t n_masked;
+    int64_t n = lf_noise_build_xt(tokens, offsets, B, state, LF_MASK, 0, ids, src, off, gap, masked, &n_masked);
+    ck_assert_int_eq(off[1], 3);
+    ck_assert(ids[0] == LF_MASK && ids[1] == 8 && ids[2] == EOS);
+    ck_assert(gap[0] == 0 && gap[1] == 0 && gap[4] == 2 && gap[5] == 2 && gap[6] == 2 && gap[2] == -1);
+    /* sequence 2: x_t = [EOS], every token in its gap */
+    ck_assert(gap[15] == off[2] && gap[16] == off[2] && gap[17] == off[2] && off[3] == off[2] + 1);
+    /* sequence 4: one row, EOS */
+    ck_assert(off[5] == off[4] + 1 && ids[off[4]] == EOS && src[off[4]] == 23);
+    ck_assert_int_eq(n, 3 + 5 + 1 + 4 + 1 + 3);
+    ck_assert_int_eq(n_masked, 1 + 1 + 2);
+}
+END_TEST
+
+/* Random batches: prompts with BOS, targets in random states (some batches
+ * mostly dropped, some mostly present), EOS fixed. */
+START_TEST(test_build_xt_random)
+{
+    lf_test_rng rng = {20240611};
+    for (int trial = 0; trial < 300; trial++) {
+        int32_t tokens[256], state[256], offsets[9];
+        double b[256];
+        int64_t B = lf_test_int(&rng, 1, 8), Nz = 0;
+        double p_drop = lf_test_uniform(&rng), p_mask = lf_test_uniform(&rng) * (1 - p_drop);
+        offsets[0] = 0;
+        for (int64_t j = 0; j < B; j++) {
+            int64_t n_prompt = lf_test_int(&rng, 0, 3), n_target = lf_test_int(&rng, 0, 20);
+            for (int64_t i = 0; i < n_prompt; i++) {
+                tokens[Nz] = (int32_t)lf_test_int(&rng, 4, 20);
+                state[Nz++] = C;
+            }
+            if (n_prompt) {
+                tokens[Nz] = LF_BOS;
+                state[Nz++] = C;
+            }
+            for (int64_t i = 0; i < n_target; i++) {
+                double u = lf_test_uniform(&rng);
+                tokens[Nz] = (int32_t)lf_test_int(&rng, 4, 20);
+                state[Nz++] = u < p_drop ? D : (u < p_drop + p_mask ? M : C);
+            }
+            tokens[Nz] = LF_EOS;
+            state[Nz++] = C;
+            offsets[j + 1] = (int32_t)Nz;
+        }
+        for (int64_t i = 0; i < Nz; i++)
+            b[i] = lf_test_range(&rng, 0.5, 5);
+        check_build_xt(tokens, offsets, B, state, b, lf_test_int(&rng, 0, 100));
+    }
+}
+END_TEST
+
+/* ---- state frequencies ------------------------------------------------------------ */
+
+typedef struct { double a, b, c, t; } state_case;
+
+static const state_case cases[] = {
+    {1.0, 1.0, 1.0, 0.3},     /* linear family */
+    {1.0, 2.5, 1.0, 0.5},     /* the default: a = 1, constant b_um = 1 */
+    {2.0, 3.0, 3.0, 0.4},     /* b = c */
+    {0.7, 1.2, 4.0, 0.6},     /* b < c */
+    {1.5, 6.0, 0.8, 0.2},     /* b > c, early insertion */
+    {1.0, 1.001, 1.5, 0.95},  /* late t */
+    {3.0, 0.6, 2.0, 0.05},    /* early t, late insertion */
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+#define N_DRAWS 20000
+#define FIXED_EVERY 97       /* a fixed token among the non-fixed ones now and then */
+
+/* Largest deviation in standard deviations of the state counts of the
+ * non-fixed tokens [begin, end) from n p. Fixed tokens must be clean. */
+static double deviation(const int32_t *state, const uint8_t *fixed, int64_t begin, int64_t end, const state_case *cs)
+{
+    int64_t count[3] = {0, 0, 0}, n = 0;
+    for (int64_t i = begin; i < end; i++) {
+        if (fixed[i]) {
+            ck_assert_int_eq(state[i], C);
+            continue;
+        }
+        ck_assert(state[i] >= D && state[i] <= C);
+        count[state[i]]++;
+        n++;
+    }
+    double worst = 0, sum_p = 0;
+    for (int s = 0; s < 3; s++) {
+        double p = exp(lf_state_log_prob((lf_token_state)s, cs->t, cs->a, cs->b, cs->c, NULL, NULL));
+        sum_p += p;
+        double sd = sqrt((double)n * p * (1 - p));
+        double z = fabs((double)count[s] - (double)n * p) / (sd > 0 ? sd : 1);
+        worst = fmax(worst, z);
+    }
+    ck_assert(fabs(sum_p - 1) < 1e-12);
+    return worst;
+}
+
+/* A batch with one sequence per case: N_DRAWS non-fixed tokens with a fixed
+ * one every FIXED_EVERY, then the fixed EOS. */
+typedef struct mc_batch {
+    int32_t offsets[N_CASES + 1];
+    uint8_t *fixed;
+    lf_real *b_in, *b_um;
+    double t[N_CASES];
+    int32_t *state;
+    int64_t Nz;
+} mc_batch;
+
+static void mc_batch_make(mc_batch *mb)
+{
+    const int64_t per_seq = N_DRAWS + N_DRAWS / FIXED_EVERY + 8;
+    mb->fixed = calloc((size_t)(N_CASES * per_seq), 1);
+    mb->b_in = calloc((size_t)(N_CASES * per_seq), sizeof(lf_real));
+    mb->b_um = calloc((size_t)(N_CASES * per_seq), sizeof(lf_real));
+    mb->state = calloc((size_t)(N_CASES * per_seq), sizeof(int32_t));
+    ck_assert(mb->fixed && mb->b_in && mb->b_um && mb->state);
+    int64_t i = 0;
+    mb->offsets[0] = 0;
+    for (int j = 0; j < N_CASES; j++) {
+        for (int64_t k = 0; k < N_DRAWS; i++) {
+            bool fx = i % FIXED_EVERY == 0;
+            mb->fixed[i] = fx;
+            /* fixed tokens get shapes far from the case's: they must not matter */
+            mb->b_in[i] = (lf_real)(fx ? 50.0 : cases[j].b);
+            mb->b_um[i] = (lf_real)(fx ? 0.02 : cases[j].c);
+            k += !fx;
+        }
+        mb->fixed[i] = 1; /* EOS */
+        mb->b_in[i] = mb->b_um[i] = 1;
+        i++;
+        mb->offsets[j + 1] = (int32_t)i;
+        mb->t[j] = cases[j].t;
+    }
+    mb->Nz = i;
+}
+
+static void mc_batch_free(mc_batch *mb)
+{
+    free(mb->fixed);
+    free(mb->b_in);
+    free(mb->b_um);
+    free(mb->state);
+}
+
+/* Shapes are lf_real (float) in the library: compare with the probabilities
+ * of the shapes actually used. */
+static state_case rounded(const state_case *cs)
+{
+    state_case r = *cs;
+    r.b = (lf_real)cs->b;
+    r.c = (lf_real)cs->c;
+    return r;
+}
+
+/* Per-token b_in and b_um, one call per case (a is shared by a call): 5
+ * standard deviations per count, 3 x N_CASES counts, fixed seed. */
+START_TEST(test_draw_states_frequencies)
+{
+    mc_batch mb;
+    mc_batch_make(&mb);
+    lf_rng rng;
+    lf_rng_seed(&rng, 12345);
+    double worst = 0;
+    for (int j = 0; j < N_CASES; j++) {
+        int32_t off[2] = {0, mb.offsets[j + 1] - mb.offsets[j]};
+        int64_t o = mb.offsets[j];
+        lf_noise_draw_states(&rng, off, 1, mb.fixed + o, &mb.t[j], mb.b_in + o, mb.b_um + o, 999.0, cases[j].a,
+                             mb.state + o);
+        state_case cs = rounded(&cases[j]);
+        double z = deviation(mb.state, mb.fixed, o, mb.offsets[j + 1], &cs);
+        ck_assert_msg(z < 5, "case %d (a %g, b %g, c %g, t %g): state counts %.2f standard deviations off", j,
+                      cs.a, cs.b, cs.c, cs.t, z);
+        worst = fmax(worst, z);
+    }
+    fprintf(stderr, "# per-token b_um: largest deviation %.2f standard deviations (%d draws x %d cases)\n", worst,
+            N_DRAWS, N_CASES);
+    mc_batch_free(&mb);
+}
+END_TEST
+
+/* The constant b_um (b_um NULL, c_const) path, and several sequences at
+ * different times in one call (the cases with a = 1). */
+START_TEST(test_draw_states_constant_c)
+{
+    mc_batch mb;
+    mc_batch_make(&mb);
+    lf_rng rng;
+    lf_rng_seed(&rng, 777);
+    double worst = 0;
+    for (int j = 0; j < N_CASES; j++) {
+        int32_t off[2] = {0, mb.offsets[j + 1] - mb.offsets[j]};
+        int64_t o = mb.offsets[j];
+        lf_noise_draw_states(&rng, off, 1, mb.fixed + o, &mb.t[j], mb.b_in + o, NULL, cases[j].c, cases[j].a,
+                             mb.state + o);
+        state_case cs = rounded(&cases[j]);
+        cs.c = cases[j].c; /* c_const is used as given, in double */
+        double z = deviation(mb.state, mb.fixed, o, mb.offsets[j + 1], &cs);
+        ck_assert_msg(z < 5, "case %d, constant c: %.2f standard deviations off", j, z);
+        worst = fmax(worst, z);
+    }
+    /* cases 0, 1 and 5 have a = 1: one call over three sequences, each at its
+     * own t, with c = 1.5 for all */
+    static const int pick[3] = {0, 1, 5};
+    int32_t off[4] = {0};
+    int64_t total = 0;
+    for (int q = 0; q < 3; q++)
+        total += mb.offsets[pick[q] + 1] - mb.offsets[pick[q]];
+    uint8_t *fixed = malloc((size_t)total);
+    lf_real *b_in = malloc((size_t)total * sizeof *b_in);
+    int32_t *state = malloc((size_t)total * sizeof *state);
+    double t[3];
+    ck_assert(fixed && b_in && state);
+    for (int q = 0; q < 3; q++) {
+        int64_t o = mb.offsets[pick[q]], n = mb.offsets[pick[q] + 1] - o;
+        memcpy(fixed + off[q], mb.fixed + o, (size_t)n);
+        memcpy(b_in + off[q], mb.b_in + o, (size_t)n * sizeof *b_in);
+        off[q + 1] = off[q] + (int32_t)n;
+        t[q] = cases[pick[q]].t;
+    }
+    lf_noise_draw_states(&rng, off, 3, fixed, t, b_in, NULL, 1.5, 1.0, state);
+    for (int q = 0; q < 3; q++) {
+        state_case cs = rounded(&cases[pick[q]]);
+        cs.c = 1.5;
+        double z = deviation(state, fixed, off[q], off[q + 1], &cs);
+        ck_assert_msg(z < 5, "sequence %d of the joint call: %.2f standard deviations off", q, z);
+        worst = fmax(worst, z);
+    }
+    fprintf(stderr, "# constant b_um: largest deviation %.2f standard deviations\n", worst);
+    free(fixed);
+    free(b_in);
+    free(state);
+    mc_batch_free(&mb);
+}
+END_TEST
+
+/* Fixed tokens draw no random numbers: the states of the non-fixed tokens
+ * are the same with or without fixed tokens between them. */
+START_TEST(test_draw_states_fixed_use_no_draws)
+{
+    enum { N = 400 };
+    uint8_t fixed_mixed[2 * N], fixed_none[N];
+    lf_real b_mixed[2 * N], b_none[N];
+    int32_t st_mixed[2 * N], st_none[N], off_mixed[2] = {0, 2 * N}, off_none[2] = {0, N};
+    for (int i = 0; i < 2 * N; i++) {
+        fixed_mixed[i] = (i % 2 == 0) || i == 2 * N - 1;
+        b_mixed[i] = (lf_real)(0.5 + (i % 7));
+    }
+    int k = 0;
+    for (int i = 0; i < 2 * N; i++)
+        if (!fixed_mixed[i]) {
+            fixed_none[k] = 0;
+            b_none[k++] = b_mixed[i];
+        }
+    fixed_none[k] = 1;
+    b_none[k++] = 1;
+    ck_assert_int_eq(k, N);
+    double t = 0.5;
+    lf_rng r1, r2;
+    lf_rng_seed(&r1, 99);
+    lf_rng_seed(&r2, 99);
+    lf_noise_draw_states(&r1, off_mixed, 1, fixed_mixed, &t, b_mixed, NULL, 1.0, 1.0, st_mixed);
+    lf_noise_draw_states(&r2, off_none, 1, fixed_none, &t, b_none, NULL, 1.0, 1.0, st_none);
+    int n_states[3] = {0, 0, 0};
+    k = 0;
+    for (int i = 0; i < 2 * N; i++) {
+        if (fixed_mixed[i]) {
+            ck_assert_int_eq(st_mixed[i], C);
+            continue;
+        }
+        ck_assert_int_eq(st_mixed[i], st_none[k++]);
+        n_states[st_mixed[i]]++;
+    }
+    ck_assert(n_states[D] > 0 && n_states[M] > 0 && n_states[C] > 0);
+    ck_assert(r1.s[0] == r2.s[0] && r1.s[1] == r2.s[1] && r1.s[2] == r2.s[2] && r1.s[3] == r2.s[3]);
+}
+END_TEST
+
+Suite *lf_test_suite(void)
+{
+    Suite *s = suite_create("lflex_noise");
+    TCase *tc = tcase_create("noise");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_build_xt_hand_built);
+    tcase_add_test(tc, test_build_xt_random);
+    tcase_add_test(tc, test_draw_states_frequencies);
+    tcase_add_test(tc, test_draw_states_constant_c);
+    tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
+    suite_add_tcase(s, tc);
+    return s;
+}
