@@ -5,6 +5,17 @@
 
 #include "core/core.h"
 
+/* Hot loops get versions for AVX2+FMA and AVX-512 next to the baseline one;
+ * the dynamic loader picks the best for the CPU (GCC function
+ * multi-versioning). Results differ from the baseline version only in the
+ * rounding of fused multiply-adds. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !LF_REAL_IS_DOUBLE && \
+    !defined(LF_NO_CLONES)
+#define LF_SIMD_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define LF_SIMD_CLONES
+#endif
+
 /* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K, op(B) is
  * K x N. When beta == 0, C is written without being read. */
 void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,

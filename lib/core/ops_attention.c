@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/kernels.h"
+#include "core/fastmath.h"
 #include "core/ops.h"
 
 /* ---- rotary embedding (rotate-half form) -------------------------------- */
@@ -30,7 +31,7 @@ static lf_real *rope_table(lf_ctx *ctx, const int32_t *pos, int64_t T, int64_t h
 }
 
 /* out = R(pos) x (sign = +1) or R(pos)^T x (sign = -1), accumulated when acc. */
-static void rope_apply(const lf_real *x, lf_real *out, const int32_t *pos, const lf_real *tab, int64_t T,
+LF_SIMD_CLONES static void rope_apply(const lf_real *x, lf_real *out, const int32_t *pos, const lf_real *tab, int64_t T,
                        int64_t H, int64_t half, int sign, bool acc)
 {
     int64_t Dh = 2 * half, C = H * Dh;
@@ -98,15 +99,46 @@ lf_tensor *lf_rope(lf_ctx *ctx, lf_tensor *x, lf_tensor *pos, int64_t n_heads, d
 /* ---- attention ----------------------------------------------------------- */
 
 /* One (sequence, head) pair is one unit of work; pairs write disjoint parts
- * of every output, so the result does not depend on how they are split. */
+ * of every output, so the result does not depend on how they are split.
+ * Within a pair the products are BLAS calls on strided views of q, k, v
+ * (row stride C), and the softmax runs over rows of the saved
+ * probabilities. */
 typedef struct {
     const lf_real *q, *k, *v, *o, *dout;
-    lf_real *out, *P, *dq, *dk, *dv;
+    lf_real *out, *P, *scratch, *dq, *dk, *dv;
     const int32_t *off, *valid;
     const int64_t *pofs; /* start of each sequence's probabilities in P */
     int64_t H, Dh, C;
-    double scale;
+    lf_real scale;
 } attn_args;
+
+/* Row-wise softmax of S [n, n] in place; keys with valid[j] == 0 get 0. A
+ * row with no valid key is all zeros. */
+LF_SIMD_CLONES static void softmax_rows_masked(lf_real *S, int64_t n, const int32_t *valid)
+{
+    for (int64_t i = 0; i < n; i++) {
+        lf_real *row = S + i * n;
+        lf_real mx = -INFINITY;
+        for (int64_t j = 0; j < n; j++) {
+            if (valid && !valid[j])
+                row[j] = -INFINITY;
+            mx = row[j] > mx ? row[j] : mx;
+        }
+        if (mx == -INFINITY) {
+            memset(row, 0, (size_t)n * sizeof *row);
+            continue;
+        }
+        lf_real sum = 0;
+        for (int64_t j = 0; j < n; j++) {
+            lf_real e = lf_fast_exp(row[j] - mx); /* exp(-inf) = 0 through the clamp */
+            row[j] = e;
+            sum += e;
+        }
+        lf_real inv = 1 / sum;
+        for (int64_t j = 0; j < n; j++)
+            row[j] *= inv;
+    }
+}
 
 static void attn_fwd_pairs(void *p, int64_t w0, int64_t w1)
 {
@@ -115,45 +147,13 @@ static void attn_fwd_pairs(void *p, int64_t w0, int64_t w1)
     for (int64_t w = w0; w < w1; w++) {
         int64_t b = w / H, h = w % H;
         int64_t s0 = a->off[b], n = a->off[b + 1] - s0;
+        if (n == 0)
+            continue;
         lf_real *P = a->P + a->pofs[b] + h * n * n;
-        for (int64_t i = 0; i < n; i++) {
-            const lf_real *qi = a->q + (s0 + i) * C + h * Dh;
-            lf_real *pi = P + i * n;
-            double mx = -INFINITY;
-            for (int64_t j = 0; j < n; j++) {
-                if (a->valid && !a->valid[s0 + j]) {
-                    pi[j] = -INFINITY;
-                    continue;
-                }
-                const lf_real *kj = a->k + (s0 + j) * C + h * Dh;
-                lf_real dot = 0;
-                for (int64_t d = 0; d < Dh; d++)
-                    dot += qi[d] * kj[d];
-                pi[j] = (lf_real)(dot * a->scale);
-                mx = pi[j] > mx ? pi[j] : mx;
-            }
-            lf_real *oi = a->out + (s0 + i) * C + h * Dh;
-            memset(oi, 0, (size_t)Dh * sizeof *oi);
-            if (mx == -INFINITY) { /* no key to attend to */
-                memset(pi, 0, (size_t)n * sizeof *pi);
-                continue;
-            }
-            double sum = 0;
-            for (int64_t j = 0; j < n; j++) {
-                double e = pi[j] == -INFINITY ? 0 : exp(pi[j] - mx);
-                pi[j] = (lf_real)e;
-                sum += e;
-            }
-            lf_real inv = (lf_real)(1 / sum);
-            for (int64_t j = 0; j < n; j++) {
-                pi[j] *= inv;
-                if (pi[j] == 0)
-                    continue;
-                const lf_real *vj = a->v + (s0 + j) * C + h * Dh;
-                for (int64_t d = 0; d < Dh; d++)
-                    oi[d] += pi[j] * vj[d];
-            }
-        }
+        const lf_real *q = a->q + s0 * C + h * Dh, *k = a->k + s0 * C + h * Dh, *v = a->v + s0 * C + h * Dh;
+        lf_gemm(false, true, n, n, Dh, a->scale, q, C, k, C, 0, P, n);
+        softmax_rows_masked(P, n, a->valid ? a->valid + s0 : NULL);
+        lf_gemm(false, false, n, Dh, n, 1, P, n, v, C, 0, a->out + s0 * C + h * Dh, C);
     }
 }
 
@@ -161,45 +161,35 @@ static void attn_bwd_pairs(void *p, int64_t w0, int64_t w1)
 {
     const attn_args *a = p;
     int64_t H = a->H, Dh = a->Dh, C = a->C;
-    lf_real scale = (lf_real)a->scale;
     for (int64_t w = w0; w < w1; w++) {
         int64_t b = w / H, h = w % H;
         int64_t s0 = a->off[b], n = a->off[b + 1] - s0;
-        lf_real *P = a->P + a->pofs[b] + h * n * n;
+        if (n == 0)
+            continue;
+        int64_t at = s0 * C + h * Dh;
+        const lf_real *P = a->P + a->pofs[b] + h * n * n;
+        lf_real *dS = a->scratch + a->pofs[b] + h * n * n;
+        const lf_real *dO = a->dout + at, *O = a->o + at;
+        /* dV += P^T dO */
+        if (a->dv)
+            lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, 1, a->dv + at, C);
+        if (!a->dq && !a->dk)
+            continue;
+        /* dP = dO V^T, then dS = P (dP - D) scale with D_i = dO_i . O_i */
+        lf_gemm(false, true, n, n, Dh, 1, dO, C, a->v + at, C, 0, dS, n);
         for (int64_t i = 0; i < n; i++) {
-            const lf_real *doi = a->dout + (s0 + i) * C + h * Dh, *oi = a->o + (s0 + i) * C + h * Dh;
-            const lf_real *qi = a->q + (s0 + i) * C + h * Dh;
-            lf_real *pi = P + i * n;
-            /* D_i = dO_i . O_i = sum_j p_ij dP_ij */
-            lf_real Di = 0;
+            lf_real D = 0;
             for (int64_t d = 0; d < Dh; d++)
-                Di += doi[d] * oi[d];
-            lf_real *dqi = a->dq ? a->dq + (s0 + i) * C + h * Dh : NULL;
-            for (int64_t j = 0; j < n; j++) {
-                lf_real pij = pi[j];
-                if (pij == 0)
-                    continue;
-                const lf_real *vj = a->v + (s0 + j) * C + h * Dh;
-                if (a->dv) {
-                    lf_real *dvj = a->dv + (s0 + j) * C + h * Dh;
-                    for (int64_t d = 0; d < Dh; d++)
-                        dvj[d] += pij * doi[d];
-                }
-                lf_real dpij = 0;
-                for (int64_t d = 0; d < Dh; d++)
-                    dpij += doi[d] * vj[d];
-                lf_real ds = pij * (dpij - Di) * scale;
-                const lf_real *kj = a->k + (s0 + j) * C + h * Dh;
-                if (dqi)
-                    for (int64_t d = 0; d < Dh; d++)
-                        dqi[d] += ds * kj[d];
-                if (a->dk) {
-                    lf_real *dkj = a->dk + (s0 + j) * C + h * Dh;
-                    for (int64_t d = 0; d < Dh; d++)
-                        dkj[d] += ds * qi[d];
-                }
-            }
+                D += dO[i * C + d] * O[i * C + d];
+            const lf_real *pi = P + i * n;
+            lf_real *si = dS + i * n;
+            for (int64_t j = 0; j < n; j++)
+                si[j] = pi[j] * (si[j] - D) * a->scale;
         }
+        if (a->dq) /* dQ += dS K */
+            lf_gemm(false, false, n, Dh, n, 1, dS, n, a->k + at, C, 1, a->dq + at, C);
+        if (a->dk) /* dK += dS^T Q */
+            lf_gemm(true, false, n, Dh, n, 1, dS, n, a->q + at, C, 1, a->dk + at, C);
     }
 }
 
@@ -215,13 +205,16 @@ static void attention_backward(lf_ctx *ctx, lf_node *n)
     lf_real *dq = q->requires_grad ? lf_grad_buffer(ctx, q) : NULL;
     lf_real *dk = k->requires_grad ? lf_grad_buffer(ctx, k) : NULL;
     lf_real *dv = v->requires_grad ? lf_grad_buffer(ctx, v) : NULL;
-    if (ctx->status)
-        return;
     const attn_saved *sv = n->saved;
     int64_t B = offsets->numel - 1, H = n->ip[0], C = lf_cols(q);
+    lf_real *scratch = lf_arena_alloc(&ctx->arena, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
+    if (!scratch)
+        lf_ctx_fail(ctx, LFLEX_ENOMEM, "attention backward");
+    if (ctx->status)
+        return;
     attn_args a = {lf_data(q), lf_data(k), lf_data(v), lf_data(n->out), n->out->grad,
-                   NULL, sv->P, dq, dk, dv,
-                   lf_idata(offsets), NULL, sv->pofs, H, C / H, C, n->fp[0]};
+                   NULL, sv->P, scratch, dq, dk, dv,
+                   lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
     lf_parallel_for(ctx, B * H, 1, attn_bwd_pairs, &a);
 }
 
@@ -262,15 +255,15 @@ lf_tensor *lf_attention(lf_ctx *ctx, lf_tensor *q, lf_tensor *k, lf_tensor *v, l
     if (!out)
         return NULL;
     double scale = 1.0 / sqrt((double)(C / n_heads));
-    attn_args a = {lf_data(q), lf_data(k), lf_data(v), NULL, NULL, lf_data(out), P, NULL, NULL, NULL,
-                   off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, scale};
+    attn_args a = {lf_data(q), lf_data(k), lf_data(v), NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
+                   off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
     lf_parallel_for(ctx, B * n_heads, 1, attn_fwd_pairs, &a);
     if (node) {
-        node->ip[0] = n_heads;
         node->fp[0] = scale;
         sv->pofs = pofs;
         sv->P = P;
         node->saved = sv;
+        node->ip[0] = n_heads;
     }
     return out;
 }

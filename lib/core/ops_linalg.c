@@ -74,7 +74,7 @@ typedef struct {
     int64_t rows, cols;
 } bias_grad_args;
 
-static void bias_grad_range(void *p, int64_t c0, int64_t c1)
+LF_SIMD_CLONES static void bias_grad_range(void *p, int64_t c0, int64_t c1)
 {
     const bias_grad_args *a = p;
     for (int64_t r = 0; r < a->rows; r++) {

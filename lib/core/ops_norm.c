@@ -14,7 +14,7 @@ typedef struct {
     double eps;
 } ln_fwd_args;
 
-static void ln_fwd_rows(void *p, int64_t r0, int64_t r1)
+LF_SIMD_CLONES static void ln_fwd_rows(void *p, int64_t r0, int64_t r1)
 {
     const ln_fwd_args *q = p;
     int64_t C = q->C;
@@ -48,7 +48,7 @@ typedef struct {
     int64_t C;
 } ln_bwd_args;
 
-static void ln_bwd_rows(void *p, int64_t r0, int64_t r1)
+LF_SIMD_CLONES static void ln_bwd_rows(void *p, int64_t r0, int64_t r1)
 {
     const ln_bwd_args *q = p;
     int64_t C = q->C;
@@ -78,7 +78,7 @@ typedef struct {
     int64_t R, C;
 } ln_scale_args;
 
-static void ln_scale_cols(void *p, int64_t c0, int64_t c1)
+LF_SIMD_CLONES static void ln_scale_cols(void *p, int64_t c0, int64_t c1)
 {
     const ln_scale_args *q = p;
     for (int64_t c = c0; c < c1; c++) {
@@ -160,7 +160,7 @@ typedef struct {
     int64_t R, C, M, col;
 } mod_grad_args;
 
-static void mod_grad_cols(void *p, int64_t c0, int64_t c1)
+LF_SIMD_CLONES static void mod_grad_cols(void *p, int64_t c0, int64_t c1)
 {
     const mod_grad_args *q = p;
     for (int64_t r = 0; r < q->R; r++) {

@@ -1,6 +1,7 @@
 /* Softmax, log-softmax and cross-entropy over the last dimension. */
 #include <math.h>
 
+#include "core/fastmath.h"
 #include "core/kernels.h"
 #include "core/ops.h"
 
@@ -15,27 +16,27 @@ typedef struct {
     int kind;
 } sm_args;
 
-static void sm_fwd_rows(void *p, int64_t r0, int64_t r1)
+LF_SIMD_CLONES static void sm_fwd_rows(void *p, int64_t r0, int64_t r1)
 {
     const sm_args *q = p;
     int64_t C = q->C;
     for (int64_t r = r0; r < r1; r++) {
         const lf_real *x = q->x + r * C;
         lf_real *y = q->y ? q->y + r * C : NULL;
-        double mx = -INFINITY;
+        lf_real mx = -INFINITY;
         for (int64_t c = 0; c < C; c++)
             mx = x[c] > mx ? x[c] : mx;
-        double s = 0;
+        lf_real s = 0;
         for (int64_t c = 0; c < C; c++)
-            s += exp(x[c] - mx);
-        double lse = mx + log(s);
+            s += lf_fast_exp(x[c] - mx);
+        lf_real lse = mx + (lf_real)log((double)s);
         if (y) {
             if (q->kind == SM_SOFTMAX)
                 for (int64_t c = 0; c < C; c++)
-                    y[c] = (lf_real)exp(x[c] - lse);
+                    y[c] = lf_fast_exp(x[c] - lse);
             else
                 for (int64_t c = 0; c < C; c++)
-                    y[c] = (lf_real)(x[c] - lse);
+                    y[c] = x[c] - lse;
         }
         if (q->lse)
             q->lse[r] = (lf_real)lse;
@@ -49,24 +50,24 @@ typedef struct {
     int kind;
 } sm_bwd_args;
 
-static void sm_bwd_rows(void *p, int64_t r0, int64_t r1)
+LF_SIMD_CLONES static void sm_bwd_rows(void *p, int64_t r0, int64_t r1)
 {
     const sm_bwd_args *q = p;
     int64_t C = q->C;
     for (int64_t r = r0; r < r1; r++) {
         const lf_real *y = q->y + r * C, *dy = q->dy + r * C;
         lf_real *dx = q->dx + r * C;
-        double s = 0;
+        lf_real s = 0;
         if (q->kind == SM_SOFTMAX) {
             for (int64_t c = 0; c < C; c++)
-                s += (double)dy[c] * y[c];
+                s += dy[c] * y[c];
             for (int64_t c = 0; c < C; c++)
-                dx[c] += (lf_real)(y[c] * (dy[c] - s));
+                dx[c] += y[c] * (dy[c] - s);
         } else {
             for (int64_t c = 0; c < C; c++)
                 s += dy[c];
             for (int64_t c = 0; c < C; c++)
-                dx[c] += (lf_real)(dy[c] - exp((double)y[c]) * s);
+                dx[c] += dy[c] - lf_fast_exp(y[c]) * s;
         }
     }
 }
@@ -113,19 +114,19 @@ typedef struct {
     int64_t C;
 } ce_bwd_args;
 
-static void ce_bwd_rows(void *p, int64_t r0, int64_t r1)
+LF_SIMD_CLONES static void ce_bwd_rows(void *p, int64_t r0, int64_t r1)
 {
     const ce_bwd_args *q = p;
     int64_t C = q->C;
     for (int64_t r = r0; r < r1; r++) {
         const lf_real *x = q->x + r * C;
         lf_real *dx = q->dx + r * C;
-        double g = q->g[r], lse = q->lse[r];
+        lf_real g = q->g[r], lse = q->lse[r];
         if (g == 0)
             continue;
         for (int64_t c = 0; c < C; c++)
-            dx[c] += (lf_real)(g * exp(x[c] - lse));
-        dx[q->t[r]] -= (lf_real)g;
+            dx[c] += g * lf_fast_exp(x[c] - lse);
+        dx[q->t[r]] -= g;
     }
 }
 

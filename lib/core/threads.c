@@ -15,7 +15,9 @@
 #include "core/kernels.h"
 #include "core/threads.h"
 
-#define SPIN_ITERS 20000
+/* about 10-50 microseconds of spinning before sleeping or yielding: long
+ * enough to catch the next op, short enough not to steal a busy core */
+#define SPIN_ITERS 2000
 
 struct lf_pool {
     int n_threads;              /* including the caller */

@@ -2,6 +2,7 @@
  * constant or cosine learning rate, and an optional EMA of the weights. */
 #include <math.h>
 
+#include "core/kernels.h"
 #include "lflex/model.h"
 
 double lf_model_lr_at(const lf_model_config *cfg, uint64_t step)
@@ -16,6 +17,19 @@ double lf_model_lr_at(const lf_model_config *cfg, uint64_t step)
         return cfg->lr * (cfg->min_lr_ratio + (1 - cfg->min_lr_ratio) * 0.5 * (1 + cos(M_PI * p)));
     }
     return cfg->lr;
+}
+
+/* AdamW on one parameter tensor (decoupled decay, then the Adam update). */
+LF_SIMD_CLONES static void adamw_update(lf_real *w, const lf_real *g, lf_real *mm, lf_real *vv, int64_t n, float scale,
+                                        float b1, float b2, float c1, float c2, float lr, float decay, float eps)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * scale;
+        float mi = b1 * mm[i] + (1 - b1) * gi, vi = b2 * vv[i] + (1 - b2) * gi * gi;
+        mm[i] = mi;
+        vv[i] = vi;
+        w[i] = w[i] * (1 - decay) - lr * (mi / c1) / (sqrtf(vi / c2) + eps);
+    }
 }
 
 int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_out)
@@ -42,14 +56,8 @@ int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_
         lf_real *w = P->data + p->offset, *g = P->grad + p->offset;
         lf_real *mm = m->adam_m + p->offset, *vv = m->adam_v + p->offset;
         double decay = p->decay ? lr * cfg->weight_decay : 0;
-        for (int64_t i = 0; i < p->numel; i++) {
-            double gi = g[i] * scale;
-            double mi = b1 * mm[i] + (1 - b1) * gi, vi = b2 * vv[i] + (1 - b2) * gi * gi;
-            mm[i] = (lf_real)mi;
-            vv[i] = (lf_real)vi;
-            double wi = w[i] * (1 - decay);
-            w[i] = (lf_real)(wi - lr * (mi / c1) / (sqrt(vi / c2) + cfg->adam_eps));
-        }
+        adamw_update(w, g, mm, vv, p->numel, (float)scale, (float)b1, (float)b2, (float)c1, (float)c2, (float)lr,
+                     (float)decay, (float)cfg->adam_eps);
     }
     if (m->ema) {
         double d = cfg->ema;
