@@ -1,0 +1,137 @@
+/* Benchmark of liblflex's train step (and, later, generation) on the
+ * configurations of bench/configs.py. Prints one JSON object per line:
+ *   {"what": "train", "config": "small", "threads": 2, "median_s": ..., ...}
+ * Used by bench/compare.py, which runs the PyTorch peer in the same run.
+ *
+ *   lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]
+ *
+ * The batch is random user tokens with a fixed final EOS, the same data
+ * distribution as the peer's. Timing uses CLOCK_MONOTONIC around each step;
+ * the first two steps are warm-up and not counted. */
+#include <lflex/lflex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+static int bench_train(const char *cfg_path, size_t n_seq, size_t len, int steps, int threads)
+{
+    size_t ylen;
+    char *yaml = read_file(cfg_path, &ylen);
+    if (!yaml) {
+        fprintf(stderr, "lflex-bench: cannot read %s\n", cfg_path);
+        return 1;
+    }
+    lflex_model_t *m;
+    if (lflex_model_new(&m, yaml, ylen) != LFLEX_OK) {
+        fprintf(stderr, "lflex-bench: %s\n", lflex_last_error());
+        free(yaml);
+        return 1;
+    }
+    free(yaml);
+    if (threads > 0)
+        lflex_model_set_threads(m, threads);
+    int64_t vocab, n_params, n_threads;
+    lflex_model_get(m, LFLEX_PROP_VOCAB_SIZE, &vocab);
+    lflex_model_get(m, LFLEX_PROP_N_PARAMS, &n_params);
+    lflex_model_get(m, LFLEX_PROP_THREADS, &n_threads);
+    int32_t *tokens = malloc(n_seq * len * sizeof *tokens);
+    size_t *offsets = malloc((n_seq + 1) * sizeof *offsets);
+    double *times = malloc((size_t)steps * sizeof *times);
+    uint64_t rng = 12345;
+    double tokens_total = 0;
+    int rc = 0;
+    for (int s = 0; s < steps + 2 && rc == 0; s++) {
+        offsets[0] = 0;
+        for (size_t j = 0; j < n_seq; j++) {
+            for (size_t i = 0; i < len - 1; i++) {
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                tokens[j * len + i] = LFLEX_TOKEN_FIRST_USER + (int32_t)((rng >> 33) % (uint64_t)(vocab - 4));
+            }
+            tokens[j * len + len - 1] = LFLEX_TOKEN_EOS;
+            offsets[j + 1] = (j + 1) * len;
+        }
+        lflex_train_stats st = {.struct_size = sizeof st};
+        double t0 = now();
+        if (lflex_model_train_step(m, tokens, NULL, offsets, n_seq, &st) != LFLEX_OK) {
+            fprintf(stderr, "lflex-bench: %s\n", lflex_last_error());
+            rc = 1;
+        }
+        double dt = now() - t0;
+        if (s >= 2) {
+            times[s - 2] = dt;
+            tokens_total += (double)st.tokens;
+        }
+    }
+    if (rc == 0) {
+        double sum = 0;
+        for (int s = 0; s < steps; s++)
+            sum += times[s];
+        qsort(times, (size_t)steps, sizeof *times, cmp_double);
+        printf("{\"what\": \"train\", \"impl\": \"lflex\", \"threads\": %ld, \"n_seq\": %zu, \"len\": %zu, "
+               "\"params\": %ld, \"steps\": %d, \"median_s\": %.6f, \"min_s\": %.6f, \"max_s\": %.6f, "
+               "\"tokens_per_step\": %.1f, \"peak_rss_kib\": %ld}\n",
+               (long)n_threads, n_seq, len, (long)n_params, steps, times[steps / 2], times[0], times[steps - 1],
+               tokens_total / steps, peak_rss_kib());
+    }
+    free(tokens);
+    free(offsets);
+    free(times);
+    lflex_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 6 && strcmp(argv[1], "train") == 0) {
+        int steps = atoi(argv[5]);
+        if (steps < 1)
+            steps = 1;
+        return bench_train(argv[2], (size_t)atol(argv[3]), (size_t)atol(argv[4]), steps,
+                           argc > 6 ? atoi(argv[6]) : 0);
+    }
+    fprintf(stderr, "usage: lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]\n");
+    return 2;
+}
