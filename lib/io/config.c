@@ -718,7 +718,7 @@ static void put_string(lf_cfg_text *t, const char *s, size_t n)
         return;
     }
     put(t, "\"", 1);
-    uint32_t cp;
+    uint32_t cp = 0;
     for (size_t i = 0, step; i < n; i += step) {
         step = utf8_next((const unsigned char *)s + i, n - i, &cp); /* validated by the caller */
         char e[16];
