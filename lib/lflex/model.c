@@ -60,6 +60,59 @@ static lf_backbone_cfg backbone_cfg(const lf_model_config *cfg, int64_t vocab, b
     return b;
 }
 
+int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_params *p)
+{
+    memset(n, 0, sizeof *n);
+    int64_t n_user = vocab - LF_N_SPECIAL;
+    n->has_aux = cfg->family == LF_FAMILY_KUMARASWAMY;
+    n->has_um = cfg->learn_unmask_rate;
+    n->has_bum = n->has_aux && cfg->learn_b_um;
+    lf_backbone_cfg g = backbone_cfg(cfg, vocab, false);
+    int st = lf_backbone_register(&n->gen, &g, p, "gen");
+    if (!st)
+        st = lf_token_head_register(&n->gen_out, g.d, g.d_cond, n_user, p, "gen.out");
+    if (!st)
+        st = lf_rate_head_register(&n->gen_ins, g.d, g.d_cond, cfg->gen_min_rate, cfg->gen_max_rate, p, "gen.ins");
+    if (!st && n->has_um)
+        st = lf_rate_head_register(&n->gen_um, g.d, g.d_cond, cfg->gen_min_rate, cfg->gen_max_rate, p, "gen.um");
+    if (!st && n->has_aux) {
+        lf_backbone_cfg x = backbone_cfg(cfg, vocab, true);
+        st = lf_backbone_register(&n->aux, &x, p, "aux");
+        if (!st)
+            st = lf_rate_head_register(&n->aux_bin, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate, p,
+                                       "aux.bin");
+        if (!st && n->has_bum)
+            st = lf_rate_head_register(&n->aux_bum, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate, p,
+                                       "aux.bum");
+    }
+    return st;
+}
+
+void lf_nets_free(lf_nets *n)
+{
+    lf_backbone_free(&n->gen);
+    lf_backbone_free(&n->aux);
+}
+
+int lf_nets_view_init(lf_nets_view *v, const lf_model *m, const lf_real *weights)
+{
+    memset(v, 0, sizeof *v);
+    lf_params_init(&v->params);
+    int st = lf_nets_register(&v->nets, &m->cfg, m->vocab, &v->params);
+    if (st || v->params.total != m->params.total) {
+        lf_nets_view_free(v);
+        return st ? st : LFLEX_EINTERNAL;
+    }
+    lf_params_bind(&v->params, weights);
+    return LFLEX_OK;
+}
+
+void lf_nets_view_free(lf_nets_view *v)
+{
+    lf_nets_free(&v->nets);
+    lf_params_free(&v->params);
+}
+
 int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_tokens)
 {
     memset(m, 0, sizeof *m);
@@ -73,26 +126,7 @@ int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_toke
     lf_params_init(&m->params);
     lf_ctx_init(&m->ctx, 1 << 20, cfg->threads ? (int)cfg->threads : default_threads());
 
-    lf_backbone_cfg g = backbone_cfg(cfg, m->vocab, false);
-    st = lf_backbone_register(&m->gen, &g, &m->params, "gen");
-    if (!st)
-        st = lf_token_head_register(&m->gen_out, g.d, g.d_cond, n_user_tokens, &m->params, "gen.out");
-    if (!st)
-        st = lf_rate_head_register(&m->gen_ins, g.d, g.d_cond, cfg->gen_min_rate, cfg->gen_max_rate, &m->params,
-                                   "gen.ins");
-    if (!st && cfg->learn_unmask_rate)
-        st = lf_rate_head_register(&m->gen_um, g.d, g.d_cond, cfg->gen_min_rate, cfg->gen_max_rate, &m->params,
-                                   "gen.um");
-    if (!st && m->learned) {
-        lf_backbone_cfg x = backbone_cfg(cfg, m->vocab, true);
-        st = lf_backbone_register(&m->aux, &x, &m->params, "aux");
-        if (!st)
-            st = lf_rate_head_register(&m->aux_bin, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate,
-                                       &m->params, "aux.bin");
-        if (!st && cfg->learn_b_um)
-            st = lf_rate_head_register(&m->aux_bum, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate,
-                                       &m->params, "aux.bum");
-    }
+    st = lf_nets_register(&m->net, cfg, m->vocab, &m->params);
     if (!st)
         st = lf_params_alloc(&m->params);
     if (!st) {
@@ -117,8 +151,7 @@ int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_toke
 
 void lf_model_destroy(lf_model *m)
 {
-    lf_backbone_free(&m->gen);
-    lf_backbone_free(&m->aux);
+    lf_nets_free(&m->net);
     lf_params_free(&m->params);
     free(m->adam_m);
     free(m->adam_v);

@@ -26,15 +26,38 @@ typedef struct lf_loss_trace {
     int32_t *masked_rows;           /* [M] rows of x_t that are masked */
     int64_t n_xt, n_masked, n_states;
 } lf_loss_trace;
+struct lf_model;
+
+/* The networks: layer structs whose tensors point into one weight buffer. */
+typedef struct lf_nets {
+    lf_backbone gen, aux;
+    lf_token_head gen_out;
+    lf_rate_head gen_ins, gen_um, aux_bin, aux_bum;
+    bool has_aux, has_um, has_bum;
+} lf_nets;
+
+/* Register the networks of a config into `p` (names and shapes of
+ * doc/model-layout.md, in a fixed order). */
+int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_params *p);
+void lf_nets_free(lf_nets *n);
+
+/* A read-only copy of a model's networks over other weights (the EMA
+ * weights, or the live ones), for samplers and rate queries, which may run
+ * concurrently with each other. */
+typedef struct lf_nets_view {
+    lf_params params;  /* same layout as the model's; data borrowed, no gradients */
+    lf_nets nets;
+} lf_nets_view;
+int lf_nets_view_init(lf_nets_view *v, const struct lf_model *m, const lf_real *weights);
+void lf_nets_view_free(lf_nets_view *v);
+
 typedef struct lf_model {
     lf_model_config cfg;
     int64_t vocab;                 /* all ids: LF_N_SPECIAL + user tokens */
     bool learned;                  /* kumaraswamy family: an auxiliary network exists */
     double a;                      /* the shape in use (1 for the linear family) */
     lf_params params;
-    lf_backbone gen, aux;
-    lf_token_head gen_out;
-    lf_rate_head gen_ins, gen_um, aux_bin, aux_bum;
+    lf_nets net;
     /* optimiser: AdamW moments and the EMA copy, in the params' layout */
     lf_real *adam_m, *adam_v, *ema;
     uint64_t step;

@@ -102,10 +102,10 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
             return st;
         double *t0 = lf_arena_calloc(&ctx->arena, (size_t)B * sizeof *t0);
         lf_tensor *cz;
-        lf_tensor *hz = lf_backbone_forward(ctx, &m->aux, &pz, t0, backward, seed_aux, &cz);
-        b_in = lf_rate_head_forward(ctx, &m->aux_bin, hz, cz, pz.seg);
+        lf_tensor *hz = lf_backbone_forward(ctx, &m->net.aux, &pz, t0, backward, seed_aux, &cz);
+        b_in = lf_rate_head_forward(ctx, &m->net.aux_bin, hz, cz, pz.seg);
         if (cfg->learn_b_um)
-            b_um = lf_rate_head_forward(ctx, &m->aux_bum, hz, cz, pz.seg);
+            b_um = lf_rate_head_forward(ctx, &m->net.aux_bum, hz, cz, pz.seg);
     } else {
         b_in = const_vec(ctx, Nz, false);
         if (b_in)
@@ -146,8 +146,8 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     if ((st = lf_packed_make(ctx, &px, xt, xt_off, SB)))
         return st;
     lf_tensor *cx;
-    lf_tensor *hx = lf_backbone_forward(ctx, &m->gen, &px, t, backward, seed_gen, &cx);
-    lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->gen_ins, hx, cx, px.seg);
+    lf_tensor *hx = lf_backbone_forward(ctx, &m->net.gen, &px, t, backward, seed_gen, &cx);
+    lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->net.gen_ins, hx, cx, px.seg);
 
     /* insertion: D(Lambda_k, beta_in^k) g_a(t) / L_norm over every row */
     lf_tensor *lambda = NULL;
@@ -184,7 +184,7 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
             lf_data(w_um)[q] = (lf_real)(lf_base_hazard(t[seq], a) / (double)m_seq[seq]);
         }
         lf_tensor *h_m = lf_embedding(ctx, hx, rows);
-        logits = lf_token_head_forward(ctx, &m->gen_out, h_m, cx, seg_m);
+        logits = lf_token_head_forward(ctx, &m->net.gen_out, h_m, cx, seg_m);
         lf_tensor *ce = lf_cross_entropy(ctx, logits, target);
         lf_tensor *bum_m;
         if (b_um) {
@@ -199,7 +199,7 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         }
         lf_tensor *um = lf_mul(ctx, ce, bum_m);
         if (cfg->learn_unmask_rate) {
-            beta_um = lf_rate_head_forward(ctx, &m->gen_um, h_m, cx, seg_m);
+            beta_um = lf_rate_head_forward(ctx, &m->net.gen_um, h_m, cx, seg_m);
             um = lf_add(ctx, um, lf_bregman(ctx, bum_m, beta_um));
         }
         L_um = lf_scatter_add_rows(ctx, lf_mul(ctx, um, w_um), seg_m, SB);

@@ -13,7 +13,8 @@ void lf_params_free(lf_params *p)
     for (int i = 0; i < p->n; i++)
         free(p->items[i]);
     free(p->items);
-    free(p->data);
+    if (!p->borrowed)
+        free(p->data);
     free(p->grad);
     memset(p, 0, sizeof *p);
 }
@@ -58,6 +59,16 @@ int lf_params_alloc(lf_params *p)
         lf_tensor_wrap(&q->t, LF_REAL, p->data + q->offset, p->grad + q->offset, q->ndim, q->shape);
     }
     return LFLEX_OK;
+}
+
+void lf_params_bind(lf_params *p, const lf_real *data)
+{
+    p->data = (lf_real *)data;
+    p->borrowed = true;
+    for (int i = 0; i < p->n; i++) {
+        lf_param *q = p->items[i];
+        lf_tensor_wrap(&q->t, LF_REAL, p->data + q->offset, NULL, q->ndim, q->shape);
+    }
 }
 
 void lf_params_initialise(lf_params *p, lf_rng *rng)

@@ -30,6 +30,7 @@ typedef struct lf_params {
     int n, cap;
     int64_t total;           /* elements in all parameters */
     lf_real *data, *grad;
+    bool borrowed;           /* data belongs to someone else (lf_params_bind) */
 } lf_params;
 
 void lf_params_init(lf_params *p);
@@ -40,6 +41,9 @@ lf_tensor *lf_params_add(lf_params *p, const char *name, int64_t n0, int64_t n1,
                          double init_value, bool decay);
 /* Allocate the buffers (zeroed) and point every tensor into them. */
 int lf_params_alloc(lf_params *p);
+/* Point every tensor at `data` (same layout, caller-owned, read-only: no
+ * gradients) instead of allocating; lf_params_free() then leaves it alone. */
+void lf_params_bind(lf_params *p, const lf_real *data);
 /* Fill the data by each parameter's initialiser, in registration order. */
 void lf_params_initialise(lf_params *p, lf_rng *rng);
 const lf_param *lf_params_find(const lf_params *p, const char *name);
