@@ -276,6 +276,106 @@ LFLEX_API int lflex_schedule_eval(const lflex_schedule_t *s, double t, double b,
                                   double *cdf, double *hazard, double log_p_state[3]);
 /**@}*/
 
+/* ------------------------------------------------------------------------ */
+/** @name Rate queries */
+/**@{*/
+
+/**
+ * The generator's rates on a partial sequence at time t (MODEL.md section 6).
+ *
+ * @param x            a partial sequence (MASK allowed), n tokens
+ * @param t            time in [0, 1)
+ * @param token_probs  n x V (V = LFLEX_PROP_VOCAB_SIZE), or NULL: the token
+ *                     distribution at every position (reserved ids get 0;
+ *                     rows of non-masked positions are filled too)
+ * @param unmask_rate  n, or NULL: beta_um g_a(t) at MASK positions, 0 elsewhere
+ * @param insert_rate  n, or NULL: beta_in g_a(t), the rate of inserting a MASK
+ *                     into the gap left of each position
+ * Uses the live weights (not the EMA). Safe to call from several threads on
+ * one model while nobody trains, loads or frees it.
+ */
+LFLEX_API int lflex_model_rates(const lflex_model_t *m, const int32_t *x, size_t n, double t,
+                                float *token_probs, float *unmask_rate, float *insert_rate);
+
+/**
+ * The learned order of a clean sequence: the insertion shape b_in of every
+ * token (b_um too, when learned, else the constant) and its expected
+ * insertion time E[T_in] = b B(1 + 1/a, b) (1/(b+1) for a = 1). Fixed tokens
+ * (fixed[i] != 0; fixed may be NULL) are present from the start: their
+ * expected time is 0. For FlexMDM every b is 1 and every time 0.5.
+ * Any output may be NULL.
+ */
+LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,
+                                float *b_in, float *b_um, float *expected_insert_time);
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Generation */
+/**@{*/
+
+/**
+ * A sampler for a model, configured by YAML (keys in doc/config.md:
+ * steps, temperature, top_k, top_p, confidence, max_len, seed, use_ema,
+ * batch_size, threads). The sampler borrows the model: free it before the
+ * model, and do not train, load into or free the model while it is in use.
+ * Any number of samplers may run on one model at the same time.
+ */
+LFLEX_API int lflex_sampler_new(lflex_sampler_t **out, const lflex_model_t *m, const char *yaml, size_t len);
+
+/** Free a sampler. Accepts NULL. */
+LFLEX_API void lflex_sampler_free(lflex_sampler_t *s);
+
+/** Restart the sampler's random numbers from a seed: the next sequences are
+ *  the same as those of a new sampler created with that seed. */
+LFLEX_API int lflex_sampler_set_seed(lflex_sampler_t *s, uint64_t seed);
+
+/**
+ * A progress callback for long generations: called on the calling thread
+ * after every step of every batch with the steps done and the total; a
+ * non-zero return stops the generation with LFLEX_ECANCELED. NULL removes it.
+ */
+typedef int (*lflex_progress_fn)(void *user, uint64_t done, uint64_t total);
+LFLEX_API int lflex_sampler_set_progress(lflex_sampler_t *s, lflex_progress_fn fn, void *user);
+
+/**
+ * Generate one sequence from a template.
+ *
+ * A template is a token sequence ending with EOS; open_gap[i] != 0 lets
+ * MASKs be inserted left of token i (open_gap NULL: only the gap left of the
+ * final EOS is open). Inserted tokens have open gaps; template tokens are
+ * never changed except MASKs, which are unmasked. Examples: [EOS]
+ * (unconditional), [prompt..., BOS, EOS] with only EOS open (conditional),
+ * [a, b, EOS, ...] with several open gaps (infilling). See doc/sampling.md.
+ *
+ * @param out    receives the generated sequence (EOS included)
+ * @param cap    capacity of out; at least the sampler's max_len (else
+ *               LFLEX_EINVAL with the size needed)
+ * @param n_out  receives the number of tokens written
+ * @return LFLEX_EINVAL for a bad template (message names the position):
+ *         no final EOS, an id out of range, PAD, longer than max_len,
+ *         nothing to generate (no open gap and no MASK)
+ */
+LFLEX_API int lflex_sampler_generate(lflex_sampler_t *s, const int32_t *tmpl, const uint8_t *open_gap, size_t n,
+                                     int32_t *out, size_t cap, size_t *n_out);
+
+/**
+ * Generate many sequences at once (batch_size of them per network pass).
+ * Templates are concatenated, template i being tmpl[tmpl_offsets[i] ..
+ * tmpl_offsets[i+1]-1] (open_gap alike, or NULL). Outputs are concatenated
+ * the same way into out, out_offsets[n_tmpl + 1]. cap must be at least
+ * n_tmpl x max_len. insert_time and unmask_time (each cap floats, or NULL)
+ * receive, for every output token, the time it was inserted and the time it
+ * was unmasked: the order in which the model generated the sequence
+ * (template tokens: 0, 0).
+ * Sequences depend only on the seed and on how many sequences the sampler
+ * produced before: generating templates one by one or in one batch gives
+ * the same sequences, whatever the thread count.
+ */
+LFLEX_API int lflex_sampler_generate_batch(lflex_sampler_t *s, const int32_t *tmpl, const uint8_t *open_gap,
+                                           const size_t *tmpl_offsets, size_t n_tmpl, int32_t *out, size_t cap,
+                                           size_t *out_offsets, float *insert_time, float *unmask_time);
+/**@}*/
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -6,9 +6,16 @@
 #include "core/core.h"
 #include "core/threads.h"
 
+#include <pthread.h>
+
 #if LF_HAVE_OPENBLAS
 /* declared by OpenBLAS's cblas.h; repeated here to keep cblas.h out of this file */
 void openblas_set_num_threads(int num_threads);
+
+static void blas_single_thread(void)
+{
+    openblas_set_num_threads(1);
+}
 #endif
 
 int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads)
@@ -19,8 +26,10 @@ int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads)
     ctx->n_threads = n_threads > 0 ? n_threads : 1;
 #if LF_HAVE_OPENBLAS
     /* one set of threads does the work: ours (a multi-threaded BLAS called
-     * from our threads would fight them for the cores) */
-    openblas_set_num_threads(1);
+     * from our threads would fight them for the cores). Once per process,
+     * so that contexts created while others compute never touch it again. */
+    static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+    pthread_once(&blas_once, blas_single_thread);
 #endif
     if (ctx->n_threads > 1 && lf_pool_create(&ctx->pool, ctx->n_threads) != LFLEX_OK) {
         lf_arena_free(&ctx->arena);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/model_schema.h"
+#include "io/sampler_schema.h"
 #include "lf_error.h"
 #include "tests/common/testutil.h"
 
@@ -20,6 +21,7 @@ static const struct {
 } sections[] = {
     {"model", &lf_model_schema},
     {"schedule", &lf_schedule_schema},
+    {"sampler", &lf_sampler_schema},
 };
 
 static char *read_all(const char *path)

@@ -1,0 +1,567 @@
+/* tau-leaping generation and rate queries. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/special.h"
+#include "lflex/sampler.h"
+
+#define T_END (1.0 - 1e-5)
+
+/* ---- configuration ------------------------------------------------------- */
+
+static int reject(char *why, size_t cap, const char *text)
+{
+    if (why && cap)
+        snprintf(why, cap, "%s", text);
+    return LFLEX_EINVAL;
+}
+
+int lf_sampler_check_config(const lf_sampler_config *cfg, const lf_model *m, char *why, size_t cap)
+{
+    if (cfg->max_len > m->cfg.max_len)
+        return reject(why, cap, "sampler max_len is larger than the model's model.max_len");
+    if (cfg->top_k > m->vocab - LF_N_SPECIAL)
+        return reject(why, cap, "top_k is larger than the number of user tokens");
+    return LFLEX_OK;
+}
+
+int lf_sampler_init(lf_sampler *s, const lf_model *m, const lf_sampler_config *cfg)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = *cfg;
+    s->m = m;
+    if (s->cfg.max_len == 0)
+        s->cfg.max_len = m->cfg.max_len;
+    const lf_real *weights = cfg->use_ema && m->ema ? m->ema : m->params.data;
+    int st = lf_nets_view_init(&s->view, m, weights);
+    if (st)
+        return st;
+    int threads = (int)(cfg->threads > 0 ? cfg->threads : m->ctx.n_threads);
+    if (lf_ctx_init(&s->ctx, 1 << 20, threads) != LFLEX_OK) {
+        lf_nets_view_free(&s->view);
+        return LFLEX_ENOMEM;
+    }
+    s->ctx.grad_enabled = false;
+    int64_t V = m->vocab - LF_N_SPECIAL;
+    s->probs = malloc((size_t)V * sizeof *s->probs);
+    s->order = malloc((size_t)V * sizeof *s->order);
+    if (!s->probs || !s->order) {
+        lf_sampler_destroy(s);
+        return LFLEX_ENOMEM;
+    }
+    return LFLEX_OK;
+}
+
+void lf_sampler_destroy(lf_sampler *s)
+{
+    lf_nets_view_free(&s->view);
+    lf_ctx_free(&s->ctx);
+    free(s->probs);
+    free(s->order);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- random draws ---------------------------------------------------------- */
+
+/* Poisson(lambda): multiplication of uniforms below 30, otherwise the
+ * transformed rejection method PTRS (Hormann, 1993). */
+static int64_t poisson(lf_rng *r, double lam)
+{
+    if (!(lam > 0))
+        return 0;
+    if (lam < 30) {
+        double L = exp(-lam), p = lf_rng_uniform(r);
+        int64_t k = 0;
+        while (p > L) {
+            k++;
+            p *= lf_rng_uniform(r);
+        }
+        return k;
+    }
+    double slam = sqrt(lam), loglam = log(lam);
+    double b = 0.931 + 2.53 * slam, a = -0.059 + 0.02483 * b;
+    double inv_alpha = 1.1239 + 1.1328 / (b - 3.4), vr = 0.9277 - 3.6224 / (b - 2);
+    for (;;) {
+        double U = lf_rng_uniform(r) - 0.5, V = lf_rng_uniform(r);
+        double us = 0.5 - fabs(U);
+        double k = floor((2 * a / us + b) * U + lam + 0.43);
+        if (us >= 0.07 && V <= vr)
+            return (int64_t)k;
+        if (k < 0 || (us < 0.013 && V > us))
+            continue;
+        int sign;
+        if (log(V) + log(inv_alpha) - log(a / (us * us) + b) <= -lam + k * loglam - lgamma_r(k + 1, &sign))
+            return (int64_t)k;
+    }
+}
+
+/* The sampling distribution of one position: softmax(logits / T), cut to
+ * the top_k most likely, then to the smallest prefix of mass >= top_p, and
+ * renormalised. Greedy (temperature 0 or top_k 1) puts all mass on the
+ * most likely token (the first of equals). Returns the number of tokens
+ * kept; their indices are s->order[0..kept) by decreasing probability when
+ * sorted, else in index order. */
+static int64_t token_distribution(lf_sampler *s, const lf_real *logits, int64_t V)
+{
+    const lf_sampler_config *c = &s->cfg;
+    float *p = s->probs;
+    int64_t best = 0;
+    for (int64_t j = 1; j < V; j++)
+        if (logits[j] > logits[best])
+            best = j;
+    if (c->temperature == 0 || c->top_k == 1) {
+        memset(p, 0, (size_t)V * sizeof *p);
+        p[best] = 1;
+        s->order[0] = (int32_t)best;
+        return 1;
+    }
+    double sum = 0, inv_t = 1 / c->temperature;
+    for (int64_t j = 0; j < V; j++) {
+        p[j] = (float)exp((logits[j] - logits[best]) * inv_t);
+        sum += p[j];
+    }
+    for (int64_t j = 0; j < V; j++) {
+        p[j] = (float)(p[j] / sum);
+        s->order[j] = (int32_t)j;
+    }
+    if ((c->top_k <= 0 || c->top_k >= V) && c->top_p >= 1)
+        return V;
+    /* sort indices by decreasing probability (insertion sort: V is small in
+     * practice, and stable, so equal probabilities keep index order) */
+    for (int64_t i = 1; i < V; i++) {
+        int32_t o = s->order[i];
+        int64_t k = i;
+        while (k > 0 && p[s->order[k - 1]] < p[o]) {
+            s->order[k] = s->order[k - 1];
+            k--;
+        }
+        s->order[k] = o;
+    }
+    int64_t kept = c->top_k > 0 && c->top_k < V ? c->top_k : V;
+    if (c->top_p < 1) {
+        double mass = 0;
+        int64_t n = 0;
+        while (n < kept && mass < c->top_p)
+            mass += p[s->order[n++]];
+        kept = n;
+    }
+    double kept_mass = 0;
+    for (int64_t i = 0; i < kept; i++)
+        kept_mass += p[s->order[i]];
+    for (int64_t i = kept; i < V; i++)
+        p[s->order[i]] = 0;
+    for (int64_t i = 0; i < kept; i++)
+        p[s->order[i]] = (float)(p[s->order[i]] / kept_mass);
+    return kept;
+}
+
+static int32_t draw_token(const lf_sampler *s, int64_t kept, double u)
+{
+    double acc = 0;
+    for (int64_t i = 0; i < kept; i++) {
+        acc += s->probs[s->order[i]];
+        if (u < acc)
+            return s->order[i];
+    }
+    return s->order[kept - 1];
+}
+
+static double confidence_of(const float *p, int64_t V, int kind)
+{
+    double top1 = 0, top2 = 0, ent = 0;
+    for (int64_t j = 0; j < V; j++) {
+        double q = p[j];
+        if (q > top1) {
+            top2 = top1;
+            top1 = q;
+        } else if (q > top2) {
+            top2 = q;
+        }
+        if (q > 0)
+            ent -= q * log(q);
+    }
+    switch (kind) {
+    case LF_CONF_TOP_PROB: return top1;
+    case LF_CONF_PROB_DIFF: return top1 - top2;
+    default: return -ent; /* low entropy = confident */
+    }
+}
+
+/* ---- one sequence being generated ------------------------------------------ */
+
+typedef struct {
+    int32_t *tok;
+    uint8_t *open;
+    float *t_ins, *t_um;
+    int64_t n;
+    lf_rng rng;
+    /* where its rows are in the current pass */
+    int64_t row0;
+} seq_state;
+
+/* w(t) = -log(1 - t^a): the integral of g_a from 0 to t; the expected number
+ * of events of a rate beta g_a over [t0, t1] is beta (w(t1) - w(t0)), finite
+ * even where g_a is not (t = 0 with a < 1). */
+static double cum_base_hazard(double t, double a)
+{
+    if (t <= 0)
+        return 0;
+    return -lf_log1mexp(a * log(t));
+}
+
+/* The network pass over every sequence of the chunk at time t: fills
+ * beta_in [rows], and for the masked rows (in row order) their logits
+ * [M, V-4] and beta_um [M]. */
+typedef struct {
+    lf_tensor *beta_in, *logits, *beta_um;
+    int32_t *masked_rows;
+    int64_t n_masked;
+} pass_out;
+
+static int network_pass(lf_sampler *s, seq_state *seqs, int64_t B, double t, pass_out *po)
+{
+    lf_ctx *ctx = &s->ctx;
+    const lf_model *m = s->m;
+    int st = lf_ctx_reset(ctx);
+    if (st)
+        return st;
+    int64_t T = 0;
+    for (int64_t j = 0; j < B; j++) {
+        seqs[j].row0 = T;
+        T += seqs[j].n;
+    }
+    int32_t *ids = lf_arena_alloc(&ctx->arena, (size_t)T * sizeof *ids);
+    int32_t *off = lf_arena_alloc(&ctx->arena, (size_t)(B + 1) * sizeof *off);
+    int32_t *masked = lf_arena_alloc(&ctx->arena, (size_t)T * sizeof *masked);
+    double *tt = lf_arena_alloc(&ctx->arena, (size_t)B * sizeof *tt);
+    if (!ids || !off || !masked || !tt)
+        return LFLEX_ENOMEM;
+    int64_t M = 0;
+    off[0] = 0;
+    for (int64_t j = 0; j < B; j++) {
+        memcpy(ids + seqs[j].row0, seqs[j].tok, (size_t)seqs[j].n * sizeof *ids);
+        for (int64_t k = 0; k < seqs[j].n; k++)
+            if (seqs[j].tok[k] == LF_MASK)
+                masked[M++] = (int32_t)(seqs[j].row0 + k);
+        off[j + 1] = (int32_t)(seqs[j].row0 + seqs[j].n);
+        tt[j] = t;
+    }
+    po->masked_rows = masked;
+    po->n_masked = M;
+    int64_t V = m->vocab - LF_N_SPECIAL;
+    if (s->forced) {
+        po->beta_in = lf_new1(ctx, LF_REAL, T);
+        po->beta_um = lf_new1(ctx, LF_REAL, M);
+        po->logits = lf_new2(ctx, LF_REAL, M, V);
+        if (!po->beta_in || !po->beta_um || !po->logits)
+            return LFLEX_ENOMEM;
+        for (int64_t r = 0; r < T; r++)
+            lf_data(po->beta_in)[r] = (lf_real)s->forced->beta_in;
+        for (int64_t q = 0; q < M; q++) {
+            lf_data(po->beta_um)[q] = (lf_real)s->forced->beta_um;
+            for (int64_t v = 0; v < V; v++)
+                lf_data(po->logits)[q * V + v] = s->forced->logits[v];
+        }
+        return LFLEX_OK;
+    }
+    const lf_nets *net = &s->view.nets;
+    lf_packed pk;
+    if ((st = lf_packed_make(ctx, &pk, ids, off, B)))
+        return st;
+    lf_tensor *c;
+    lf_tensor *h = lf_backbone_forward(ctx, &net->gen, &pk, tt, false, 0, &c);
+    po->beta_in = lf_rate_head_forward(ctx, &net->gen_ins, h, c, pk.seg);
+    po->logits = po->beta_um = NULL;
+    if (M > 0) {
+        lf_tensor *rows = lf_const_int(ctx, masked, M), *seg_m = lf_new1(ctx, LF_INT, M);
+        if (!rows || !seg_m)
+            return LFLEX_ENOMEM;
+        for (int64_t q = 0; q < M; q++)
+            lf_idata(seg_m)[q] = lf_idata(pk.seg)[masked[q]];
+        lf_tensor *h_m = lf_embedding(ctx, h, rows);
+        po->logits = lf_token_head_forward(ctx, &net->gen_out, h_m, c, seg_m);
+        if (net->has_um)
+            po->beta_um = lf_rate_head_forward(ctx, &net->gen_um, h_m, c, seg_m);
+    }
+    if ((st = lf_ctx_status(ctx)))
+        return st;
+    if (M > 0 && !po->beta_um) { /* the constant schedule rate b_um */
+        po->beta_um = lf_new1(ctx, LF_REAL, M);
+        if (!po->beta_um)
+            return LFLEX_ENOMEM;
+        double c_um = m->learned ? m->cfg.b_um : 1.0;
+        for (int64_t q = 0; q < M; q++)
+            lf_data(po->beta_um)[q] = (lf_real)c_um;
+    }
+    return LFLEX_OK;
+}
+
+/* One tau-leaping step of sequence j from the pass outputs (its masked rows
+ * are po->masked_rows[q0 .. q1)). */
+static void step_sequence(lf_sampler *s, seq_state *sq, const pass_out *po, int64_t q0, int64_t q1, double t,
+                          double dt, bool last, int64_t *scratch_idx, double *scratch_conf)
+{
+    const lf_model *m = s->m;
+    int64_t V = m->vocab - LF_N_SPECIAL;
+    float t_next = (float)(t + dt);
+    const lf_real *logits = po->logits ? lf_data(po->logits) : NULL;
+    if (last) { /* every MASK becomes its most likely token */
+        for (int64_t q = q0; q < q1; q++) {
+            int64_t k = po->masked_rows[q] - sq->row0, best = 0;
+            const lf_real *row = logits + q * V;
+            for (int64_t v = 1; v < V; v++)
+                if (row[v] > row[best])
+                    best = v;
+            sq->tok[k] = (int32_t)(LF_N_SPECIAL + best);
+            sq->t_um[k] = t_next;
+        }
+        return;
+    }
+    double G = cum_base_hazard(t + dt, m->a) - cum_base_hazard(t, m->a);
+    /* unmasking events */
+    int64_t n_fire = 0;
+    for (int64_t q = q0; q < q1; q++) {
+        double p = -expm1(-(double)lf_data(po->beta_um)[q] * G);
+        bool fire = lf_rng_uniform(&sq->rng) < p;
+        scratch_idx[q - q0] = fire;
+        n_fire += fire;
+    }
+    if (s->cfg.confidence != LF_CONF_NONE && n_fire > 0) {
+        /* the same number of positions, the most confident ones */
+        int64_t nq = q1 - q0;
+        for (int64_t q = q0; q < q1; q++) {
+            token_distribution(s, logits + q * V, V);
+            scratch_conf[q - q0] = confidence_of(s->probs, V, s->cfg.confidence);
+            scratch_idx[q - q0] = 0;
+        }
+        for (int64_t f = 0; f < n_fire; f++) {
+            int64_t best = -1;
+            for (int64_t i = 0; i < nq; i++)
+                if (!scratch_idx[i] && (best < 0 || scratch_conf[i] > scratch_conf[best]))
+                    best = i;
+            scratch_idx[best] = 1;
+        }
+    }
+    for (int64_t q = q0; q < q1; q++) {
+        if (!scratch_idx[q - q0])
+            continue;
+        int64_t kept = token_distribution(s, logits + q * V, V);
+        int64_t k = po->masked_rows[q] - sq->row0;
+        sq->tok[k] = LF_N_SPECIAL + draw_token(s, kept, lf_rng_uniform(&sq->rng));
+        sq->t_um[k] = t_next;
+    }
+    /* insertions into open gaps */
+    int64_t total = 0;
+    int64_t *n_ins = scratch_idx; /* reuse: sized for the sequence */
+    for (int64_t k = 0; k < sq->n; k++) {
+        n_ins[k] = sq->open[k] ? poisson(&sq->rng, (double)lf_data(po->beta_in)[sq->row0 + k] * G) : 0;
+        total += n_ins[k];
+    }
+    if (total == 0 || sq->n + total > s->cfg.max_len)
+        return; /* too long: this step's insertions are dropped */
+    /* spread from the back so that nothing is overwritten before it moves */
+    int64_t w = sq->n + total;
+    for (int64_t k = sq->n - 1; k >= 0; k--) {
+        w--;
+        sq->tok[w] = sq->tok[k];
+        sq->open[w] = sq->open[k];
+        sq->t_ins[w] = sq->t_ins[k];
+        sq->t_um[w] = sq->t_um[k];
+        for (int64_t i = 0; i < n_ins[k]; i++) {
+            w--;
+            sq->tok[w] = LF_MASK;
+            sq->open[w] = 1;
+            sq->t_ins[w] = t_next;
+            sq->t_um[w] = NAN;
+        }
+    }
+    sq->n += total;
+}
+
+/* ---- generation ---------------------------------------------------------------- */
+
+static lf_rng sequence_stream(int64_t seed, uint64_t index)
+{
+    uint64_t x = (uint64_t)seed ^ (0x9e3779b97f4a7c15ULL * (index + 1));
+    lf_rng r;
+    lf_rng_seed(&r, lf_splitmix64(&x));
+    return r;
+}
+
+int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out)
+{
+    const int64_t L = s->cfg.max_len, N = s->cfg.steps;
+    if (out->cap < tp->n * L) {
+        out->offsets[tp->n] = tp->n * L;
+        return LFLEX_EINVAL;
+    }
+    int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
+    int64_t chunk_cap = B_max < tp->n ? B_max : tp->n;
+    seq_state *seqs = calloc((size_t)(chunk_cap ? chunk_cap : 1), sizeof *seqs);
+    int32_t *tok = malloc((size_t)(chunk_cap * L) * sizeof *tok);
+    uint8_t *open = malloc((size_t)(chunk_cap * L));
+    float *tin = malloc((size_t)(chunk_cap * L) * sizeof *tin), *tum = malloc((size_t)(chunk_cap * L) * sizeof *tum);
+    int64_t *scratch_idx = malloc((size_t)L * sizeof *scratch_idx);
+    double *scratch_conf = malloc((size_t)L * sizeof *scratch_conf);
+    int st = LFLEX_OK;
+    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf)
+        st = LFLEX_ENOMEM;
+    double dt = T_END / (double)(N + 1);
+    int64_t written = 0;
+    uint64_t total_steps = (uint64_t)((tp->n + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)N, done = 0;
+    out->offsets[0] = 0;
+    for (int64_t c0 = 0; c0 < tp->n && !st; c0 += chunk_cap) {
+        int64_t B = tp->n - c0 < chunk_cap ? tp->n - c0 : chunk_cap;
+        for (int64_t j = 0; j < B; j++) {
+            seq_state *sq = &seqs[j];
+            int64_t b = tp->offsets[c0 + j], e = tp->offsets[c0 + j + 1];
+            sq->tok = tok + j * L;
+            sq->open = open + j * L;
+            sq->t_ins = tin + j * L;
+            sq->t_um = tum + j * L;
+            sq->n = e - b;
+            memcpy(sq->tok, tp->tokens + b, (size_t)sq->n * sizeof *sq->tok);
+            for (int64_t k = 0; k < sq->n; k++) {
+                sq->open[k] = tp->open_gap[b + k] != 0;
+                sq->t_ins[k] = 0;
+                sq->t_um[k] = sq->tok[k] == LF_MASK ? NAN : 0;
+            }
+            sq->rng = sequence_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j));
+        }
+        for (int64_t i = 0; i < N && !st; i++) {
+            double t = (double)i * dt;
+            pass_out po;
+            st = network_pass(s, seqs, B, t, &po);
+            if (st)
+                break;
+            int64_t q = 0;
+            for (int64_t j = 0; j < B; j++) {
+                int64_t q0 = q, end = seqs[j].row0 + seqs[j].n;
+                while (q < po.n_masked && po.masked_rows[q] < end)
+                    q++;
+                step_sequence(s, &seqs[j], &po, q0, q, t, dt, i == N - 1, scratch_idx, scratch_conf);
+            }
+            done++;
+            if (s->progress && s->progress(s->progress_user, done, total_steps) != 0)
+                st = LFLEX_ECANCELED;
+        }
+        for (int64_t j = 0; j < B && !st; j++) {
+            const seq_state *sq = &seqs[j];
+            memcpy(out->tokens + written, sq->tok, (size_t)sq->n * sizeof *sq->tok);
+            if (out->insert_time)
+                memcpy(out->insert_time + written, sq->t_ins, (size_t)sq->n * sizeof(float));
+            if (out->unmask_time)
+                memcpy(out->unmask_time + written, sq->t_um, (size_t)sq->n * sizeof(float));
+            written += sq->n;
+            out->offsets[c0 + j + 1] = written;
+        }
+    }
+    if (!st)
+        s->n_generated += (uint64_t)tp->n;
+    free(seqs);
+    free(tok);
+    free(open);
+    free(tin);
+    free(tum);
+    free(scratch_idx);
+    free(scratch_conf);
+    return st;
+}
+
+/* ---- rate queries -------------------------------------------------------------- */
+
+int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double t, float *token_probs,
+                         float *unmask_rate, float *insert_rate)
+{
+    lf_nets_view view;
+    lf_ctx ctx;
+    int st = lf_nets_view_init(&view, m, m->params.data);
+    if (st)
+        return st;
+    if ((st = lf_ctx_init(&ctx, 1 << 16, 1))) {
+        lf_nets_view_free(&view);
+        return st;
+    }
+    ctx.grad_enabled = false;
+    int32_t off[2] = {0, (int32_t)n};
+    lf_packed pk;
+    st = lf_packed_make(&ctx, &pk, x, off, 1);
+    lf_tensor *c = NULL, *h = st ? NULL : lf_backbone_forward(&ctx, &view.nets.gen, &pk, &t, false, 0, &c);
+    lf_tensor *b_in = lf_rate_head_forward(&ctx, &view.nets.gen_ins, h, c, pk.seg);
+    lf_tensor *logits = lf_token_head_forward(&ctx, &view.nets.gen_out, h, c, pk.seg);
+    lf_tensor *probs = lf_softmax(&ctx, logits);
+    lf_tensor *b_um = view.nets.has_um ? lf_rate_head_forward(&ctx, &view.nets.gen_um, h, c, pk.seg) : NULL;
+    if (!st)
+        st = lf_ctx_status(&ctx);
+    if (!st) {
+        double g = lf_base_hazard(t, m->a), c_um = m->learned ? m->cfg.b_um : 1.0;
+        int64_t V = m->vocab, U = V - LF_N_SPECIAL;
+        for (int64_t k = 0; k < n; k++) {
+            bool is_mask = x[k] == LF_MASK;
+            if (insert_rate)
+                insert_rate[k] = (float)(lf_data(b_in)[k] * g);
+            if (unmask_rate)
+                unmask_rate[k] = is_mask ? (float)((b_um ? lf_data(b_um)[k] : c_um) * g) : 0.0f;
+            if (token_probs) {
+                memset(token_probs + k * V, 0, LF_N_SPECIAL * sizeof(float));
+                for (int64_t v = 0; v < U; v++)
+                    token_probs[k * V + LF_N_SPECIAL + v] = (float)lf_data(probs)[k * U + v];
+            }
+        }
+    }
+    lf_ctx_free(&ctx);
+    lf_nets_view_free(&view);
+    return st;
+}
+
+int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n, float *b_in,
+                         float *b_um, float *expected_insert_time)
+{
+    double c_um = m->learned ? m->cfg.b_um : 1.0;
+    if (!m->learned) { /* FlexMDM: every token has b = 1 */
+        for (int64_t i = 0; i < n; i++) {
+            if (b_in)
+                b_in[i] = 1;
+            if (b_um)
+                b_um[i] = 1;
+            if (expected_insert_time)
+                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : 0.5f;
+        }
+        return LFLEX_OK;
+    }
+    lf_nets_view view;
+    lf_ctx ctx;
+    int st = lf_nets_view_init(&view, m, m->params.data);
+    if (st)
+        return st;
+    if ((st = lf_ctx_init(&ctx, 1 << 16, 1))) {
+        lf_nets_view_free(&view);
+        return st;
+    }
+    ctx.grad_enabled = false;
+    int32_t off[2] = {0, (int32_t)n};
+    double t0 = 0;
+    lf_packed pk;
+    st = lf_packed_make(&ctx, &pk, z, off, 1);
+    lf_tensor *c = NULL, *h = st ? NULL : lf_backbone_forward(&ctx, &view.nets.aux, &pk, &t0, false, 0, &c);
+    lf_tensor *bi = lf_rate_head_forward(&ctx, &view.nets.aux_bin, h, c, pk.seg);
+    lf_tensor *bu = view.nets.has_bum ? lf_rate_head_forward(&ctx, &view.nets.aux_bum, h, c, pk.seg) : NULL;
+    if (!st)
+        st = lf_ctx_status(&ctx);
+    if (!st) {
+        for (int64_t i = 0; i < n; i++) {
+            double b = lf_data(bi)[i];
+            if (b_in)
+                b_in[i] = (float)b;
+            if (b_um)
+                b_um[i] = (float)(bu ? lf_data(bu)[i] : c_um);
+            if (expected_insert_time)
+                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)lf_kuma_expected_time(m->a, b);
+        }
+    }
+    lf_ctx_free(&ctx);
+    lf_nets_view_free(&view);
+    return st;
+}

@@ -1,0 +1,88 @@
+/* Generation by tau-leaping (MODEL.md section 5), and the rate queries of
+ * section 6. A sampler borrows its model and reads it only, through a view
+ * of its weights (live or EMA) and a context of its own, so that several
+ * samplers may run on one model at the same time. */
+#ifndef LF_SAMPLER_H
+#define LF_SAMPLER_H
+
+#include "lflex/model.h"
+
+typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY } lf_confidence;
+
+typedef struct lf_sampler_config {
+    int64_t steps;        /* tau-leaping steps N; the last one only unmasks */
+    double temperature;   /* 0: greedy */
+    int64_t top_k;        /* 0: off */
+    double top_p;         /* 1: off */
+    int confidence;       /* lf_confidence */
+    int64_t max_len;      /* 0: the model's max_len */
+    int64_t seed;
+    bool use_ema;         /* use the EMA weights when the model keeps them */
+    int64_t batch_size;   /* sequences per network pass */
+    int64_t threads;      /* 0: all cores */
+} lf_sampler_config;
+
+/* Test hook: replaces the generator by fixed outputs. */
+typedef struct lf_forced_rates {
+    double beta_in;            /* insertion scalar of every gap */
+    double beta_um;            /* unmasking scalar of every masked position */
+    const float *logits;       /* [V - 4] token logits of every masked position */
+} lf_forced_rates;
+
+typedef struct lf_sampler {
+    lf_sampler_config cfg;
+    const lf_model *m;
+    lf_nets_view view;
+    lf_ctx ctx;
+    uint64_t n_generated;      /* sequences generated so far: picks each one's random stream */
+    const lf_forced_rates *forced;
+    /* progress callback: called after every step; non-zero cancels */
+    int (*progress)(void *user, uint64_t done, uint64_t total);
+    void *progress_user;
+    /* scratch for token sampling */
+    float *probs;
+    int32_t *order;
+} lf_sampler;
+
+/* A batch of templates: tokens with open-gap flags, concatenated. */
+typedef struct lf_templates {
+    const int32_t *tokens;
+    const uint8_t *open_gap;
+    const int64_t *offsets;    /* [n + 1] */
+    int64_t n;
+} lf_templates;
+
+/* Output: sequences concatenated into `tokens` (capacity `cap`), offsets
+ * [n + 1]; per token the time it was inserted and unmasked (template tokens:
+ * 0 and 0; tokens of MASK in a template: 0 and the time they were unmasked),
+ * either array may be NULL. */
+typedef struct lf_generated {
+    int32_t *tokens;
+    int64_t cap;
+    int64_t *offsets;
+    float *insert_time, *unmask_time;
+} lf_generated;
+
+/* Checks a config against the model (messages through `why`). */
+int lf_sampler_check_config(const lf_sampler_config *cfg, const lf_model *m, char *why, size_t cap);
+int lf_sampler_init(lf_sampler *s, const lf_model *m, const lf_sampler_config *cfg);
+void lf_sampler_destroy(lf_sampler *s);
+/* LFLEX_EINVAL when the output capacity is too small (nothing is generated
+ * then; out->offsets[n] gets the worst-case need, n * max_len);
+ * LFLEX_ECANCELED when the progress callback asked to stop. */
+int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out);
+
+/* Rate queries on the model's live weights, each with a context of its own.
+ * x [n]: a partial sequence (MASK allowed), t in [0, 1].
+ * token_probs [n x V] (zeros for reserved ids; rows of non-masked positions
+ * too), unmask_rate [n] (beta_um g_a(t) at masked positions, 0 elsewhere),
+ * insert_rate [n] (beta_in g_a(t), gap left of each position); any may be
+ * NULL. */
+int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double t, float *token_probs,
+                         float *unmask_rate, float *insert_rate);
+/* b_in (and b_um) of every token of a clean sequence and the expected
+ * insertion time; fixed tokens are present from time 0 (expected time 0). */
+int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n, float *b_in,
+                         float *b_um, float *expected_insert_time);
+
+#endif

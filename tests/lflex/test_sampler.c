@@ -1,0 +1,456 @@
+/* The tau-leaping sampler: statistical laws of insertions and unmasking
+ * under forced rates, invariants of generated sequences, determinism, token
+ * selection (top-k, top-p), and rate queries against the training forward. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/special.h"
+#include "io/model_schema.h"
+#include "io/sampler_schema.h"
+#include "lf_error.h"
+#include "lflex/sampler.h"
+#include "tests/common/testutil.h"
+
+static void make_model_sized(lf_model *m, const char *extra, int max_len, int vocab)
+{
+    static lf_model_config cfg;
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: %d}\nvocab: {size: %d}\ntrain: {threads: 1}\n%s",
+             max_len, vocab, extra ? extra : "");
+    lf_config_defaults(&lf_model_schema, &cfg);
+    ck_assert_msg(lf_config_parse(&lf_model_schema, &cfg, sizeof cfg, yaml, strlen(yaml), NULL) == 0, "%s",
+                  lflex_last_error());
+    ck_assert_int_eq(lf_model_create(m, &cfg, cfg.vocab_size), 0);
+}
+
+static void make_model(lf_model *m, const char *extra) { make_model_sized(m, extra, 24, 6); }
+
+static lf_sampler_config sampler_cfg(const char *yaml)
+{
+    lf_sampler_config c;
+    memset(&c, 0, sizeof c);
+    lf_config_defaults(&lf_sampler_schema, &c);
+    if (yaml)
+        ck_assert_msg(lf_config_parse(&lf_sampler_schema, &c, sizeof c, yaml, strlen(yaml), NULL) == 0, "%s",
+                      lflex_last_error());
+    return c;
+}
+
+/* n copies of one template */
+typedef struct {
+    int32_t *tok;
+    uint8_t *open;
+    int64_t *off;
+    int64_t n;
+} tmpl_set;
+
+static tmpl_set repeat_template(const int32_t *tok, const uint8_t *open, int64_t len, int64_t n)
+{
+    tmpl_set t = {malloc((size_t)(n * len) * sizeof(int32_t)), malloc((size_t)(n * len)),
+                  malloc((size_t)(n + 1) * sizeof(int64_t)), n};
+    for (int64_t j = 0; j < n; j++) {
+        memcpy(t.tok + j * len, tok, (size_t)len * sizeof *tok);
+        memcpy(t.open + j * len, open, (size_t)len);
+        t.off[j] = j * len;
+    }
+    t.off[n] = n * len;
+    return t;
+}
+
+static void free_tmpl(tmpl_set *t)
+{
+    free(t->tok);
+    free(t->open);
+    free(t->off);
+}
+
+typedef struct {
+    int32_t *tok;
+    int64_t *off;
+    float *tin, *tum;
+} gen_out;
+
+static gen_out run(lf_sampler *s, const tmpl_set *t)
+{
+    int64_t cap = t->n * s->cfg.max_len;
+    gen_out g = {malloc((size_t)cap * sizeof(int32_t)), malloc((size_t)(t->n + 1) * sizeof(int64_t)),
+                 malloc((size_t)cap * sizeof(float)), malloc((size_t)cap * sizeof(float))};
+    lf_templates tp = {t->tok, t->open, t->off, t->n};
+    lf_generated out = {g.tok, cap, g.off, g.tin, g.tum};
+    ck_assert_int_eq(lf_sampler_generate(s, &tp, &out), 0);
+    return g;
+}
+
+static void free_gen(gen_out *g)
+{
+    free(g->tok);
+    free(g->off);
+    free(g->tin);
+    free(g->tum);
+}
+
+/* Upper 0.001 quantile of chi-square with df degrees of freedom
+ * (Wilson-Hilferty; accurate to about 1% for df >= 3). */
+static double chi2_crit(int df)
+{
+    double z = 3.0902, h = 2.0 / (9.0 * df);
+    return df * pow(1 - h + z * sqrt(h), 3);
+}
+
+/* chi-square of observed counts against probabilities, bins with expected
+ * count below 5 merged into their neighbour; returns the statistic and df */
+static double chi2(const double *obs, const double *p, int k, double n, int *df)
+{
+    double stat = 0, o = 0, e = 0;
+    int bins = 0;
+    for (int i = 0; i < k; i++) {
+        o += obs[i];
+        e += p[i] * n;
+        if (e >= 5 || i == k - 1) {
+            stat += (o - e) * (o - e) / (e > 0 ? e : 1);
+            bins++;
+            o = e = 0;
+        }
+    }
+    *df = bins - 1;
+    return stat;
+}
+
+static double w_of(double t) { return t <= 0 ? 0 : -log1p(-t); } /* a = 1 */
+
+/* One stochastic step then the final one: the number of MASKs inserted into
+ * the single open gap of [EOS] is Poisson(beta_in (w(dt) - w(0))). Checked
+ * for a small and a large mean (the two branches of the Poisson sampler). */
+START_TEST(test_insertions_poisson)
+{
+    lf_model m;
+    make_model_sized(&m, "schedule: {family: linear}", 200, 6);
+    const double means[2] = {1.7, 45.0};
+    for (int c = 0; c < 2; c++) {
+        lf_sampler s;
+        lf_sampler_config cfg = sampler_cfg("steps: 2\nbatch_size: 512\nseed: 11");
+        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+        double dt = (1 - 1e-5) / 3, G = w_of(dt);
+        float logits[6] = {0};
+        lf_forced_rates fr = {means[c] / G, 0.0, logits};
+        s.forced = &fr;
+        int32_t eos = LF_EOS;
+        uint8_t open = 1;
+        tmpl_set t = repeat_template(&eos, &open, 1, 3000);
+        gen_out g = run(&s, &t);
+        enum { K = 120 };
+        double obs[K] = {0}, p[K], lam = means[c], sum = 0, sum2 = 0;
+        for (int64_t j = 0; j < t.n; j++) {
+            int64_t k = g.off[j + 1] - g.off[j] - 1;
+            obs[k < K - 1 ? k : K - 1] += 1;
+            sum += (double)k;
+            sum2 += (double)k * k;
+        }
+        double tail = 1;
+        for (int k = 0; k < K - 1; k++) {
+            int sign;
+            p[k] = exp(-lam + k * log(lam) - lgamma_r(k + 1, &sign));
+            tail -= p[k];
+        }
+        p[K - 1] = tail > 0 ? tail : 0;
+        int df;
+        double stat = chi2(obs, p, K, (double)t.n, &df);
+        double mean = sum / (double)t.n, var = sum2 / (double)t.n - mean * mean;
+        printf("# insertions, mean %.1f: observed mean %.3f var %.3f, chi2 %.1f on %d df (0.001 critical %.1f)\n",
+               lam, mean, var, stat, df, chi2_crit(df));
+        ck_assert_msg(stat < chi2_crit(df), "insertion counts do not follow Poisson(%g)", lam);
+        free_gen(&g);
+        free_tmpl(&t);
+        lf_sampler_destroy(&s);
+    }
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* A lone MASK with no open gap: it unmasks in stochastic step i with
+ * probability exp(-c w(t_i)) - exp(-c w(t_{i+1})) (the exponential law of
+ * rate c g_a in the time w), and in the final step otherwise. */
+START_TEST(test_unmask_times_exponential)
+{
+    lf_model m;
+    make_model(&m, "schedule: {family: linear}");
+    enum { N = 12 };
+    lf_sampler s;
+    lf_sampler_config cfg = sampler_cfg("steps: 12\nbatch_size: 1000\nseed: 3");
+    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+    float logits[6] = {0, 1, 0, 0, 0, 0};
+    const double c = 0.8;
+    lf_forced_rates fr = {0.0, c, logits};
+    s.forced = &fr;
+    int32_t tok[2] = {LF_MASK, LF_EOS};
+    uint8_t open[2] = {0, 0};
+    tmpl_set t = repeat_template(tok, open, 2, 4000);
+    gen_out g = run(&s, &t);
+    double dt = (1 - 1e-5) / (N + 1), obs[N] = {0}, p[N];
+    for (int64_t j = 0; j < t.n; j++) {
+        ck_assert_int_eq(g.off[j + 1] - g.off[j], 2);
+        ck_assert(g.tok[g.off[j]] >= LF_N_SPECIAL);
+        int bin = (int)lround(g.tum[g.off[j]] / dt) - 1;
+        ck_assert(bin >= 0 && bin < N);
+        obs[bin] += 1;
+    }
+    for (int i = 0; i < N - 1; i++)
+        p[i] = exp(-c * w_of(i * dt)) - exp(-c * w_of((i + 1) * dt));
+    p[N - 1] = exp(-c * w_of((N - 1) * dt));
+    int df;
+    double stat = chi2(obs, p, N, (double)t.n, &df);
+    printf("# unmasking times: chi2 %.1f on %d df (0.001 critical %.1f)\n", stat, df, chi2_crit(df));
+    ck_assert(stat < chi2_crit(df));
+    free_gen(&g);
+    free_tmpl(&t);
+    lf_sampler_destroy(&s);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* top_p keeps the smallest most-likely prefix reaching the mass: with
+ * probabilities (0.5, 0.3, 0.15, 0.05, ...) and top_p 0.6 only the first two
+ * tokens are drawn, in the ratio 5 : 3. */
+START_TEST(test_top_p_set)
+{
+    lf_model m;
+    make_model_sized(&m, "schedule: {family: linear}", 24, 4);
+    lf_sampler s;
+    lf_sampler_config cfg = sampler_cfg("steps: 2\nbatch_size: 2000\ntop_p: 0.6\nseed: 77");
+    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+    float logits[4] = {(float)log(0.5), (float)log(0.3), (float)log(0.15), (float)log(0.05)};
+    lf_forced_rates fr = {0.0, 1e6, logits}; /* every MASK unmasks in the first step */
+    s.forced = &fr;
+    int32_t tok[2] = {LF_MASK, LF_EOS};
+    uint8_t open[2] = {0, 0};
+    tmpl_set t = repeat_template(tok, open, 2, 4000);
+    gen_out g = run(&s, &t);
+    double first = 0;
+    for (int64_t j = 0; j < t.n; j++) {
+        int32_t v = g.tok[g.off[j]];
+        ck_assert_msg(v == LF_N_SPECIAL || v == LF_N_SPECIAL + 1, "token %d outside the top-p set", v);
+        first += v == LF_N_SPECIAL;
+    }
+    double f = first / (double)t.n, expect = 0.5 / 0.8, sd = sqrt(expect * (1 - expect) / (double)t.n);
+    printf("# top_p 0.6: first token frequency %.4f, expected %.4f\n", f, expect);
+    ck_assert(fabs(f - expect) < 5 * sd);
+    free_gen(&g);
+    free_tmpl(&t);
+    lf_sampler_destroy(&s);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+static bool same_output(const gen_out *a, const gen_out *b, int64_t n)
+{
+    if (memcmp(a->off, b->off, (size_t)(n + 1) * sizeof *a->off) != 0)
+        return false;
+    int64_t T = a->off[n];
+    return memcmp(a->tok, b->tok, (size_t)T * sizeof *a->tok) == 0 &&
+           memcmp(a->tin, b->tin, (size_t)T * sizeof *a->tin) == 0;
+}
+
+/* Mixed templates: unconditional, prompt + BOS + EOS, infilling, a MASK. */
+static tmpl_set mixed_templates(void)
+{
+    static const int32_t tok[] = {LF_EOS, 4, 5, LF_BOS, LF_EOS, 6, 7, 8, LF_EOS, 4, LF_MASK, 9, LF_EOS, LF_EOS, 5, LF_EOS};
+    static const uint8_t open[] = {1, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
+    static const int64_t off[] = {0, 1, 5, 9, 13, 14, 16};
+    tmpl_set t = {malloc(sizeof tok), malloc(sizeof open), malloc(sizeof off), 6};
+    memcpy(t.tok, tok, sizeof tok);
+    memcpy(t.open, open, sizeof open);
+    memcpy(t.off, off, sizeof off);
+    return t;
+}
+
+/* Same seed, same sequences: one by one or in batches, 1 or 2 threads. */
+START_TEST(test_determinism)
+{
+    lf_model m;
+    make_model(&m, NULL);
+    tmpl_set t = mixed_templates();
+    lf_sampler a, b;
+    lf_sampler_config ca = sampler_cfg("steps: 16\nbatch_size: 4\nthreads: 2\nseed: 9");
+    lf_sampler_config cb = sampler_cfg("steps: 16\nbatch_size: 1\nthreads: 1\nseed: 9");
+    ck_assert_int_eq(lf_sampler_init(&a, &m, &ca), 0);
+    ck_assert_int_eq(lf_sampler_init(&b, &m, &cb), 0);
+    gen_out ga = run(&a, &t);
+    /* one by one with the other sampler */
+    gen_out gb = {malloc((size_t)(t.n * 24) * sizeof(int32_t)), malloc((size_t)(t.n + 1) * sizeof(int64_t)),
+                  malloc((size_t)(t.n * 24) * sizeof(float)), malloc((size_t)(t.n * 24) * sizeof(float))};
+    gb.off[0] = 0;
+    for (int64_t j = 0; j < t.n; j++) {
+        int64_t off1[2] = {0, t.off[j + 1] - t.off[j]}, o[2];
+        lf_templates one = {t.tok + t.off[j], t.open + t.off[j], off1, 1};
+        lf_generated out = {gb.tok + gb.off[j], 24, o, gb.tin + gb.off[j], gb.tum + gb.off[j]};
+        ck_assert_int_eq(lf_sampler_generate(&b, &one, &out), 0);
+        gb.off[j + 1] = gb.off[j] + o[1];
+    }
+    ck_assert_msg(same_output(&ga, &gb, t.n), "batched (2 threads) and one-by-one (1 thread) outputs differ");
+    /* the same seed again gives the same, a new seed something else */
+    lf_sampler_destroy(&a);
+    ck_assert_int_eq(lf_sampler_init(&a, &m, &ca), 0);
+    gen_out gc = run(&a, &t);
+    ck_assert(same_output(&ga, &gc, t.n));
+    gen_out gd = run(&a, &t); /* the next sequences of the stream */
+    ck_assert(!same_output(&ga, &gd, t.n));
+    free_gen(&ga);
+    free_gen(&gb);
+    free_gen(&gc);
+    free_gen(&gd);
+    free_tmpl(&t);
+    lf_sampler_destroy(&a);
+    lf_sampler_destroy(&b);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* Invariants on a random model, every confidence mode and a tight max_len:
+ * template tokens keep their order and values (MASKs become user tokens),
+ * nothing is inserted into a closed gap, no MASK, PAD or new reserved token
+ * remains, the length never exceeds max_len. */
+START_TEST(test_invariants)
+{
+    lf_model m;
+    make_model(&m, NULL);
+    tmpl_set t = mixed_templates();
+    const char *modes[] = {"none", "top_prob", "prob_diff", "entropy"};
+    for (int mode = 0; mode < 4; mode++) {
+        char yaml[128];
+        snprintf(yaml, sizeof yaml, "steps: 10\nconfidence: %s\nmax_len: %d\nseed: %d", modes[mode], 8 + 4 * mode,
+                 mode);
+        lf_sampler s;
+        lf_sampler_config cfg = sampler_cfg(yaml);
+        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+        gen_out g = run(&s, &t);
+        for (int64_t j = 0; j < t.n; j++) {
+            const int32_t *o = g.tok + g.off[j];
+            int64_t n = g.off[j + 1] - g.off[j], i = t.off[j];
+            const float *tin = g.tin + g.off[j];
+            ck_assert_int_le(n, cfg.max_len);
+            bool pending_insert = false;
+            /* template tokens (inserted at time 0) appear in order; inserted
+             * ones (time > 0) only in front of a template token with an open
+             * gap */
+            for (int64_t q = 0; q < n; q++) {
+                if (tin[q] > 0) {
+                    pending_insert = true;
+                    continue;
+                }
+                ck_assert_msg(i < t.off[j + 1], "more template tokens than in the template");
+                if (t.tok[i] == LF_MASK)
+                    ck_assert_int_ge(o[q], LF_N_SPECIAL);
+                else
+                    ck_assert_int_eq(o[q], t.tok[i]);
+                ck_assert_msg(!pending_insert || t.open[i], "insertion into a closed gap");
+                pending_insert = false;
+                i++;
+            }
+            ck_assert_int_eq(i, t.off[j + 1]);
+            ck_assert(!pending_insert);
+            for (int64_t q = 0; q < n; q++) {
+                ck_assert(o[q] != LF_MASK && o[q] != LF_PAD);
+                if (g.tin[g.off[j] + q] > 0) /* inserted: a user token, unmasked after it was inserted */
+                    ck_assert(o[q] >= LF_N_SPECIAL && g.tum[g.off[j] + q] >= g.tin[g.off[j] + q]);
+            }
+        }
+        free_gen(&g);
+        lf_sampler_destroy(&s);
+    }
+    free_tmpl(&t);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* top_k = 1 is greedy: the same sequences as temperature 0. */
+START_TEST(test_top_k_one_is_greedy)
+{
+    lf_model m;
+    make_model(&m, NULL);
+    tmpl_set t = mixed_templates();
+    lf_sampler a, b;
+    lf_sampler_config ca = sampler_cfg("steps: 12\ntop_k: 1\nseed: 4"), cb = sampler_cfg("steps: 12\ntemperature: 0\nseed: 4");
+    ck_assert_int_eq(lf_sampler_init(&a, &m, &ca), 0);
+    ck_assert_int_eq(lf_sampler_init(&b, &m, &cb), 0);
+    gen_out ga = run(&a, &t), gb = run(&b, &t);
+    ck_assert(same_output(&ga, &gb, t.n));
+    free_gen(&ga);
+    free_gen(&gb);
+    free_tmpl(&t);
+    lf_sampler_destroy(&a);
+    lf_sampler_destroy(&b);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* The rate query gives the numbers of the training forward on the same
+ * partial sequence and time: insert_rate = beta_in g_a(t), the token
+ * distribution = softmax of the masked rows' logits. */
+START_TEST(test_rates_match_training_forward)
+{
+    for (int learned = 0; learned < 2; learned++) {
+        lf_model m;
+        make_model(&m, learned ? "schedule: {a: 2, learn_b_um: true}\ngenerator: {learn_unmask_rate: true}"
+                               : "schedule: {family: linear}");
+        /* perturb the zero-initialised adaLN weights so every part matters */
+        lf_rng r;
+        lf_rng_seed(&r, 1);
+        for (int64_t i = 0; i < m.params.total; i++)
+            m.params.data[i] += (lf_real)(0.05 * lf_rng_normal(&r));
+        const int32_t z[6] = {4, 5, 6, 7, 8, LF_EOS};
+        const uint8_t fixed[6] = {0, 0, 0, 0, 0, 1};
+        const int32_t off[2] = {0, 6};
+        const int32_t state[6] = {LF_STATE_CLEAN, LF_STATE_DROPPED, LF_STATE_MASKED, LF_STATE_DROPPED,
+                                  LF_STATE_MASKED, LF_STATE_CLEAN};
+        const double t = 0.37;
+        lf_batch bt = {z, fixed, off, 1};
+        lf_given_states gs = {&t, {state, learned ? state : NULL}};
+        ck_assert_int_eq(lf_model_loss(&m, &bt, &gs, false, NULL), 0);
+        const lf_loss_trace *tr = lf_model_last_trace(&m);
+        int64_t n = tr->xt_offsets[1];
+        ck_assert_int_eq(n, 4);
+        float probs[4 * 10], um[4], ins[4];
+        ck_assert_int_eq(lf_model_query_rates(&m, tr->xt, n, t, probs, um, ins), 0);
+        double g = lf_base_hazard(t, m.a);
+        for (int64_t k = 0; k < n; k++)
+            LF_ASSERT_CLOSE(ins[k], lf_data(tr->beta_in)[k] * g, 1e-6, 1e-5);
+        for (int64_t q = 0; q < tr->n_masked; q++) {
+            int64_t row = tr->masked_rows[q];
+            if (q < 2) /* the first state's masked rows */
+                ck_assert_int_eq(tr->xt[row], LF_MASK);
+            if (row >= n)
+                continue;
+            const lf_real *lg = lf_data(tr->logits) + q * 6;
+            double mx = lg[0], sum = 0;
+            for (int v = 1; v < 6; v++)
+                mx = lg[v] > mx ? lg[v] : mx;
+            for (int v = 0; v < 6; v++)
+                sum += exp(lg[v] - mx);
+            for (int v = 0; v < 6; v++)
+                LF_ASSERT_CLOSE(probs[row * 10 + LF_N_SPECIAL + v], exp(lg[v] - mx) / sum, 1e-6, 1e-5);
+            double bum = tr->beta_um ? lf_data(tr->beta_um)[q] : 1.0;
+            LF_ASSERT_CLOSE(um[row], bum * g, 1e-6, 1e-5);
+        }
+        lf_model_destroy(&m);
+    }
+}
+END_TEST
+
+Suite *lf_test_suite(void)
+{
+    Suite *s = suite_create("sampler");
+    TCase *tc = tcase_create("sampler");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_insertions_poisson);
+    tcase_add_test(tc, test_unmask_times_exponential);
+    tcase_add_test(tc, test_top_p_set);
+    tcase_add_test(tc, test_determinism);
+    tcase_add_test(tc, test_invariants);
+    tcase_add_test(tc, test_top_k_one_is_greedy);
+    tcase_add_test(tc, test_rates_match_training_forward);
+    suite_add_tcase(s, tc);
+    return s;
+}
