@@ -4,6 +4,7 @@
  * Used by bench/compare.py, which runs the PyTorch peer in the same run.
  *
  *   lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]
+ *   lflex-bench generate CONFIG_YAML N_SEQ STEPS REPS [THREADS]
  *
  * The batch is random user tokens with a fixed final EOS, the same data
  * distribution as the peer's. Timing uses CLOCK_MONOTONIC around each step;
@@ -123,8 +124,76 @@ static int bench_train(const char *cfg_path, size_t n_seq, size_t len, int steps
     return rc;
 }
 
+/* Generation: n_seq unconditional sequences ([EOS]) of at most max_len
+ * tokens with `steps` tau-leaping steps, repeated `reps` times. */
+static int bench_generate(const char *cfg_path, size_t n_seq, int steps, int reps, int threads)
+{
+    size_t ylen;
+    char *yaml = read_file(cfg_path, &ylen);
+    lflex_model_t *m = NULL;
+    if (!yaml || lflex_model_new(&m, yaml, ylen) != LFLEX_OK) {
+        fprintf(stderr, "lflex-bench: %s\n", yaml ? lflex_last_error() : "cannot read the config");
+        free(yaml);
+        return 1;
+    }
+    free(yaml);
+    if (threads > 0)
+        lflex_model_set_threads(m, threads);
+    char scfg[128];
+    snprintf(scfg, sizeof scfg, "steps: %d\nbatch_size: %zu\nseed: 1\n", steps, n_seq);
+    lflex_sampler_t *s;
+    if (lflex_sampler_new(&s, m, scfg, strlen(scfg)) != LFLEX_OK) {
+        fprintf(stderr, "lflex-bench: %s\n", lflex_last_error());
+        lflex_model_free(m);
+        return 1;
+    }
+    int64_t max_len, n_threads;
+    lflex_model_get(m, LFLEX_PROP_MAX_LEN, &max_len);
+    lflex_model_get(m, LFLEX_PROP_THREADS, &n_threads);
+    int32_t *tmpl = malloc(n_seq * sizeof *tmpl);
+    size_t *toff = malloc((n_seq + 1) * sizeof *toff), *ooff = malloc((n_seq + 1) * sizeof *ooff);
+    size_t cap = n_seq * (size_t)max_len;
+    int32_t *out = malloc(cap * sizeof *out);
+    double *times = malloc((size_t)reps * sizeof *times), tokens = 0;
+    for (size_t j = 0; j < n_seq; j++) {
+        tmpl[j] = LFLEX_TOKEN_EOS;
+        toff[j] = j;
+    }
+    toff[n_seq] = n_seq;
+    int rc = 0;
+    for (int r = 0; r < reps + 1 && rc == 0; r++) {
+        double t0 = now();
+        if (lflex_sampler_generate_batch(s, tmpl, NULL, toff, n_seq, out, cap, ooff, NULL, NULL) != LFLEX_OK) {
+            fprintf(stderr, "lflex-bench: %s\n", lflex_last_error());
+            rc = 1;
+        }
+        if (r > 0) { /* the first run is warm-up */
+            times[r - 1] = now() - t0;
+            tokens += (double)ooff[n_seq];
+        }
+    }
+    if (rc == 0) {
+        qsort(times, (size_t)reps, sizeof *times, cmp_double);
+        printf("{\"what\": \"generate\", \"impl\": \"lflex\", \"threads\": %ld, \"n_seq\": %zu, \"steps\": %d, "
+               "\"median_s\": %.6f, \"min_s\": %.6f, \"max_s\": %.6f, \"mean_len\": %.1f, \"peak_rss_kib\": %ld}\n",
+               (long)n_threads, n_seq, steps, times[reps / 2], times[0], times[reps - 1], tokens / reps / (double)n_seq,
+               peak_rss_kib());
+    }
+    free(tmpl);
+    free(toff);
+    free(ooff);
+    free(out);
+    free(times);
+    lflex_sampler_free(s);
+    lflex_model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && strcmp(argv[1], "generate") == 0)
+        return bench_generate(argv[2], (size_t)atol(argv[3]), atoi(argv[4]), atoi(argv[5]) > 0 ? atoi(argv[5]) : 1,
+                              argc > 6 ? atoi(argv[6]) : 0);
     if (argc >= 6 && strcmp(argv[1], "train") == 0) {
         int steps = atoi(argv[5]);
         if (steps < 1)
@@ -132,6 +201,7 @@ int main(int argc, char **argv)
         return bench_train(argv[2], (size_t)atol(argv[3]), (size_t)atol(argv[4]), steps,
                            argc > 6 ? atoi(argv[6]) : 0);
     }
-    fprintf(stderr, "usage: lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]\n");
+    fprintf(stderr, "usage: lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]\n"
+                    "       lflex-bench generate CONFIG_YAML N_SEQ STEPS REPS [THREADS]\n");
     return 2;
 }

@@ -4,6 +4,7 @@
 distribution, and prints one JSON line like the C program.
 
     bench_torch.py train CONFIG_JSON N_SEQ SEQ_LEN STEPS THREADS
+    bench_torch.py generate CONFIG_JSON N_SEQ STEPS REPS THREADS
 """
 import json
 import os
@@ -17,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref
 import torch  # noqa: E402
 
 import lflex_ref as R  # noqa: E402
+import sampler_ref as S  # noqa: E402
 
 
 def bench_train(cfg_json: str, n_seq: int, seq_len: int, steps: int, threads: int) -> dict:
@@ -47,7 +49,30 @@ def bench_train(cfg_json: str, n_seq: int, seq_len: int, steps: int, threads: in
             "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
 
+def bench_generate(cfg_json: str, n_seq: int, steps: int, reps: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = R.Config.from_dict(json.loads(cfg_json))
+    model = R.LFlexModel(cfg)
+    sc = S.SamplerConfig(steps=steps, seed=1)
+    times, lengths = [], []
+    for r in range(reps + 1):
+        t0 = time.perf_counter()
+        out = S.generate(model, [[R.EOS]] * n_seq, [[True]] * n_seq, sc)
+        dt = time.perf_counter() - t0
+        if r > 0:  # the first run is warm-up
+            times.append(dt)
+            lengths.append(sum(len(o) for o in out) / n_seq)
+    return {"what": "generate", "impl": "torch", "threads": threads, "n_seq": n_seq, "steps": steps,
+            "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "mean_len": sum(lengths) / len(lengths),
+            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
 def main(argv):
+    if len(argv) == 7 and argv[1] == "generate":
+        print(json.dumps(bench_generate(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), int(argv[6]))))
+        return 0
     if len(argv) == 7 and argv[1] == "train":
         print(json.dumps(bench_train(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), int(argv[6]))))
         return 0

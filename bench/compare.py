@@ -50,7 +50,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="meson build directory")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after 2 warm-up steps)")
-    ap.add_argument("--only", choices=sorted(CONFIGS), help="one configuration")
+    ap.add_argument("--only", choices=sorted(CONFIGS) + ["generate"], help="one measurement")
+    ap.add_argument("--reps", type=int, default=5, help="timed generation runs (after one warm-up)")
     args = ap.parse_args()
     exe = os.path.join(args.build, "bench", "lflex-bench")
     if not os.path.exists(exe):
@@ -75,7 +76,32 @@ def main():
         best = min(peers, key=lambda r: r["median_s"])
         print(f"{name:8} train step: PyTorch (best, {best['threads']} threads) / liblflex = "
               f"{best['median_s'] / lib['median_s']:.2f}x")
+    if not args.only or args.only == "generate":
+        generation(exe, args)
     return 0
+
+
+def generation(exe, args):
+    """Generation on the small configuration: 32 sequences from [EOS], 64
+    steps, at most 64 tokens (freshly initialised models: both sides insert
+    at the same initial rates, so the sequences grow alike)."""
+    cfg, n_seq, steps = CONFIGS["small"][0], 32, 64
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(to_yaml(cfg))
+        cfg_path = f.name
+    try:
+        lib = run([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)])
+        peers = [run([PYTHON, os.path.join(HERE, "bench_torch.py"), "generate", json.dumps(cfg), str(n_seq),
+                      str(steps), str(args.reps), str(t)]) for t in (1, 2)]
+    finally:
+        os.unlink(cfg_path)
+    for r in [lib] + peers:
+        label = f"{r['impl']} x{r['threads']}"
+        print(f"{'generate':8} {label:14} {r['median_s']:9.4f} {r['min_s']:8.4f} {r['max_s']:8.4f} "
+              f"{r['peak_rss_kib'] / 1024:9.0f}   mean length {r['mean_len']:.1f}")
+    best = min(peers, key=lambda r: r["median_s"])
+    print(f"{'generate':8} 32 x 64 steps: PyTorch (best, {best['threads']} threads) / liblflex = "
+          f"{best['median_s'] / lib['median_s']:.2f}x")
 
 
 if __name__ == "__main__":
