@@ -9,8 +9,12 @@
  * the dynamic loader picks the best for the CPU (GCC function
  * multi-versioning). Results differ from the baseline version only in the
  * rounding of fused multiply-adds. */
+#include "lf_config.h"
+
+/* (sanitizer_friendly builds keep one version: ifunc resolvers run before
+ * sanitizer runtimes and some checkers are set up) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !LF_REAL_IS_DOUBLE && \
-    !defined(LF_NO_CLONES)
+    !LF_SANITIZER_FRIENDLY
 #define LF_SIMD_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define LF_SIMD_CLONES
