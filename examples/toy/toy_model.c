@@ -105,10 +105,12 @@ int toy_train_step(toy_model *m, const int32_t *tokens, const int32_t *targets, 
     lf_tensor *u = lf_unary_op(c, LF_GELU, lf_linear(c, lf_layernorm(c, h, NULL, 1e-5), &m->w1, NULL));
     h = lf_add(c, h, lf_linear(c, u, &m->w2, NULL));
     lf_tensor *L = lf_mean(c, lf_cross_entropy(c, lf_linear(c, h, &m->wout, NULL), tgt));
+    if (!L)
+        return lf_ctx_status(c);
+    *loss = lf_data(L)[0]; /* before the reverse pass, which reuses L's memory */
     st = lf_backward(c, L);
     if (st)
         return st;
-    *loss = lf_data(L)[0];
     /* Adam */
     m->step++;
     double b1 = 0.9, b2 = 0.999, c1 = 1 - pow(b1, (double)m->step), c2 = 1 - pow(b2, (double)m->step);

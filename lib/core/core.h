@@ -79,6 +79,8 @@ typedef struct lf_tensor {
     lf_dtype dtype;
     bool requires_grad;
     bool persistent;       /* data and grad live outside the arena (parameters) */
+    bool view;             /* data belongs to another tensor (reshape) */
+    bool keep;             /* the reverse pass must not reuse its buffers */
 } lf_tensor;
 
 static inline lf_real *lf_data(const lf_tensor *t) { return (lf_real *)t->data; }
@@ -107,8 +109,19 @@ struct lf_node {
     lf_node *prev;         /* tape order, newest last */
 };
 
+/* Buffers freed during the reverse pass, by size, for reuse by later
+ * gradient buffers of the same size (a transformer has few distinct sizes). */
+#define LF_RECYCLE_BUCKETS 64
+typedef struct lf_recycle_bucket {
+    size_t bytes;
+    void *head;            /* singly linked through the first word of each buffer */
+} lf_recycle_bucket;
+
 struct lf_ctx {
     lf_arena arena;
+    lf_recycle_bucket recycle[LF_RECYCLE_BUCKETS];
+    int n_recycle;
+    bool recycling;        /* reuse dead buffers in the reverse pass (default on) */
     lf_node *tape;         /* the newest node */
     int64_t n_nodes;
     int status;            /* first failure of this step, 0 if none */
@@ -142,6 +155,21 @@ void lf_tensor_wrap(lf_tensor *t, lf_dtype dt, void *data, lf_real *grad, int nd
 
 /* Gradient buffer of `t`, allocated zeroed in the arena on first use. */
 lf_real *lf_grad_buffer(lf_ctx *ctx, lf_tensor *t);
+
+/* During the reverse pass, once an op's backward has run, its output's
+ * gradient and data are dead (every consumer ran before it) and their memory
+ * is reused for later gradient buffers; that halves the peak memory of a
+ * training step. A tensor the caller still reads after lf_backward() must be
+ * marked with lf_keep() (leaves and parameters are never reused). */
+static inline lf_tensor *lf_keep(lf_tensor *t)
+{
+    if (t)
+        t->keep = true;
+    return t;
+}
+/* Hand a dead arena buffer of `bytes` to the reuse lists / take one. */
+void lf_recycle(lf_ctx *ctx, void *p, size_t bytes);
+void *lf_reuse(lf_ctx *ctx, size_t bytes);
 
 /* Allocate the output of an op and, if any input needs a gradient, record a
  * node for it. Used by op implementations. */
@@ -227,6 +255,10 @@ lf_tensor *lf_layernorm(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps)
  * x [T, C], mod [B, M], seg [T] gives each row's sequence. */
 lf_tensor *lf_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *mod, int64_t shift_col,
                        int64_t scale_col, lf_tensor *seg);
+/* lf_modulate(lf_layernorm(x, scale, eps), mod, shift_col, scale_col, seg)
+ * in one op. */
+lf_tensor *lf_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps, lf_tensor *mod, int64_t shift_col,
+                          int64_t scale_col, lf_tensor *seg);
 /* Gated residual: x + mod[seg, gate_col:+C] * y. */
 lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod,
                         int64_t gate_col, lf_tensor *seg);
@@ -247,6 +279,11 @@ lf_tensor *lf_rope(lf_ctx *ctx, lf_tensor *x, lf_tensor *pos, int64_t n_heads, d
  * zeros. */
 lf_tensor *lf_attention(lf_ctx *ctx, lf_tensor *q, lf_tensor *k, lf_tensor *v,
                         lf_tensor *offsets, lf_tensor *key_valid, int64_t n_heads);
+
+/* rope on q and k, then attention, for qkv [T, 3C] = [q | k | v] -> [T, C]:
+ * the same as lf_attention(rope(q), rope(k), v) without the copies. */
+lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_tensor *offsets, lf_tensor *key_valid,
+                             int64_t n_heads, double base);
 
 /* Dropout with a keep mask drawn from `seed` (inverted scaling). */
 lf_tensor *lf_dropout(lf_ctx *ctx, lf_tensor *x, double p, uint64_t seed);

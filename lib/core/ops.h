@@ -10,8 +10,8 @@ extern const lf_op_def lf_op_pow, lf_op_logaddexp, lf_op_bregman;
 extern const lf_op_def lf_op_unary[LF_UNARY_COUNT];
 extern const lf_op_def lf_op_sum, lf_op_mean, lf_op_scatter_add_rows;
 extern const lf_op_def lf_op_embedding, lf_op_gather, lf_op_slice_cols, lf_op_reshape;
-extern const lf_op_def lf_op_layernorm, lf_op_modulate, lf_op_gated_add;
+extern const lf_op_def lf_op_layernorm, lf_op_modulate, lf_op_ln_modulate, lf_op_gated_add;
 extern const lf_op_def lf_op_softmax, lf_op_log_softmax, lf_op_cross_entropy;
-extern const lf_op_def lf_op_rope, lf_op_attention, lf_op_dropout;
+extern const lf_op_def lf_op_rope, lf_op_attention, lf_op_rope_attention, lf_op_dropout;
 
 #endif

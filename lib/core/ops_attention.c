@@ -9,7 +9,8 @@
 
 /* ---- rotary embedding (rotate-half form) -------------------------------- */
 
-/* cos/sin table [max_pos + 1, half] for the positions in use. */
+/* Table for the positions in use: for position p, half cosines then half
+ * sines (row p of [max_pos + 1, 2 half]). */
 static lf_real *rope_table(lf_ctx *ctx, const int32_t *pos, int64_t T, int64_t half, double base,
                            int64_t *max_pos_out)
 {
@@ -22,35 +23,37 @@ static lf_real *rope_table(lf_ctx *ctx, const int32_t *pos, int64_t T, int64_t h
     for (int64_t i = 0; i < half; i++) {
         double theta = pow(base, -(double)(2 * i) / (double)(2 * half));
         for (int64_t p = 0; p <= max_pos; p++) {
-            tab[(p * half + i) * 2] = (lf_real)cos((double)p * theta);
-            tab[(p * half + i) * 2 + 1] = (lf_real)sin((double)p * theta);
+            tab[p * 2 * half + i] = (lf_real)cos((double)p * theta);
+            tab[p * 2 * half + half + i] = (lf_real)sin((double)p * theta);
         }
     }
     *max_pos_out = max_pos;
     return tab;
 }
 
-/* out = R(pos) x (sign = +1) or R(pos)^T x (sign = -1), accumulated when acc. */
-LF_SIMD_CLONES static void rope_apply(const lf_real *x, lf_real *out, const int32_t *pos, const lf_real *tab, int64_t T,
-                       int64_t H, int64_t half, int sign, bool acc)
+/* out = R(pos) x (sign = +1) or R(pos)^T x (sign = -1), accumulated when
+ * acc; rows of x and out are xs and os elements apart (views into wider
+ * tensors). */
+LF_SIMD_CLONES static void rope_apply(const lf_real *x, int64_t xs, lf_real *out, int64_t os, const int32_t *pos,
+                                      const lf_real *tab, int64_t T, int64_t H, int64_t half, int sign, bool acc)
 {
-    int64_t Dh = 2 * half, C = H * Dh;
+    int64_t Dh = 2 * half;
+    lf_real sg = (lf_real)sign;
     for (int64_t t = 0; t < T; t++) {
-        const lf_real *cs = tab + (int64_t)pos[t] * half * 2;
+        const lf_real *co = tab + (int64_t)pos[t] * 2 * half, *si = co + half;
         for (int64_t h = 0; h < H; h++) {
-            const lf_real *xa = x + t * C + h * Dh, *xb = xa + half;
-            lf_real *oa = out + t * C + h * Dh, *ob = oa + half;
-            for (int64_t i = 0; i < half; i++) {
-                lf_real c = cs[2 * i], s = sign * cs[2 * i + 1];
-                lf_real a = xa[i] * c - xb[i] * s, b = xb[i] * c + xa[i] * s;
-                if (acc) {
-                    oa[i] += a;
-                    ob[i] += b;
-                } else {
-                    oa[i] = a;
-                    ob[i] = b;
+            const lf_real *xa = x + t * xs + h * Dh, *xb = xa + half;
+            lf_real *oa = out + t * os + h * Dh, *ob = oa + half;
+            if (acc)
+                for (int64_t i = 0; i < half; i++) {
+                    oa[i] += xa[i] * co[i] - xb[i] * sg * si[i];
+                    ob[i] += xb[i] * co[i] + xa[i] * sg * si[i];
                 }
-            }
+            else
+                for (int64_t i = 0; i < half; i++) {
+                    oa[i] = xa[i] * co[i] - xb[i] * sg * si[i];
+                    ob[i] = xb[i] * co[i] + xa[i] * sg * si[i];
+                }
         }
     }
 }
@@ -61,7 +64,8 @@ static void rope_backward(lf_ctx *ctx, lf_node *n)
     lf_real *dx = lf_grad_buffer(ctx, x);
     if (!dx)
         return;
-    rope_apply(n->out->grad, dx, lf_idata(pos), n->saved, lf_rows(x), n->ip[0], n->ip[1], -1, true);
+    int64_t C = lf_cols(x);
+    rope_apply(n->out->grad, C, dx, C, lf_idata(pos), n->saved, lf_rows(x), n->ip[0], n->ip[1], -1, true);
 }
 
 const lf_op_def lf_op_rope = {"rope", rope_backward};
@@ -87,7 +91,7 @@ lf_tensor *lf_rope(lf_ctx *ctx, lf_tensor *x, lf_tensor *pos, int64_t n_heads, d
     lf_tensor *y = lf_op_output(ctx, &lf_op_rope, in, 2, LF_REAL, x->ndim, x->shape, &node);
     if (!y)
         return NULL;
-    rope_apply(lf_data(x), lf_data(y), P, tab, T, n_heads, half, 1, false);
+    rope_apply(lf_data(x), C, lf_data(y), C, P, tab, T, n_heads, half, 1, false);
     if (node) {
         node->ip[0] = n_heads;
         node->ip[1] = half;
@@ -216,6 +220,10 @@ static void attention_backward(lf_ctx *ctx, lf_node *n)
                    NULL, sv->P, scratch, dq, dk, dv,
                    lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
     lf_parallel_for(ctx, B * H, 1, attn_bwd_pairs, &a);
+    if (ctx->recycling) { /* the probabilities and the scratch are dead now */
+        lf_recycle(ctx, sv->P, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
+        lf_recycle(ctx, scratch, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
+    }
 }
 
 const lf_op_def lf_op_attention = {"attention", attention_backward};
@@ -264,6 +272,181 @@ lf_tensor *lf_attention(lf_ctx *ctx, lf_tensor *q, lf_tensor *k, lf_tensor *v, l
         sv->P = P;
         node->saved = sv;
         node->ip[0] = n_heads;
+    }
+    return out;
+}
+
+/* ---- fused: rotary embedding + attention straight from a qkv tensor ------ */
+
+/* The transformer's attention without the intermediate copies: q, k and v
+ * are column blocks of qkv [T, 3C]; q and k are rotated into two saved
+ * [T, C] buffers, v is read in place (row stride 3C), and the backward pass
+ * writes d(qkv) directly. */
+typedef struct {
+    const lf_real *qkv, *qr, *kr, *o, *dout;
+    lf_real *out, *P, *scratch, *dqkv, *dqr, *dkr;
+    const int32_t *off, *valid;
+    const int64_t *pofs;
+    int64_t H, Dh, C;
+    lf_real scale;
+} ra_args;
+
+static void ra_fwd_pairs(void *p, int64_t w0, int64_t w1)
+{
+    const ra_args *a = p;
+    int64_t H = a->H, Dh = a->Dh, C = a->C;
+    for (int64_t w = w0; w < w1; w++) {
+        int64_t b = w / H, h = w % H;
+        int64_t s0 = a->off[b], n = a->off[b + 1] - s0;
+        if (n == 0)
+            continue;
+        lf_real *P = a->P + a->pofs[b] + h * n * n;
+        lf_gemm(false, true, n, n, Dh, a->scale, a->qr + s0 * C + h * Dh, C, a->kr + s0 * C + h * Dh, C, 0, P, n);
+        softmax_rows_masked(P, n, a->valid ? a->valid + s0 : NULL);
+        lf_gemm(false, false, n, Dh, n, 1, P, n, a->qkv + s0 * 3 * C + 2 * C + h * Dh, 3 * C, 0,
+                a->out + s0 * C + h * Dh, C);
+    }
+}
+
+static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
+{
+    const ra_args *a = p;
+    int64_t H = a->H, Dh = a->Dh, C = a->C;
+    for (int64_t w = w0; w < w1; w++) {
+        int64_t b = w / H, h = w % H;
+        int64_t s0 = a->off[b], n = a->off[b + 1] - s0;
+        if (n == 0)
+            continue;
+        int64_t at = s0 * C + h * Dh, at3 = s0 * 3 * C + h * Dh;
+        const lf_real *P = a->P + a->pofs[b] + h * n * n;
+        lf_real *dS = a->scratch + a->pofs[b] + h * n * n;
+        const lf_real *dO = a->dout + at, *O = a->o + at;
+        lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, 1, a->dqkv + at3 + 2 * C, 3 * C); /* dV += P^T dO */
+        lf_gemm(false, true, n, n, Dh, 1, dO, C, a->qkv + at3 + 2 * C, 3 * C, 0, dS, n);  /* dP = dO V^T */
+        for (int64_t i = 0; i < n; i++) {
+            lf_real D = 0;
+            for (int64_t d = 0; d < Dh; d++)
+                D += dO[i * C + d] * O[i * C + d];
+            const lf_real *pi = P + i * n;
+            lf_real *si = dS + i * n;
+            for (int64_t j = 0; j < n; j++)
+                si[j] = pi[j] * (si[j] - D) * a->scale;
+        }
+        lf_gemm(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 1, a->dqr + at, C); /* dQr += dS Kr */
+        lf_gemm(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 1, a->dkr + at, C);  /* dKr += dS^T Qr */
+    }
+}
+
+typedef struct {
+    const lf_real *src, *tab;
+    int64_t src_stride, dst_stride, H, half;
+    const int32_t *pos;
+    lf_real *dst;
+    int sign;
+    bool acc;
+} rope_rows_args;
+
+static void rope_rows(void *p, int64_t t0, int64_t t1)
+{
+    const rope_rows_args *r = p;
+    rope_apply(r->src + t0 * r->src_stride, r->src_stride, r->dst + t0 * r->dst_stride, r->dst_stride, r->pos + t0,
+               r->tab, t1 - t0, r->H, r->half, r->sign, r->acc);
+}
+
+typedef struct {
+    lf_real *qr, *kr, *P, *tab;
+    int64_t *pofs;
+} ra_saved;
+
+static void rope_attention_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *qkv = n->in[0], *pos = n->in[1], *offsets = n->in[2];
+    const ra_saved *sv = n->saved;
+    int64_t T = lf_rows(qkv), C = lf_cols(qkv) / 3, B = offsets->numel - 1, H = n->ip[0], half = C / H / 2;
+    lf_real *dqkv = lf_grad_buffer(ctx, qkv);
+    lf_real *scratch = lf_arena_alloc(&ctx->arena, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
+    lf_real *dqr = lf_arena_calloc(&ctx->arena, (size_t)(2 * T * C + 1) * sizeof(lf_real));
+    if (!scratch || !dqr)
+        lf_ctx_fail(ctx, LFLEX_ENOMEM, "rope_attention backward");
+    if (ctx->status)
+        return;
+    ra_args a = {lf_data(qkv), sv->qr, sv->kr, lf_data(n->out), n->out->grad, NULL, sv->P, scratch, dqkv, dqr,
+                 dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
+    lf_parallel_for(ctx, B * H, 1, ra_bwd_pairs, &a);
+    /* back through the rotations into the q and k blocks of d(qkv) */
+    rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true};
+    lf_parallel_for(ctx, T, 64, rope_rows, &r);
+    r.src = dqr + T * C;
+    r.dst = dqkv + C;
+    lf_parallel_for(ctx, T, 64, rope_rows, &r);
+    if (ctx->recycling) { /* everything this op kept or made is dead now */
+        size_t np = (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real);
+        lf_recycle(ctx, sv->P, np);
+        lf_recycle(ctx, scratch, np);
+        lf_recycle(ctx, sv->qr, (size_t)(2 * T * C + 1) * sizeof(lf_real));
+        lf_recycle(ctx, dqr, (size_t)(2 * T * C + 1) * sizeof(lf_real));
+    }
+}
+
+const lf_op_def lf_op_rope_attention = {"rope_attention", rope_attention_backward};
+
+lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_tensor *offsets, lf_tensor *key_valid,
+                             int64_t n_heads, double base)
+{
+    if (!qkv || !pos || !offsets)
+        return NULL;
+    int64_t T = lf_rows(qkv), C3 = lf_cols(qkv), C = C3 / 3, B = offsets->numel - 1;
+    if (qkv->dtype != LF_REAL || C3 % 3 || n_heads < 1 || C % n_heads || (C / n_heads) % 2 || pos->dtype != LF_INT ||
+        pos->numel != T || offsets->dtype != LF_INT || B < 0 || !(base > 1) ||
+        (key_valid && (key_valid->dtype != LF_INT || key_valid->numel != T)))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "rope_attention");
+    const int32_t *off = lf_idata(offsets), *P32 = lf_idata(pos);
+    if (off[0] != 0 || off[B] != T)
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "rope_attention: offsets must cover the rows");
+    for (int64_t t = 0; t < T; t++)
+        if (P32[t] < 0)
+            return lf_ctx_fail(ctx, LFLEX_EINVAL, "rope_attention: negative position");
+    int64_t half = C / n_heads / 2, max_pos;
+    ra_saved *sv = lf_arena_alloc(&ctx->arena, sizeof *sv);
+    int64_t *pofs = lf_arena_alloc(&ctx->arena, (size_t)(B + 1) * sizeof(int64_t));
+    lf_real *tab = rope_table(ctx, P32, T, half, base, &max_pos);
+    lf_real *qr = lf_arena_alloc(&ctx->arena, (size_t)(2 * T * C + 1) * sizeof(lf_real));
+    if (!sv || !pofs || !tab || !qr)
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "rope_attention");
+    pofs[0] = 0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t n = off[b + 1] - off[b];
+        if (n < 0)
+            return lf_ctx_fail(ctx, LFLEX_EINVAL, "rope_attention: offsets must not decrease");
+        pofs[b + 1] = pofs[b] + n * n * n_heads;
+    }
+    lf_real *P = lf_arena_alloc(&ctx->arena, (size_t)(pofs[B] ? pofs[B] : 1) * sizeof(lf_real));
+    if (!P)
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "rope_attention");
+    lf_tensor *in[4] = {qkv, pos, offsets, key_valid};
+    int64_t shape[2] = {T, C};
+    lf_node *node;
+    lf_tensor *out = lf_op_output(ctx, &lf_op_rope_attention, in, key_valid ? 4 : 3, LF_REAL, 2, shape, &node);
+    if (!out)
+        return NULL;
+    rope_rows_args r = {lf_data(qkv), tab, C3, C, n_heads, half, P32, qr, 1, false};
+    lf_parallel_for(ctx, T, 64, rope_rows, &r);
+    r.src = lf_data(qkv) + C;
+    r.dst = qr + T * C;
+    lf_parallel_for(ctx, T, 64, rope_rows, &r);
+    double scale = 1.0 / sqrt((double)(C / n_heads));
+    ra_args a = {lf_data(qkv), qr, qr + T * C, NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
+                 off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
+    lf_parallel_for(ctx, B * n_heads, 1, ra_fwd_pairs, &a);
+    if (node) {
+        sv->qr = qr;
+        sv->kr = qr + T * C;
+        sv->P = P;
+        sv->tab = tab;
+        sv->pofs = pofs;
+        node->saved = sv;
+        node->ip[0] = n_heads;
+        node->fp[0] = scale;
     }
     return out;
 }

@@ -264,6 +264,7 @@ lf_tensor *lf_reshape(lf_ctx *ctx, lf_tensor *x, int ndim, const int64_t *shape)
     if (!y)
         return NULL;
     y->data = x->data;
+    y->view = true;
     y->ndim = ndim;
     y->numel = n;
     for (int i = 0; i < ndim; i++)

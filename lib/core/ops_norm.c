@@ -293,3 +293,135 @@ lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod,
         node->ip[0] = gate_col;
     return out;
 }
+
+/* ---- fused LayerNorm + adaLN modulation ------------------------------- */
+
+/* y = LN(x; s) (1 + mod[seg, scale_col:]) + mod[seg, shift_col:], one pass
+ * and one saved tensor fewer than layernorm followed by modulate. */
+typedef struct {
+    const lf_real *x, *s, *mod, *dy, *mean, *rstd;
+    const int32_t *seg;
+    lf_real *y, *dx, *ds, *dmod, *stat_mean, *stat_rstd;
+    int64_t R, C, M, shift_col, scale_col;
+    double eps;
+} lnm_args;
+
+LF_SIMD_CLONES static void lnm_fwd_rows(void *p, int64_t r0, int64_t r1)
+{
+    const lnm_args *a = p;
+    int64_t C = a->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const lf_real *x = a->x + r * C;
+        const lf_real *sh = a->mod + (int64_t)a->seg[r] * a->M + a->shift_col;
+        const lf_real *sc = a->mod + (int64_t)a->seg[r] * a->M + a->scale_col;
+        lf_real *y = a->y + r * C;
+        double sum = 0, ss = 0;
+        for (int64_t c = 0; c < C; c++)
+            sum += x[c];
+        double mu = sum / (double)C;
+        for (int64_t c = 0; c < C; c++) {
+            double d = x[c] - mu;
+            ss += d * d;
+        }
+        lf_real m = (lf_real)mu, rs = (lf_real)(1.0 / sqrt(ss / (double)C + a->eps));
+        for (int64_t c = 0; c < C; c++)
+            y[c] = (x[c] - m) * rs * (a->s ? a->s[c] : 1) * (1 + sc[c]) + sh[c];
+        a->stat_mean[r] = m;
+        a->stat_rstd[r] = rs;
+    }
+}
+
+LF_SIMD_CLONES static void lnm_bwd_rows(void *p, int64_t r0, int64_t r1)
+{
+    const lnm_args *a = p;
+    int64_t C = a->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const lf_real *x = a->x + r * C, *dy = a->dy + r * C;
+        const lf_real *sc = a->mod + (int64_t)a->seg[r] * a->M + a->scale_col;
+        lf_real *dx = a->dx + r * C;
+        lf_real m = a->mean[r], rs = a->rstd[r];
+        lf_real u = 0, v = 0; /* sums of dxhat and dxhat * xhat */
+        for (int64_t c = 0; c < C; c++) {
+            lf_real g = dy[c] * (1 + sc[c]) * (a->s ? a->s[c] : 1), xh = (x[c] - m) * rs;
+            u += g;
+            v += g * xh;
+        }
+        u /= (lf_real)C;
+        v /= (lf_real)C;
+        for (int64_t c = 0; c < C; c++) {
+            lf_real g = dy[c] * (1 + sc[c]) * (a->s ? a->s[c] : 1), xh = (x[c] - m) * rs;
+            dx[c] += rs * (g - u - xh * v);
+        }
+    }
+}
+
+/* parameter gradients by columns: the LayerNorm scale and the modulation */
+LF_SIMD_CLONES static void lnm_bwd_cols(void *p, int64_t c0, int64_t c1)
+{
+    const lnm_args *a = p;
+    int64_t C = a->C;
+    for (int64_t r = 0; r < a->R; r++) {
+        const lf_real *x = a->x + r * C, *dy = a->dy + r * C;
+        int64_t base = (int64_t)a->seg[r] * a->M;
+        const lf_real *sc = a->mod + base + a->scale_col;
+        lf_real m = a->mean[r], rs = a->rstd[r];
+        for (int64_t c = c0; c < c1; c++) {
+            lf_real xh = (x[c] - m) * rs, sv = a->s ? a->s[c] : 1;
+            if (a->ds)
+                a->ds[c] += dy[c] * (1 + sc[c]) * xh;
+            if (a->dmod) {
+                a->dmod[base + a->shift_col + c] += dy[c];
+                a->dmod[base + a->scale_col + c] += dy[c] * xh * sv;
+            }
+        }
+    }
+}
+
+static void ln_modulate_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *x = n->in[0], *mod = n->in[1], *seg = n->in[2], *s = n->n_in > 3 ? n->in[3] : NULL;
+    int64_t R = lf_rows(x), C = lf_cols(x);
+    const lf_real *stats = n->saved;
+    lnm_args a = {lf_data(x), s ? lf_data(s) : NULL, lf_data(mod), n->out->grad, stats, stats + R, lf_idata(seg),
+                  NULL, NULL, NULL, NULL, NULL, NULL, R, C, lf_cols(mod), n->ip[0], n->ip[1], 0};
+    if (x->requires_grad) {
+        a.dx = lf_grad_buffer(ctx, x);
+        if (!a.dx)
+            return;
+        lf_parallel_for(ctx, R, 16, lnm_bwd_rows, &a);
+    }
+    a.ds = s && s->requires_grad ? lf_grad_buffer(ctx, s) : NULL;
+    a.dmod = mod->requires_grad ? lf_grad_buffer(ctx, mod) : NULL;
+    if (ctx->status)
+        return;
+    if (a.ds || a.dmod)
+        lf_parallel_for(ctx, C, 16, lnm_bwd_cols, &a);
+}
+
+const lf_op_def lf_op_ln_modulate = {"ln_modulate", ln_modulate_backward};
+
+lf_tensor *lf_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps, lf_tensor *mod, int64_t shift_col,
+                          int64_t scale_col, lf_tensor *seg)
+{
+    if (!x || !mod || !seg || (scale && !scale->data))
+        return NULL;
+    int64_t R = lf_rows(x), C = lf_cols(x);
+    if (!cond_ok(x, mod, seg, shift_col, scale_col) || C < 1 ||
+        (scale && (scale->dtype != LF_REAL || scale->numel != C)))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "ln_modulate");
+    lf_tensor *in[4] = {x, mod, seg, scale};
+    lf_node *node;
+    lf_tensor *y = lf_op_output(ctx, &lf_op_ln_modulate, in, scale ? 4 : 3, LF_REAL, x->ndim, x->shape, &node);
+    lf_real *stats = y ? lf_arena_alloc(&ctx->arena, (size_t)(2 * R + 1) * sizeof(lf_real)) : NULL;
+    if (!stats)
+        return y ? lf_ctx_fail(ctx, LFLEX_ENOMEM, "ln_modulate") : NULL;
+    lnm_args a = {lf_data(x), scale ? lf_data(scale) : NULL, lf_data(mod), NULL, NULL, NULL, lf_idata(seg),
+                  lf_data(y), NULL, NULL, NULL, stats, stats + R, R, C, lf_cols(mod), shift_col, scale_col, eps};
+    lf_parallel_for(ctx, R, 16, lnm_fwd_rows, &a);
+    if (node) {
+        node->saved = stats;
+        node->ip[0] = shift_col;
+        node->ip[1] = scale_col;
+    }
+    return y;
+}

@@ -23,6 +23,7 @@ int lf_ctx_init(lf_ctx *ctx, size_t arena_bytes, int n_threads)
     memset(ctx, 0, sizeof *ctx);
     lf_arena_init(&ctx->arena, arena_bytes);
     ctx->grad_enabled = true;
+    ctx->recycling = true;
     ctx->n_threads = n_threads > 0 ? n_threads : 1;
 #if LF_HAVE_OPENBLAS
     /* one set of threads does the work: ours (a multi-threaded BLAS called
@@ -51,6 +52,7 @@ void lf_ctx_free(lf_ctx *ctx)
 
 int lf_ctx_reset(lf_ctx *ctx)
 {
+    ctx->n_recycle = 0; /* the lists point into the arena */
     ctx->tape = NULL;
     ctx->n_nodes = 0;
     ctx->status = LFLEX_OK;
@@ -152,14 +154,68 @@ void lf_tensor_wrap(lf_tensor *t, lf_dtype dt, void *data, lf_real *grad, int nd
     t->persistent = true;
 }
 
+/* the size the arena hands out for a request of `bytes` */
+static size_t arena_size(size_t bytes) { return ((bytes ? bytes : 1) + LF_ALIGN - 1) / LF_ALIGN * LF_ALIGN; }
+
+void lf_recycle(lf_ctx *ctx, void *p, size_t bytes)
+{
+    if (!p)
+        return;
+    bytes = arena_size(bytes);
+    for (int i = 0; i < ctx->n_recycle; i++)
+        if (ctx->recycle[i].bytes == bytes) {
+            *(void **)p = ctx->recycle[i].head;
+            ctx->recycle[i].head = p;
+            return;
+        }
+    if (ctx->n_recycle == LF_RECYCLE_BUCKETS)
+        return; /* too many sizes: the buffer just stays unused until the reset */
+    lf_recycle_bucket *b = &ctx->recycle[ctx->n_recycle++];
+    b->bytes = bytes;
+    *(void **)p = NULL;
+    b->head = p;
+}
+
+void *lf_reuse(lf_ctx *ctx, size_t bytes)
+{
+    bytes = arena_size(bytes);
+    for (int i = 0; i < ctx->n_recycle; i++)
+        if (ctx->recycle[i].bytes == bytes && ctx->recycle[i].head) {
+            void *p = ctx->recycle[i].head;
+            ctx->recycle[i].head = *(void **)p;
+            return p;
+        }
+    return NULL;
+}
+
 lf_real *lf_grad_buffer(lf_ctx *ctx, lf_tensor *t)
 {
     if (!t->grad) {
-        t->grad = lf_arena_calloc(&ctx->arena, (size_t)t->numel * sizeof(lf_real));
+        size_t bytes = (size_t)t->numel * sizeof(lf_real);
+        void *p = lf_reuse(ctx, bytes);
+        if (p)
+            memset(p, 0, bytes);
+        else
+            p = lf_arena_calloc(&ctx->arena, bytes);
+        t->grad = p;
         if (!t->grad)
             lf_ctx_fail(ctx, LFLEX_ENOMEM, "gradient buffer");
     }
     return t->grad;
+}
+
+/* After the backward of the node that made `o`: its gradient and data are
+ * dead, unless the caller keeps them. */
+static void release_output(lf_ctx *ctx, lf_tensor *o)
+{
+    if (o->keep || o->persistent)
+        return;
+    lf_recycle(ctx, o->grad, (size_t)o->numel * sizeof(lf_real));
+    o->grad = NULL;
+    if (!o->view && o->dtype == LF_REAL) {
+        lf_recycle(ctx, o->data, (size_t)o->numel * sizeof(lf_real));
+        o->data = NULL;
+    }
 }
 
 lf_tensor *lf_op_output(lf_ctx *ctx, const lf_op_def *op, lf_tensor *const *in, int n_in,
@@ -203,6 +259,8 @@ static int run_backward(lf_ctx *ctx)
     for (lf_node *n = ctx->tape; n && ctx->status == LFLEX_OK; n = n->prev) {
         if (n->out->grad)
             n->op->backward(ctx, n);
+        if (ctx->recycling)
+            release_output(ctx, n->out);
     }
     return ctx->status;
 }

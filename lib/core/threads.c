@@ -17,7 +17,7 @@
 
 /* about 10-50 microseconds of spinning before sleeping or yielding: long
  * enough to catch the next op, short enough not to steal a busy core */
-#define SPIN_ITERS 2000
+#define SPIN_ITERS 20000
 
 struct lf_pool {
     int n_threads;              /* including the caller */

@@ -247,16 +247,17 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         parts->reg = reg ? lf_data(reg)[0] : 0;
         parts->tokens = (m->learned ? Nz : 0) + Nx;
     }
+    /* the trace stays readable after the reverse pass */
     lf_loss_trace *tr = &m->trace;
-    tr->b_in = b_in;
-    tr->b_um = b_um;
-    tr->beta_in = beta_in;
-    tr->beta_um = beta_um;
-    tr->lambda = lambda;
-    tr->logits = logits;
-    tr->L = L;
-    tr->logp[0] = logp[0];
-    tr->logp[1] = logp[1];
+    tr->b_in = lf_keep(b_in);
+    tr->b_um = lf_keep(b_um);
+    tr->beta_in = lf_keep(beta_in);
+    tr->beta_um = lf_keep(beta_um);
+    tr->lambda = lf_keep(lambda);
+    tr->logits = lf_keep(logits);
+    tr->L = lf_keep(L);
+    tr->logp[0] = lf_keep(logp[0]);
+    tr->logp[1] = lf_keep(logp[1]);
     tr->xt = xt;
     tr->xt_offsets = xt_off;
     tr->masked_rows = masked;

@@ -165,14 +165,12 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
         const lf_block *b = &bb->blocks[i];
         /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m */
         lf_tensor *m = lf_linear(ctx, c, b->ada_w, b->ada_b);
-        lf_tensor *a = lf_modulate(ctx, lf_layernorm(ctx, h, b->ln1, LF_LN_EPS), m, 0, d, pk->seg);
+        lf_tensor *a = lf_ln_modulate(ctx, h, b->ln1, LF_LN_EPS, m, 0, d, pk->seg);
         lf_tensor *qkv = lf_linear(ctx, a, b->wqkv, b->bqkv);
-        lf_tensor *q = lf_rope(ctx, lf_slice_cols(ctx, qkv, 0, d), pk->pos, H, LF_ROPE_BASE);
-        lf_tensor *k = lf_rope(ctx, lf_slice_cols(ctx, qkv, d, d), pk->pos, H, LF_ROPE_BASE);
-        lf_tensor *o = lf_attention(ctx, q, k, lf_slice_cols(ctx, qkv, 2 * d, d), pk->offsets, NULL, H);
+        lf_tensor *o = lf_rope_attention(ctx, qkv, pk->pos, pk->offsets, NULL, H, LF_ROPE_BASE);
         o = maybe_dropout(ctx, lf_linear(ctx, o, b->wo, b->bo), cfg, train, seed + (uint64_t)(2 * i));
         h = lf_gated_add(ctx, h, o, m, 2 * d, pk->seg);
-        a = lf_modulate(ctx, lf_layernorm(ctx, h, b->ln2, LF_LN_EPS), m, 3 * d, 4 * d, pk->seg);
+        a = lf_ln_modulate(ctx, h, b->ln2, LF_LN_EPS, m, 3 * d, 4 * d, pk->seg);
         lf_tensor *u = lf_unary_op(ctx, cfg->act == LF_ACT_RELU ? LF_RELU : LF_GELU, lf_linear(ctx, a, b->w1, b->b1));
         u = maybe_dropout(ctx, lf_linear(ctx, u, b->w2, b->b2), cfg, train, seed + (uint64_t)(2 * i + 1));
         h = lf_gated_add(ctx, h, u, m, 5 * d, pk->seg);
@@ -184,7 +182,7 @@ lf_tensor *lf_head_norm_forward(lf_ctx *ctx, const lf_head_norm *hn, lf_tensor *
 {
     int64_t d = h ? lf_cols(h) : 0;
     lf_tensor *m = lf_linear(ctx, c, hn->ada_w, hn->ada_b); /* shift, scale */
-    return lf_modulate(ctx, lf_layernorm(ctx, h, hn->ln, LF_LN_EPS), m, 0, d, seg);
+    return lf_ln_modulate(ctx, h, hn->ln, LF_LN_EPS, m, 0, d, seg);
 }
 
 lf_tensor *lf_token_head_forward(lf_ctx *ctx, const lf_token_head *th, lf_tensor *h, lf_tensor *c, lf_tensor *seg)

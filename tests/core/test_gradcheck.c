@@ -328,6 +328,22 @@ static lf_tensor *bu_gated_add(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_stat
     return lf_gated_add(c, x[0], x[2], x[1], st->p[0], iv[0]);
 }
 
+/* x [T, C], mod [B, 3C], seg, and a LayerNorm scale unless trial 1 */
+static void su_ln_mod(gc_state *st, lf_test_rng *r, int trial)
+{
+    su_cond(st, r, trial);
+    int64_t C = st->p[0];
+    st->p[1] = trial != 1;
+    if (trial == 3) /* constant rows: LayerNorm of a constant is 0 */
+        for (int64_t j = 0; j < numel_of(st, 0); j++)
+            st->x[0][j] = 0.25;
+    add_input(st, r, 1, &C, 0.5, 1.5);
+}
+static lf_tensor *bu_ln_mod(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    return lf_ln_modulate(c, x[0], st->p[1] ? x[3] : NULL, 1e-5, x[1], st->p[0], 2 * st->p[0], iv[0]);
+}
+
 static void su_rope(gc_state *st, lf_test_rng *r, int trial)
 {
     int64_t T = lf_test_int(r, 1, 6), H = lf_test_int(r, 1, 3), Dh = 2 * lf_test_int(r, 1, 3);
@@ -363,6 +379,29 @@ static void su_attention(gc_state *st, lf_test_rng *r, int trial)
 static lf_tensor *bu_attention(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
 {
     return lf_attention(c, x[0], x[1], x[2], iv[0], st->p[1] ? iv[1] : NULL, st->p[0]);
+}
+
+/* qkv [T, 3C] with positions; trials as for attention */
+static void su_rope_attention(gc_state *st, lf_test_rng *r, int trial)
+{
+    int64_t B = lf_test_int(r, 1, 3), H = lf_test_int(r, 1, 2), Dh = 2 * lf_test_int(r, 1, 2);
+    int32_t *off;
+    int64_t T = random_offsets(st, r, B, trial == 3 ? 1 : 5, &off);
+    st->p[0] = H;
+    st->p[1] = trial == 1 || trial == 2;
+    add_input2(st, r, T, 3 * H * Dh, -1.5, 1.5);
+    int32_t *valid = add_ints(st, T), *pos = add_ints(st, T);
+    for (int64_t b = 0; b < B; b++) {
+        int64_t n = off[b + 1] - off[b], keep = lf_test_int(r, 0, n - 1);
+        for (int64_t j = 0; j < n; j++) {
+            valid[off[b] + j] = trial == 2 ? j == keep : (trial == 1 ? lf_test_int(r, 0, 3) > 0 : 1);
+            pos[off[b] + j] = (int32_t)(j + lf_test_int(r, 0, 2)); /* not necessarily 0..n-1 */
+        }
+    }
+}
+static lf_tensor *bu_rope_attention(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    return lf_rope_attention(c, x[0], iv[2], iv[0], st->p[1] ? iv[1] : NULL, st->p[0], 10000);
 }
 
 static lf_tensor *bu_dropout(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
@@ -482,11 +521,13 @@ static const gc_case cases[] = {
     {"layernorm", su_layernorm, bu_layernorm},
     {"modulate", su_cond, bu_modulate},
     {"gated_add", su_cond, bu_gated_add},
+    {"ln_modulate", su_ln_mod, bu_ln_mod},
     {"softmax", su_one, bu_softmax},
     {"log_softmax", su_one, bu_log_softmax},
     {"cross_entropy", su_cross_entropy, bu_cross_entropy},
     {"rope", su_rope, bu_rope},
     {"attention", su_attention, bu_attention},
+    {"rope_attention", su_rope_attention, bu_rope_attention},
     {"dropout", su_one, bu_dropout},
     {"block", su_block, bu_block},
     {"state_logprob", su_logprob, bu_logprob},

@@ -13,7 +13,7 @@
 
 static lf_real *rand_buf(lf_test_rng *r, int64_t n)
 {
-    lf_real *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    lf_real *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
     for (int64_t i = 0; i < n; i++)
         p[i] = (lf_real)lf_test_range(r, -1, 1);
     return p;
@@ -139,6 +139,107 @@ START_TEST(test_attention_vs_ref)
 }
 END_TEST
 
+/* The fused rope + attention op equals the composition of its parts, in
+ * value and in gradient (float build, so the fused kernel itself is
+ * checked; the double build checks both against finite differences). */
+START_TEST(test_rope_attention_vs_composed)
+{
+    lf_test_rng r = {303};
+    for (int iter = 0; iter < 12; iter++) {
+        int64_t B = lf_test_int(&r, 1, 4), H = lf_test_int(&r, 1, 4), Dh = 2 * lf_test_int(&r, 1, 8), C = H * Dh;
+        int32_t off[5] = {0};
+        for (int64_t b = 0; b < B; b++)
+            off[b + 1] = off[b] + (int32_t)lf_test_int(&r, 1, 40);
+        int64_t T = off[B], shape[2] = {T, 3 * C};
+        lf_real *buf = rand_buf(&r, T * 3 * C), *seed = rand_buf(&r, T * C);
+        int32_t *pos = malloc((size_t)T * sizeof *pos);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = off[b]; i < off[b + 1]; i++)
+                pos[i] = (int32_t)(i - off[b]);
+        lf_real *grads[2], *outs[2];
+        for (int way = 0; way < 2; way++) {
+            lf_ctx ctx;
+            lf_ctx_init(&ctx, 1 << 16, 1 + iter % 2);
+            lf_tensor *qkv = lf_const_real(&ctx, buf, 2, shape);
+            qkv->requires_grad = true;
+            lf_tensor *tp = lf_const_int(&ctx, pos, T), *to = lf_const_int(&ctx, off, B + 1), *o;
+            if (way == 0) {
+                o = lf_rope_attention(&ctx, qkv, tp, to, NULL, H, 10000);
+            } else {
+                lf_tensor *q = lf_rope(&ctx, lf_slice_cols(&ctx, qkv, 0, C), tp, H, 10000);
+                lf_tensor *k = lf_rope(&ctx, lf_slice_cols(&ctx, qkv, C, C), tp, H, 10000);
+                o = lf_attention(&ctx, q, k, lf_slice_cols(&ctx, qkv, 2 * C, C), to, NULL, H);
+            }
+            ck_assert_ptr_nonnull(lf_keep(o));
+            ck_assert_int_eq(lf_backward_from(&ctx, o, seed), 0);
+            outs[way] = malloc((size_t)(T * C) * sizeof(lf_real));
+            grads[way] = malloc((size_t)(T * 3 * C) * sizeof(lf_real));
+            memcpy(outs[way], lf_data(o), (size_t)(T * C) * sizeof(lf_real));
+            memcpy(grads[way], qkv->grad, (size_t)(T * 3 * C) * sizeof(lf_real));
+            lf_ctx_free(&ctx);
+        }
+        for (int64_t i = 0; i < T * C; i++)
+            LF_ASSERT_CLOSE(outs[0][i], outs[1][i], 1e-6, 1e-5);
+        for (int64_t i = 0; i < T * 3 * C; i++)
+            LF_ASSERT_CLOSE(grads[0][i], grads[1][i], 1e-5, 1e-4);
+        for (int w = 0; w < 2; w++) {
+            free(outs[w]);
+            free(grads[w]);
+        }
+        free(buf);
+        free(seed);
+        free(pos);
+    }
+}
+END_TEST
+
+/* Fused LayerNorm + adaLN equals layernorm followed by modulate, in value and
+ * in every gradient. */
+START_TEST(test_ln_modulate_vs_composed)
+{
+    lf_test_rng r = {404};
+    for (int iter = 0; iter < 10; iter++) {
+        int64_t B = lf_test_int(&r, 1, 5), T = lf_test_int(&r, 1, 300), C = lf_test_int(&r, 1, 150);
+        int64_t xs[2] = {T, C}, ms[2] = {B, 3 * C};
+        lf_real *xb = rand_buf(&r, T * C), *mb = rand_buf(&r, B * 3 * C), *sb = rand_buf(&r, C), *seed = rand_buf(&r, T * C);
+        int32_t *seg = malloc((size_t)T * sizeof *seg);
+        for (int64_t t = 0; t < T; t++)
+            seg[t] = (int32_t)lf_test_int(&r, 0, B - 1);
+        lf_real *res[2][4];
+        for (int way = 0; way < 2; way++) {
+            lf_ctx ctx;
+            lf_ctx_init(&ctx, 1 << 16, 1 + iter % 2);
+            lf_tensor *x = lf_const_real(&ctx, xb, 2, xs), *mod = lf_const_real(&ctx, mb, 2, ms);
+            lf_tensor *sc = lf_const_real(&ctx, sb, 1, &C), *sg = lf_const_int(&ctx, seg, T);
+            x->requires_grad = mod->requires_grad = sc->requires_grad = true;
+            lf_tensor *y = way == 0 ? lf_ln_modulate(&ctx, x, sc, 1e-5, mod, C, 2 * C, sg)
+                                    : lf_modulate(&ctx, lf_layernorm(&ctx, x, sc, 1e-5), mod, C, 2 * C, sg);
+            ck_assert_ptr_nonnull(lf_keep(y));
+            ck_assert_int_eq(lf_backward_from(&ctx, y, seed), 0);
+            lf_tensor *parts[4] = {y, x, mod, sc};
+            for (int k = 0; k < 4; k++) {
+                const lf_real *src = k == 0 ? lf_data(y) : parts[k]->grad;
+                res[way][k] = malloc((size_t)parts[k]->numel * sizeof(lf_real));
+                memcpy(res[way][k], src, (size_t)parts[k]->numel * sizeof(lf_real));
+            }
+            lf_ctx_free(&ctx);
+        }
+        int64_t sizes[4] = {T * C, T * C, B * 3 * C, C};
+        for (int k = 0; k < 4; k++) {
+            for (int64_t i = 0; i < sizes[k]; i++)
+                LF_ASSERT_CLOSE(res[0][k][i], res[1][k][i], 2e-5, 2e-4);
+            free(res[0][k]);
+            free(res[1][k]);
+        }
+        free(xb);
+        free(mb);
+        free(sb);
+        free(seed);
+        free(seg);
+    }
+}
+END_TEST
+
 /* A full forward and backward of the toy model gives bit-identical losses
  * and gradients with 1 and 2 threads. */
 START_TEST(test_thread_count_independence)
@@ -205,6 +306,8 @@ Suite *lf_test_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gemm_vs_ref);
     tcase_add_test(tc, test_attention_vs_ref);
+    tcase_add_test(tc, test_rope_attention_vs_composed);
+    tcase_add_test(tc, test_ln_modulate_vs_composed);
     tcase_add_test(tc, test_thread_count_independence);
     tcase_add_test(tc, test_bad_shapes_fail_cleanly);
     suite_add_tcase(s, tc);
