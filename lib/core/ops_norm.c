@@ -315,17 +315,21 @@ LF_SIMD_CLONES static void lnm_fwd_rows(void *p, int64_t r0, int64_t r1)
         const lf_real *sh = a->mod + (int64_t)a->seg[r] * a->M + a->shift_col;
         const lf_real *sc = a->mod + (int64_t)a->seg[r] * a->M + a->scale_col;
         lf_real *y = a->y + r * C;
-        double sum = 0, ss = 0;
+        /* two passes in lf_real: vectorises, and the centred second pass
+         * keeps the variance accurate */
+        lf_real sum = 0, ss = 0;
         for (int64_t c = 0; c < C; c++)
             sum += x[c];
-        double mu = sum / (double)C;
-        for (int64_t c = 0; c < C; c++) {
-            double d = x[c] - mu;
-            ss += d * d;
-        }
-        lf_real m = (lf_real)mu, rs = (lf_real)(1.0 / sqrt(ss / (double)C + a->eps));
+        lf_real m = sum / (lf_real)C;
         for (int64_t c = 0; c < C; c++)
-            y[c] = (x[c] - m) * rs * (a->s ? a->s[c] : 1) * (1 + sc[c]) + sh[c];
+            ss += (x[c] - m) * (x[c] - m);
+        lf_real rs = (lf_real)(1.0 / sqrt((double)ss / (double)C + a->eps));
+        if (a->s)
+            for (int64_t c = 0; c < C; c++)
+                y[c] = (x[c] - m) * rs * a->s[c] * (1 + sc[c]) + sh[c];
+        else
+            for (int64_t c = 0; c < C; c++)
+                y[c] = (x[c] - m) * rs * (1 + sc[c]) + sh[c];
         a->stat_mean[r] = m;
         a->stat_rstd[r] = rs;
     }
