@@ -5,10 +5,12 @@
  *
  *   lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]
  *   lflex-bench generate CONFIG_YAML N_SEQ STEPS REPS [THREADS]
+ *   lflex-bench gemm N
  *
  * The batch is random user tokens with a fixed final EOS, the same data
  * distribution as the peer's. Timing uses CLOCK_MONOTONIC around each step;
  * the first two steps are warm-up and not counted. */
+#include <cblas.h>
 #include <lflex/lflex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +84,7 @@ static int bench_train(const char *cfg_path, size_t n_seq, size_t len, int steps
     size_t *offsets = malloc((n_seq + 1) * sizeof *offsets);
     double *times = malloc((size_t)steps * sizeof *times);
     uint64_t rng = 12345;
-    double tokens_total = 0;
+    double tokens_total = 0, flops = 0;
     int rc = 0;
     for (int s = 0; s < steps + 2 && rc == 0; s++) {
         offsets[0] = 0;
@@ -102,8 +104,11 @@ static int bench_train(const char *cfg_path, size_t n_seq, size_t len, int steps
         }
         double dt = now() - t0;
         if (s >= 2) {
+            int64_t f = 0;
+            lflex_model_get(m, LFLEX_PROP_LAST_FLOPS, &f);
             times[s - 2] = dt;
             tokens_total += (double)st.tokens;
+            flops += (double)f;
         }
     }
     if (rc == 0) {
@@ -113,9 +118,9 @@ static int bench_train(const char *cfg_path, size_t n_seq, size_t len, int steps
         qsort(times, (size_t)steps, sizeof *times, cmp_double);
         printf("{\"what\": \"train\", \"impl\": \"lflex\", \"threads\": %ld, \"n_seq\": %zu, \"len\": %zu, "
                "\"params\": %ld, \"steps\": %d, \"median_s\": %.6f, \"min_s\": %.6f, \"max_s\": %.6f, "
-               "\"tokens_per_step\": %.1f, \"peak_rss_kib\": %ld}\n",
+               "\"tokens_per_step\": %.1f, \"flops_per_step\": %.4g, \"peak_rss_kib\": %ld}\n",
                (long)n_threads, n_seq, len, (long)n_params, steps, times[steps / 2], times[0], times[steps - 1],
-               tokens_total / steps, peak_rss_kib());
+               tokens_total / steps, flops / steps, peak_rss_kib());
     }
     free(tokens);
     free(offsets);
@@ -189,8 +194,36 @@ static int bench_generate(const char *cfg_path, size_t n_seq, int steps, int rep
     return rc;
 }
 
+/* The BLAS peak: cblas_sgemm on N x N x N with OpenBLAS's own threads (this
+ * process creates no model, so OpenBLAS keeps its default thread count). */
+static int bench_gemm(int N)
+{
+    float *A = malloc((size_t)N * N * sizeof *A), *B = malloc((size_t)N * N * sizeof *B);
+    float *C = malloc((size_t)N * N * sizeof *C);
+    for (size_t i = 0; i < (size_t)N * N; i++) {
+        A[i] = (float)(i % 7) * 0.01f;
+        B[i] = (float)(i % 5) * 0.02f;
+    }
+    double best = 0;
+    for (int r = 0; r < 12; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1, A, N, B, N, 0, C, N);
+        double dt = now() - t0;
+        if (r >= 2 && (best == 0 || dt < best))
+            best = dt;
+    }
+    printf("{\"what\": \"gemm\", \"n\": %d, \"gflops\": %.1f, \"threads\": %d, \"core\": \"%s\"}\n", N,
+           2.0 * N * N * N / best / 1e9, openblas_get_num_threads(), openblas_get_corename());
+    free(A);
+    free(B);
+    free(C);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "gemm") == 0)
+        return bench_gemm(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1024);
     if (argc >= 6 && strcmp(argv[1], "generate") == 0)
         return bench_generate(argv[2], (size_t)atol(argv[3]), atoi(argv[4]), atoi(argv[5]) > 0 ? atoi(argv[5]) : 1,
                               argc > 6 ? atoi(argv[6]) : 0);
@@ -202,6 +235,7 @@ int main(int argc, char **argv)
                            argc > 6 ? atoi(argv[6]) : 0);
     }
     fprintf(stderr, "usage: lflex-bench train CONFIG_YAML N_SEQ SEQ_LEN STEPS [THREADS]\n"
-                    "       lflex-bench generate CONFIG_YAML N_SEQ STEPS REPS [THREADS]\n");
+                    "       lflex-bench generate CONFIG_YAML N_SEQ STEPS REPS [THREADS]\n"
+                    "       lflex-bench gemm N\n");
     return 2;
 }

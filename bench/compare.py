@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """liblflex against the PyTorch reference, in one run, on the same machine.
 
-    /usr/bin/python3 bench/compare.py [--build BUILD_DIR] [--steps N] [--only small|medium]
+    /usr/bin/python3 bench/compare.py [--build BUILD_DIR] [--steps N] [--only small|medium|generate]
+                                      [--scaling] [--openblas-core NAME]
 
 For each configuration it runs the library's train step (bench/bench_lflex.c,
 on all cores) and the PyTorch reference's (bench/bench_torch.py, with 1 and
 with 2 threads), each in its own process, and prints each side's median step
 time and the ratio PyTorch (best thread count) / liblflex: above 1 means the
-library is faster. Peak resident memory of each process is printed too.
+library is faster. Peak resident memory of each process is printed too,
+and for the train step the FLOPs of its matrix products and attention per
+second, against what cblas_sgemm reaches on 1024 x 1024 x 1024 on all cores
+in the same run. --scaling times the library's step for batches of 8 to 64
+and lengths of 32 to 256. --openblas-core sets OPENBLAS_CORETYPE for every
+process (library and PyTorch alike): OpenBLAS releases older than the CPU
+fall back to older kernels (Debian 12's 0.3.21 runs AMD Zen 5 with its
+Haswell kernels); SkylakeX selects the AVX-512 ones.
 """
 import argparse
 import json
@@ -52,10 +60,24 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after 2 warm-up steps)")
     ap.add_argument("--only", choices=sorted(CONFIGS) + ["generate"], help="one measurement")
     ap.add_argument("--reps", type=int, default=5, help="timed generation runs (after one warm-up)")
+    ap.add_argument("--scaling", action="store_true", help="time per step against batch size and length")
+    ap.add_argument("--openblas-core", help="OPENBLAS_CORETYPE for every process (e.g. SkylakeX)")
     args = ap.parse_args()
+    if args.openblas_core:
+        os.environ["OPENBLAS_CORETYPE"] = args.openblas_core
     exe = os.path.join(args.build, "bench", "lflex-bench")
     if not os.path.exists(exe):
         sys.exit(f"compare.py: {exe} not found: build first (ninja -C {args.build})")
+    gemm = run([exe, "gemm", "1024"])
+    print(f"cblas_sgemm 1024^3 on {gemm['threads']} threads: {gemm['gflops']:.1f} GFLOP/s "
+          f"(OpenBLAS core: {gemm['core']})")
+    if gemm["core"] in ("Haswell", "Zen") and "avx512f" in open("/proc/cpuinfo").read() \
+            and not args.openblas_core:
+        print("note: this CPU has AVX-512 but OpenBLAS runs its AVX2 kernels; "
+              "try --openblas-core SkylakeX")
+    if args.scaling:
+        scaling(exe, args)
+        return 0
     print(f"{'config':8} {'impl':14} {'median s':>9} {'min s':>8} {'max s':>8} {'peak MiB':>9}")
     for name, (cfg, n_seq, seq_len) in CONFIGS.items():
         if args.only and name != args.only:
@@ -76,9 +98,30 @@ def main():
         best = min(peers, key=lambda r: r["median_s"])
         print(f"{name:8} train step: PyTorch (best, {best['threads']} threads) / liblflex = "
               f"{best['median_s'] / lib['median_s']:.2f}x")
+        gflops = lib["flops_per_step"] / lib["median_s"] / 1e9
+        print(f"{name:8} liblflex: {lib['flops_per_step'] / 1e9:.1f} GFLOP per step, {gflops:.1f} GFLOP/s = "
+              f"{100 * gflops / gemm['gflops']:.0f}% of cblas_sgemm 1024^3")
     if not args.only or args.only == "generate":
         generation(exe, args)
     return 0
+
+
+def scaling(exe, args):
+    """Time per train step of the small model against batch size (length 64)
+    and sequence length (batch 32)."""
+    cfg = json.loads(json.dumps(CONFIGS["small"][0]))
+    cfg["model"]["max_len"] = 256
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(to_yaml(cfg))
+        cfg_path = f.name
+    try:
+        print("batch  length  median s  s per 1k tokens")
+        rows = [(b, 64) for b in (8, 16, 32, 64)] + [(32, n) for n in (32, 128, 256)]
+        for b, n in rows:
+            r = run([exe, "train", cfg_path, str(b), str(n), str(args.steps)])
+            print(f"{b:5d}  {n:6d}  {r['median_s']:8.4f}  {1000 * r['median_s'] / (b * n):8.4f}")
+    finally:
+        os.unlink(cfg_path)
 
 
 def generation(exe, args):

@@ -163,6 +163,7 @@ LFLEX_API int lflex_model_get(const lflex_model_t *m, lflex_model_property prop,
     case LFLEX_PROP_STEP: *value = (int64_t)m->m.step; break;
     case LFLEX_PROP_THREADS: *value = m->m.ctx.n_threads; break;
     case LFLEX_PROP_LEARNED_ORDER: *value = m->m.learned; break;
+    case LFLEX_PROP_LAST_FLOPS: *value = (int64_t)m->m.last_flops; break;
     default: return lf_error(LFLEX_EINVAL, "lflex_model_get: unknown property %d", (int)prop);
     }
     return LFLEX_OK;

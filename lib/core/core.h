@@ -124,6 +124,7 @@ struct lf_ctx {
     bool recycling;        /* reuse dead buffers in the reverse pass (default on) */
     lf_node *tape;         /* the newest node */
     int64_t n_nodes;
+    double flops;          /* matrix-product and attention FLOPs since the reset */
     int status;            /* first failure of this step, 0 if none */
     const char *status_where; /* the op that failed */
     bool grad_enabled;

@@ -82,7 +82,7 @@ static void gemm_rows(void *p, int64_t m0, int64_t m1)
             g->ldc);
 }
 
-void lf_gemm_ctx(const lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta, lf_real *C,
                  int64_t ldc)
 {
@@ -92,4 +92,5 @@ void lf_gemm_ctx(const lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64
         grain *= 2;
     gemm_args g = {trans_a, trans_b, N, K, alpha, beta, A, B, lda, ldb, ldc, C};
     lf_parallel_for(ctx, M, grain, gemm_rows, &g);
+    ctx->flops += 2.0 * (double)M * (double)N * (double)K;
 }

@@ -26,7 +26,7 @@ void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_rea
              const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
              lf_real *C, int64_t ldc);
 /* lf_gemm with the rows of C split over the context's threads. */
-void lf_gemm_ctx(const lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta, lf_real *C,
                  int64_t ldc);
 void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,

@@ -220,6 +220,7 @@ static void attention_backward(lf_ctx *ctx, lf_node *n)
                    NULL, sv->P, scratch, dq, dk, dv,
                    lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
     lf_parallel_for(ctx, B * H, 1, attn_bwd_pairs, &a);
+    ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H);
     if (ctx->recycling) { /* the probabilities and the scratch are dead now */
         lf_recycle(ctx, sv->P, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
         lf_recycle(ctx, scratch, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
@@ -266,6 +267,7 @@ lf_tensor *lf_attention(lf_ctx *ctx, lf_tensor *q, lf_tensor *k, lf_tensor *v, l
     attn_args a = {lf_data(q), lf_data(k), lf_data(v), NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
                    off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
     lf_parallel_for(ctx, B * n_heads, 1, attn_fwd_pairs, &a);
+    ctx->flops += 4.0 * (double)pofs[B] * (double)(C / n_heads);
     if (node) {
         node->fp[0] = scale;
         sv->pofs = pofs;
@@ -373,6 +375,7 @@ static void rope_attention_backward(lf_ctx *ctx, lf_node *n)
     ra_args a = {lf_data(qkv), sv->qr, sv->kr, lf_data(n->out), n->out->grad, NULL, sv->P, scratch, dqkv, dqr,
                  dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
     lf_parallel_for(ctx, B * H, 1, ra_bwd_pairs, &a);
+    ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H); /* four products of n x n x Dh per pair */
     /* back through the rotations into the q and k blocks of d(qkv) */
     rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true};
     lf_parallel_for(ctx, T, 64, rope_rows, &r);
@@ -438,6 +441,7 @@ lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_ten
     ra_args a = {lf_data(qkv), qr, qr + T * C, NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
                  off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
     lf_parallel_for(ctx, B * n_heads, 1, ra_fwd_pairs, &a);
+    ctx->flops += 4.0 * (double)pofs[B] * (double)(C / n_heads); /* q k^T and p v */
     if (node) {
         sv->qr = qr;
         sv->kr = qr + T * C;

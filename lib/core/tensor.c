@@ -53,6 +53,7 @@ void lf_ctx_free(lf_ctx *ctx)
 int lf_ctx_reset(lf_ctx *ctx)
 {
     ctx->n_recycle = 0; /* the lists point into the arena */
+    ctx->flops = 0;
     ctx->tape = NULL;
     ctx->n_nodes = 0;
     ctx->status = LFLEX_OK;

@@ -64,6 +64,7 @@ typedef struct lf_model {
     lf_rng rng;
     lf_ctx ctx;
     lf_loss_trace trace;
+    double last_flops;             /* FLOPs of the last objective evaluation */
 } lf_model;
 
 /* LFLEX_EINVAL when keys that are each valid do not fit together; `why`

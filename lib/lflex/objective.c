@@ -265,8 +265,12 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     tr->n_masked = M;
     tr->n_states = n_states;
 
-    if (!backward)
+    if (!backward) {
+        m->last_flops = ctx->flops;
         return LFLEX_OK;
+    }
     lf_params_zero_grad(&m->params);
-    return lf_backward(ctx, total);
+    st = lf_backward(ctx, total);
+    m->last_flops = ctx->flops;
+    return st;
 }

@@ -269,6 +269,38 @@ START_TEST(test_thread_count_independence)
 }
 END_TEST
 
+/* The FLOP counter: a linear layer forward and backward is 6 N in out; the
+ * fused attention 12 n^2 Dh per sequence and head. */
+START_TEST(test_flop_count)
+{
+    lf_ctx ctx;
+    lf_ctx_init(&ctx, 1 << 16, 2);
+    lf_test_rng r = {5};
+    int64_t N = 37, in = 20, out = 11, xs[2] = {N, in}, ws[2] = {out, in};
+    lf_real *xb = rand_buf(&r, N * in), *wb = rand_buf(&r, out * in);
+    lf_tensor *x = lf_const_real(&ctx, xb, 2, xs), *w = lf_const_real(&ctx, wb, 2, ws);
+    x->requires_grad = w->requires_grad = true;
+    ck_assert_int_eq(lf_backward(&ctx, lf_sum(&ctx, lf_linear(&ctx, x, w, NULL))), 0);
+    LF_ASSERT_CLOSE(ctx.flops, 6.0 * N * in * out, 0, 0);
+    lf_ctx_reset(&ctx);
+    ck_assert(ctx.flops == 0);
+    int32_t off[3] = {0, 5, 12}, pos[12];
+    for (int i = 0; i < 12; i++)
+        pos[i] = i < 5 ? i : i - 5;
+    int64_t qs[2] = {12, 3 * 8};
+    lf_real *qb = rand_buf(&r, 12 * 24);
+    lf_tensor *qkv = lf_const_real(&ctx, qb, 2, qs);
+    qkv->requires_grad = true;
+    lf_tensor *o = lf_rope_attention(&ctx, qkv, lf_const_int(&ctx, pos, 12), lf_const_int(&ctx, off, 3), NULL, 2, 10000);
+    ck_assert_int_eq(lf_backward(&ctx, lf_sum(&ctx, o)), 0);
+    LF_ASSERT_CLOSE(ctx.flops, 12.0 * (5 * 5 + 7 * 7) * 2 * 4, 0, 0); /* 2 heads of 4 */
+    free(xb);
+    free(wb);
+    free(qb);
+    lf_ctx_free(&ctx);
+}
+END_TEST
+
 /* Ops refuse inputs that do not fit and report it through the context. */
 START_TEST(test_bad_shapes_fail_cleanly)
 {
@@ -308,6 +340,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_attention_vs_ref);
     tcase_add_test(tc, test_rope_attention_vs_composed);
     tcase_add_test(tc, test_ln_modulate_vs_composed);
+    tcase_add_test(tc, test_flop_count);
     tcase_add_test(tc, test_thread_count_independence);
     tcase_add_test(tc, test_bad_shapes_fail_cleanly);
     suite_add_tcase(s, tc);
