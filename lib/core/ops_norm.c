@@ -234,29 +234,51 @@ lf_tensor *lf_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *mod, int64_t shift_
     return y;
 }
 
+/* rows of the gated residual: forward out = x + gate y, backward dx += g and
+ * dy += g gate (either pointer may be NULL) */
+typedef struct {
+    const lf_real *x, *y, *g, *mod;
+    const int32_t *seg;
+    lf_real *out, *dx, *dy;
+    int64_t C, M, gate_col;
+} gate_args;
+
+LF_SIMD_CLONES static void gate_rows(void *p, int64_t r0, int64_t r1)
+{
+    const gate_args *a = p;
+    int64_t C = a->C;
+    for (int64_t r = r0; r < r1; r++) {
+        const lf_real *gt = a->mod + (int64_t)a->seg[r] * a->M + a->gate_col;
+        if (a->out) {
+            const lf_real *x = a->x + r * C, *y = a->y + r * C;
+            lf_real *o = a->out + r * C;
+            for (int64_t c = 0; c < C; c++)
+                o[c] = x[c] + gt[c] * y[c];
+            continue;
+        }
+        const lf_real *g = a->g + r * C;
+        if (a->dx)
+            for (int64_t c = 0; c < C; c++)
+                a->dx[r * C + c] += g[c];
+        if (a->dy)
+            for (int64_t c = 0; c < C; c++)
+                a->dy[r * C + c] += g[c] * gt[c];
+    }
+}
+
 static void gated_add_backward(lf_ctx *ctx, lf_node *n)
 {
     lf_tensor *x = n->in[0], *yv = n->in[1], *mod = n->in[2], *seg = n->in[3];
     int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod), gate_col = n->ip[0];
-    const lf_real *g = n->out->grad, *MOD = lf_data(mod);
+    const lf_real *g = n->out->grad;
     const int32_t *S = lf_idata(seg);
-    if (x->requires_grad) {
-        lf_real *dx = lf_grad_buffer(ctx, x);
-        if (!dx)
-            return;
-        for (int64_t i = 0; i < x->numel; i++)
-            dx[i] += g[i];
-    }
-    if (yv->requires_grad) {
-        lf_real *dy = lf_grad_buffer(ctx, yv);
-        if (!dy)
-            return;
-        for (int64_t r = 0; r < R; r++) {
-            const lf_real *gt = MOD + (int64_t)S[r] * M + gate_col;
-            for (int64_t c = 0; c < C; c++)
-                dy[r * C + c] += g[r * C + c] * gt[c];
-        }
-    }
+    gate_args a = {NULL, NULL, g, lf_data(mod), S, NULL, NULL, NULL, C, M, gate_col};
+    a.dx = x->requires_grad ? lf_grad_buffer(ctx, x) : NULL;
+    a.dy = yv->requires_grad ? lf_grad_buffer(ctx, yv) : NULL;
+    if (ctx->status)
+        return;
+    if (a.dx || a.dy)
+        lf_parallel_for(ctx, R, 32, gate_rows, &a);
     if (mod->requires_grad) {
         lf_real *dm = lf_grad_buffer(ctx, mod);
         if (!dm)
@@ -280,15 +302,9 @@ lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod,
     lf_tensor *out = lf_op_output(ctx, &lf_op_gated_add, in, 4, LF_REAL, x->ndim, x->shape, &node);
     if (!out)
         return NULL;
-    int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod);
-    const lf_real *X = lf_data(x), *Yv = lf_data(y), *MOD = lf_data(mod);
-    const int32_t *S = lf_idata(seg);
-    lf_real *O = lf_data(out);
-    for (int64_t r = 0; r < R; r++) {
-        const lf_real *gt = MOD + (int64_t)S[r] * M + gate_col;
-        for (int64_t c = 0; c < C; c++)
-            O[r * C + c] = X[r * C + c] + gt[c] * Yv[r * C + c];
-    }
+    gate_args a = {lf_data(x), lf_data(y), NULL, lf_data(mod), lf_idata(seg), lf_data(out), NULL, NULL,
+                   lf_cols(x), lf_cols(mod), gate_col};
+    lf_parallel_for(ctx, lf_rows(x), 32, gate_rows, &a);
     if (node)
         node->ip[0] = gate_col;
     return out;

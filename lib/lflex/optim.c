@@ -32,13 +32,59 @@ LF_SIMD_CLONES static void adamw_update(lf_real *w, const lf_real *g, lf_real *m
     }
 }
 
+/* Sum of squares in fixed blocks (so the sum does not depend on the thread
+ * count), the blocks spread over the pool. */
+#define NORM_BLOCK 16384
+
+typedef struct {
+    const lf_real *g;
+    int64_t n;
+    double *partial;
+} norm_args;
+
+LF_SIMD_CLONES static void norm_blocks(void *p, int64_t b0, int64_t b1)
+{
+    const norm_args *a = p;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t i0 = b * NORM_BLOCK, i1 = i0 + NORM_BLOCK < a->n ? i0 + NORM_BLOCK : a->n;
+        double s = 0;
+        for (int64_t i = i0; i < i1; i++)
+            s += (double)a->g[i] * a->g[i];
+        a->partial[b] = s;
+    }
+}
+
+typedef struct {
+    const lf_model *m;
+    float scale, b1, b2, c1, c2, lr;
+} adam_args;
+
+static void adam_params(void *p, int64_t k0, int64_t k1)
+{
+    const adam_args *a = p;
+    const lf_model *m = a->m;
+    const lf_params *P = &m->params;
+    for (int64_t k = k0; k < k1; k++) {
+        const lf_param *q = P->items[k];
+        float decay = q->decay ? a->lr * (float)m->cfg.weight_decay : 0;
+        adamw_update(P->data + q->offset, P->grad + q->offset, m->adam_m + q->offset, m->adam_v + q->offset,
+                     q->numel, a->scale, a->b1, a->b2, a->c1, a->c2, a->lr, decay, (float)m->cfg.adam_eps);
+    }
+}
+
 int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_out)
 {
     const lf_model_config *cfg = &m->cfg;
     lf_params *P = &m->params;
+    int64_t n_blocks = (P->total + NORM_BLOCK - 1) / NORM_BLOCK;
+    double *partial = lf_arena_alloc(&m->ctx.arena, (size_t)(n_blocks + 1) * sizeof *partial);
+    if (!partial)
+        return LFLEX_ENOMEM;
+    norm_args na = {P->grad, P->total, partial};
+    lf_parallel_for(&m->ctx, n_blocks, 4, norm_blocks, &na);
     double ss = 0;
-    for (int64_t i = 0; i < P->total; i++)
-        ss += (double)P->grad[i] * P->grad[i];
+    for (int64_t b = 0; b < n_blocks; b++)
+        ss += partial[b];
     double norm = sqrt(ss);
     if (grad_norm)
         *grad_norm = norm;
@@ -51,14 +97,10 @@ int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_
         *lr_out = lr;
     double b1 = cfg->beta1, b2 = cfg->beta2;
     double c1 = 1 - pow(b1, (double)step), c2 = 1 - pow(b2, (double)step);
-    for (int k = 0; k < P->n; k++) {
-        const lf_param *p = P->items[k];
-        lf_real *w = P->data + p->offset, *g = P->grad + p->offset;
-        lf_real *mm = m->adam_m + p->offset, *vv = m->adam_v + p->offset;
-        double decay = p->decay ? lr * cfg->weight_decay : 0;
-        adamw_update(w, g, mm, vv, p->numel, (float)scale, (float)b1, (float)b2, (float)c1, (float)c2, (float)lr,
-                     (float)decay, (float)cfg->adam_eps);
-    }
+    /* each parameter tensor updated by one thread: the same result for any
+     * split */
+    adam_args aa = {m, (float)scale, (float)b1, (float)b2, (float)c1, (float)c2, (float)lr};
+    lf_parallel_for(&m->ctx, P->n, 1, adam_params, &aa);
     if (m->ema) {
         double d = cfg->ema;
         for (int64_t i = 0; i < P->total; i++)
