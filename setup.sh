@@ -1,7 +1,8 @@
 #!/bin/sh
 # Set up liblflex on a Debian 12 machine and run it.
 #
-#   sh setup.sh demo   install what is missing, build, run the demo
+#   sh setup.sh demo   install what is missing, build, run the demo (lflex demo:
+#                      about two minutes of training on star graphs)
 #   sh setup.sh test   install what is missing, build, run every test suite
 #                      (plain, ASan+UBSan, valgrind) and print "N passed, N failed"
 #
@@ -38,9 +39,9 @@ setup_dir() { # dir, options...
 
 if [ "$mode" = demo ]; then
     install_missing $build_pkgs
-    setup_dir build -Dbuildtype=release -Dtests=false
+    setup_dir build -Dtests=false
     ninja -C build >/dev/null
-    exec ./build/examples/lflex-toy-demo
+    exec ./build/examples/lflex/lflex demo
 fi
 
 install_missing $build_pkgs $test_pkgs

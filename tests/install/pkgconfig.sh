@@ -2,9 +2,9 @@
 # Install into a staging directory, then build and run a program against the
 # installed library the way a user does: with pkg-config only.
 set -eu
-builddir=$1; cc=${CC:-cc}
+builddir=$1; srcdir=${2:-}; cc=${CC:-cc}
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
-echo "1..2"
+[ -n "$srcdir" ] && echo "1..4" || echo "1..2"
 meson install -C "$builddir" --destdir "$stage" --no-rebuild --quiet >/dev/null
 pcdir=$(dirname "$(find "$stage" -name lflex.pc | head -n 1)")
 [ -f "$pcdir/lflex.pc" ] || { echo "not ok 1 - lflex.pc not installed"; exit 1; }
@@ -30,3 +30,19 @@ case "$out" in
 *"invalid argument"*) echo "ok 2 - it runs against the installed library: $out" ;;
 *) echo "not ok 2 - unexpected output: $out"; exit 1 ;;
 esac
+[ -n "$srcdir" ] || exit 0
+
+# the embedding example, built the same way, on a checkpoint made by the
+# installed lflex program
+$cc -std=c99 -Wall -Wextra -Werror "$srcdir/examples/embed/embed.c" -o "$stage/embed" $(pkg-config --cflags --libs lflex)
+echo "ok 3 - examples/embed/embed.c builds against the installed library"
+bin=$(find "$stage" -type f -name lflex -perm -u+x | head -n 1)
+printf 'a b a\na a b\n' > "$stage/data.txt"
+printf 'model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 8}\ndata: {train: data.txt}\nrun: {steps: 2, batch_size: 2, out: run}\n' > "$stage/tiny.yaml"
+if (cd "$stage" && LD_LIBRARY_PATH="$libdir" LFLEX_NO_REEXEC=1 "$bin" train tiny.yaml --quiet 2>/dev/null) &&
+   out=$(LD_LIBRARY_PATH="$libdir" "$stage/embed" "$stage/run/checkpoint.safetensors") &&
+   [ "$(echo "$out" | wc -l)" -eq 4 ] && echo "$out" | grep -q "insert rate"; then
+    echo "ok 4 - the installed lflex trains a checkpoint; embed loads it, queries rates and generates"
+else
+    echo "not ok 4 - the embed example failed: $out"; exit 1
+fi

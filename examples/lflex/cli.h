@@ -1,0 +1,116 @@
+/* The lflex command-line program (doc/cli.md). Public API only. */
+#ifndef LFLEX_CLI_H
+#define LFLEX_CLI_H
+
+#include <lflex/lflex.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- errors and small helpers (util.c) ---- */
+
+/* "lflex: message" on stderr; returns 1 (the exit status of a failure). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with the library's last error appended. */
+int cli_fail_lib(const char *what);
+double cli_now(void);
+char *cli_read_file(const char *path, size_t *len);
+/* A path relative to the directory of `base` (unless absolute). malloc'd. */
+char *cli_path_near(const char *base, const char *path);
+uint64_t cli_rand(uint64_t *state);
+
+/* A growable text buffer. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} cli_buf;
+void buf_add(cli_buf *b, const char *s, size_t n);
+void buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(cli_buf *b);
+
+/* ---- the configuration file of `lflex train` (config.c) ---- */
+
+typedef struct {
+    char key[64];
+    char *value;
+    int line, col;
+} cli_kv;
+
+typedef struct {
+    cli_kv *items;
+    int n;
+} cli_section;
+
+typedef struct {
+    char *model_yaml;           /* every key that is not data/run/sample */
+    size_t model_len;
+    cli_buf sample_yaml;        /* the sample section as sampler YAML */
+    cli_section data, run;
+    char tokenizer[16];         /* vocab.tokenizer as written ("" when absent) */
+    bool has_vocab;             /* vocab.tokens or vocab.size given */
+} cli_config;
+
+/* Split a configuration file; overrides are "section.key=value". */
+int cli_config_read(cli_config *c, const char *path, char **overrides, int n_overrides);
+void cli_config_free(cli_config *c);
+/* Typed getters of data/run keys; a key of the wrong type is an error that
+ * names the file, line and column. Unknown keys are reported by check. */
+int cli_get_int(const cli_section *s, const char *sec, const char *key, long lo, long hi, long def, long *out,
+                const char *file);
+int cli_get_str(const cli_section *s, const char *key, const char **out);
+int cli_get_bool(const cli_section *s, const char *sec, const char *key, bool def, bool *out, const char *file);
+int cli_check_keys(const cli_section *s, const char *sec, const char *const *known, const char *file);
+
+/* ---- data files (data.c) ---- */
+
+typedef struct {
+    int32_t *tokens;            /* sequences concatenated */
+    uint8_t *fixed;
+    size_t *offsets;            /* [n + 1] */
+    size_t *target_start;       /* [n]: where the target begins in its sequence */
+    size_t n, cap_tok, cap_seq;
+    size_t skipped;
+    bool conditional;           /* some line had a prompt */
+} cli_data;
+
+/* Every distinct token of a data file (targets and prompts), sorted, as
+ * vocab.tokens text for the tokenizer ("char" or "words"). */
+int cli_vocab_from_file(const char *path, const char *tokenizer, char **tokens);
+/* Load a data file with a model's vocabulary. */
+int cli_data_load(cli_data *d, const lflex_model_t *m, const char *path, bool skip_bad);
+void cli_data_free(cli_data *d);
+/* Append one example (prompt may be NULL). */
+int cli_data_add(cli_data *d, const int32_t *prompt, size_t n_prompt, const int32_t *target, size_t n_target);
+/* Encode text, splitting at markers "[GAP]" (the next token gets an open
+ * gap) and "[MASK]" (a MASK token); used by sample, rates. */
+int cli_encode_marked(const lflex_model_t *m, const char *text, int32_t *ids, uint8_t *open, size_t cap,
+                      size_t *n);
+
+/* ---- generation helpers shared by sample, eval, train, demo (gen.c) ---- */
+
+typedef struct {
+    double exact, token_acc;
+    size_t n;
+} cli_match;
+
+/* Generate the target of the first `n` conditional examples of `d` and
+ * compare with the references. Samples of the first `show` examples are
+ * printed to `out` (may be NULL). */
+int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len, const cli_data *d, size_t n,
+                    FILE *out, size_t show, cli_match *res);
+/* Print a table of the learned order of a sequence. */
+int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n);
+
+/* ---- commands ---- */
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_order(int argc, char **argv);
+int cmd_rates(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Set by the SIGINT handler; long loops check it. */
+extern volatile int cli_interrupted;
+void cli_catch_interrupt(void);
+
+#endif

@@ -1,0 +1,340 @@
+/* lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet] */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+typedef struct {
+    long steps, batch, log_every, eval_every, eval_examples, save_every, seed, time_limit;
+    const char *out;
+    bool quiet, tty;
+} run_opts;
+
+typedef struct {
+    double loss, unmask, insert, reinforce, reg, grad_norm, lr;
+    double tokens;
+    long n;
+} acc_stats;
+
+static void acc_add(acc_stats *a, const lflex_train_stats *s)
+{
+    a->loss += s->loss;
+    a->unmask += s->unmask_loss;
+    a->insert += s->insert_loss;
+    a->reinforce += s->reinforce;
+    a->reg += s->regulariser;
+    a->grad_norm += s->grad_norm;
+    a->lr = s->lr;
+    a->tokens += (double)s->tokens;
+    a->n++;
+}
+
+static void format_eta(char *buf, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, cap, "--:--");
+    else if (s >= 3600)
+        snprintf(buf, cap, "%d:%02d:%02d", (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
+    else
+        snprintf(buf, cap, "%d:%02d", (int)s / 60, (int)s % 60);
+}
+
+/* Validation loss over the first `n` examples (fixed times and states). */
+static int valid_loss(lflex_model_t *m, const cli_data *v, size_t n, size_t batch, double parts[3])
+{
+    parts[0] = parts[1] = parts[2] = 0;
+    if (n > v->n)
+        n = v->n;
+    size_t batches = 0;
+    for (size_t b0 = 0; b0 < n; b0 += batch, batches++) {
+        size_t b1 = b0 + batch < n ? b0 + batch : n;
+        size_t *off = malloc((b1 - b0 + 1) * sizeof *off);
+        for (size_t j = b0; j <= b1; j++)
+            off[j - b0] = v->offsets[j] - v->offsets[b0];
+        lflex_train_stats st = {.struct_size = sizeof st};
+        int rc = lflex_model_eval_loss(m, v->tokens + v->offsets[b0], v->fixed + v->offsets[b0], off, b1 - b0,
+                                       1000 + batches, &st);
+        free(off);
+        if (rc)
+            return cli_fail_lib("validation loss");
+        parts[0] += st.unmask_loss + st.insert_loss;
+        parts[1] += st.unmask_loss;
+        parts[2] += st.insert_loss;
+    }
+    for (int k = 0; k < 3; k++)
+        parts[k] /= (double)(batches ? batches : 1);
+    return 0;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST)
+        return 0;
+    return cli_fail("%s: %s", path, strerror(errno));
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const char *cfg_path = NULL, *resume = NULL;
+    char **overrides = calloc((size_t)argc + 2, sizeof *overrides);
+    int n_over = 0;
+    run_opts o = {0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc)
+            overrides[n_over++] = argv[++i];
+        else if (!strcmp(argv[i], "--resume") && i + 1 < argc)
+            resume = argv[++i];
+        else if (!strcmp(argv[i], "--quiet"))
+            o.quiet = true;
+        else if (argv[i][0] != '-' && !cfg_path)
+            cfg_path = argv[i];
+        else {
+            free(overrides);
+            fprintf(stderr, "usage: lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet]\n");
+            return 2;
+        }
+    }
+    if (!cfg_path) {
+        free(overrides);
+        fprintf(stderr, "usage: lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet]\n");
+        return 2;
+    }
+    cli_config c;
+    if (cli_config_read(&c, cfg_path, overrides, n_over)) {
+        free(overrides);
+        return 1;
+    }
+    static const char *const data_keys[] = {"train", "valid", "skip_bad_lines", NULL};
+    static const char *const run_keys[] = {"steps",     "batch_size", "out",  "log_every", "eval_every",
+                                           "eval_examples", "save_every", "seed", "time_limit", NULL};
+    const char *train_rel = NULL, *valid_rel = NULL;
+    bool skip_bad = false;
+    int rc = cli_check_keys(&c.data, "data", data_keys, cfg_path) || cli_check_keys(&c.run, "run", run_keys, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "steps", 1, 1000000000L, 1000, &o.steps, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "batch_size", 1, 1 << 20, 32, &o.batch, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "log_every", 1, 1000000000L, 50, &o.log_every, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "eval_every", 0, 1000000000L, 0, &o.eval_every, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "eval_examples", 1, 1000000000L, 200, &o.eval_examples, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "save_every", 0, 1000000000L, 0, &o.save_every, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "seed", 0, 1L << 62, 1, &o.seed, cfg_path);
+    rc = rc || cli_get_int(&c.run, "run", "time_limit", 0, 1000000000L, 0, &o.time_limit, cfg_path);
+    rc = rc || cli_get_bool(&c.data, "data", "skip_bad_lines", false, &skip_bad, cfg_path);
+    cli_get_str(&c.data, "train", &train_rel);
+    cli_get_str(&c.data, "valid", &valid_rel);
+    cli_get_str(&c.run, "out", &o.out);
+    if (!rc && !train_rel)
+        rc = cli_fail("%s: data.train is required", cfg_path);
+    if (!rc && !o.out)
+        rc = cli_fail("%s: run.out is required (the directory for checkpoints and the log)", cfg_path);
+    char *train_path = rc ? NULL : cli_path_near(cfg_path, train_rel);
+    char *valid_path = rc || !valid_rel ? NULL : cli_path_near(cfg_path, valid_rel);
+    char *out_dir = rc ? NULL : strdup(o.out);
+    lflex_model_t *m = NULL;
+    cli_data train = {0}, valid = {0};
+
+    /* the model: from a checkpoint, or new (with the vocabulary of the
+     * training file when the configuration gives none) */
+    if (!rc && resume) {
+        if (lflex_model_load(&m, resume))
+            rc = cli_fail_lib("resume");
+    } else if (!rc) {
+        if (!c.has_vocab) {
+            char *tokens = NULL;
+            rc = cli_vocab_from_file(train_path, c.tokenizer[0] ? c.tokenizer : "words", &tokens);
+            if (!rc) {
+                size_t n_tok = strlen(tokens);
+                char *ov = malloc(n_tok + 16);
+                sprintf(ov, "vocab.tokens=%s", tokens);
+                overrides[n_over++] = ov;
+                cli_config_free(&c);
+                rc = cli_config_read(&c, cfg_path, overrides, n_over);
+                free(ov);
+                n_over--;
+            }
+            free(tokens);
+        }
+        if (!rc && lflex_model_new(&m, c.model_yaml, c.model_len))
+            rc = cli_fail("%s: %s", cfg_path, lflex_last_error());
+    }
+    if (!rc)
+        rc = cli_data_load(&train, m, train_path, skip_bad);
+    if (!rc && valid_path)
+        rc = cli_data_load(&valid, m, valid_path, skip_bad);
+    if (!rc)
+        rc = make_dir(out_dir);
+    char ckpt[4096], log_path[4096], cfg_out[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out_dir ? out_dir : ".");
+    snprintf(log_path, sizeof log_path, "%s/log.jsonl", out_dir ? out_dir : ".");
+    snprintf(cfg_out, sizeof cfg_out, "%s/config.yaml", out_dir ? out_dir : ".");
+    FILE *log = NULL;
+    if (!rc) {
+        log = fopen(log_path, resume ? "a" : "w");
+        if (!log)
+            rc = cli_fail("%s: %s", log_path, strerror(errno));
+    }
+    if (!rc) { /* the model's full configuration next to its checkpoints */
+        char *yaml = malloc(1 << 20);
+        size_t len;
+        FILE *f = fopen(cfg_out, "w");
+        if (f && !lflex_model_config(m, yaml, 1 << 20, &len))
+            fwrite(yaml, 1, len, f);
+        if (f)
+            fclose(f);
+        free(yaml);
+    }
+    const char *sample_yaml = c.sample_yaml.s ? c.sample_yaml.s : "steps: 64\ntemperature: 0\n";
+    size_t sample_len = strlen(sample_yaml);
+    o.tty = !o.quiet && isatty(fileno(stderr));
+    if (!rc) {
+        int64_t n_params, step0;
+        lflex_model_get(m, LFLEX_PROP_N_PARAMS, &n_params);
+        lflex_model_get(m, LFLEX_PROP_STEP, &step0);
+        fprintf(stderr, "lflex: %ld parameters; %zu training examples%s%s; %s",
+                (long)n_params, train.n, train.conditional ? " (conditional)" : "",
+                train.skipped ? " (some lines skipped)" : "", step0 ? "resuming at step " : "starting");
+        if (step0)
+            fprintf(stderr, "%ld", (long)step0);
+        fprintf(stderr, "; writing %s\n", out_dir);
+    }
+
+    /* the loop */
+    cli_catch_interrupt();
+    uint64_t rng = (uint64_t)o.seed;
+    size_t *perm = rc ? NULL : malloc(train.n * sizeof *perm), perm_at = train.n;
+    int32_t *bt = NULL;
+    uint8_t *bf = NULL;
+    size_t *boff = rc ? NULL : malloc(((size_t)o.batch + 1) * sizeof *boff), bcap = 0;
+    double t_start = cli_now(), t_last = t_start;
+    acc_stats acc = {0};
+    int64_t step = 0;
+    if (!rc)
+        lflex_model_get(m, LFLEX_PROP_STEP, &step);
+    long first_step = (long)step;
+    bool stopped = false;
+    while (!rc && step < o.steps) {
+        /* a batch from a shuffled pass over the data */
+        size_t need = 0;
+        boff[0] = 0;
+        for (long j = 0; j < o.batch; j++) {
+            if (perm_at == train.n) {
+                for (size_t i = 0; i < train.n; i++)
+                    perm[i] = i;
+                for (size_t i = train.n - 1; i > 0; i--) {
+                    size_t k = (size_t)(cli_rand(&rng) % (i + 1)), t = perm[i];
+                    perm[i] = perm[k];
+                    perm[k] = t;
+                }
+                perm_at = 0;
+            }
+            size_t e = perm[perm_at++], len = train.offsets[e + 1] - train.offsets[e];
+            if (need + len > bcap) {
+                bcap = (need + len) * 2;
+                bt = realloc(bt, bcap * sizeof *bt);
+                bf = realloc(bf, bcap);
+            }
+            memcpy(bt + need, train.tokens + train.offsets[e], len * sizeof *bt);
+            memcpy(bf + need, train.fixed + train.offsets[e], len);
+            need += len;
+            boff[j + 1] = need;
+        }
+        lflex_train_stats st = {.struct_size = sizeof st};
+        int r = lflex_model_train_step(m, bt, bf, boff, (size_t)o.batch, &st);
+        if (r == LFLEX_ENUMERIC) {
+            fprintf(stderr, "\nlflex: step %ld skipped: %s\n", (long)step + 1, lflex_last_error());
+        } else if (r) {
+            rc = cli_fail_lib("train step");
+            break;
+        } else {
+            acc_add(&acc, &st);
+            step = (int64_t)st.step;
+        }
+        double now = cli_now();
+        bool last = step >= o.steps;
+        stopped = cli_interrupted || (o.time_limit && now - t_start >= (double)o.time_limit);
+        if (acc.n && (step % o.log_every == 0 || last || stopped)) {
+            double dt = now - t_last, tps = acc.tokens / (dt > 0 ? dt : 1e-9);
+            double per_step = (now - t_start) / (double)(step - first_step);
+            char eta[32];
+            format_eta(eta, sizeof eta, per_step * (double)(o.steps - step));
+            double n = (double)acc.n;
+            fprintf(log, "{\"step\": %ld, \"loss\": %.6g, \"unmask\": %.6g, \"insert\": %.6g, \"reinforce\": %.6g, "
+                         "\"reg\": %.6g, \"grad_norm\": %.6g, \"lr\": %.6g, \"tokens_per_s\": %.1f, \"elapsed_s\": %.1f}\n",
+                    (long)step, acc.loss / n, acc.unmask / n, acc.insert / n, acc.reinforce / n, acc.reg / n,
+                    acc.grad_norm / n, acc.lr, tps, now - t_start);
+            fflush(log);
+            if (o.tty) {
+                int width = 24, filled = (int)(width * (double)step / (double)o.steps);
+                char bar[32];
+                for (int i = 0; i < width; i++)
+                    bar[i] = i < filled ? '#' : '.';
+                bar[width] = '\0';
+                fprintf(stderr, "\r[%s] step %ld/%ld  loss %.3f (unmask %.3f insert %.3f)  %.1fk tok/s  ETA %s   ",
+                        bar, (long)step, o.steps, acc.loss / n, acc.unmask / n, acc.insert / n, tps / 1000, eta);
+            } else if (!o.quiet) {
+                fprintf(stderr, "step %ld/%ld loss %.4f unmask %.4f insert %.4f reinforce %.4f reg %.4f "
+                                "grad_norm %.3f lr %.3g %.0f tok/s ETA %s\n",
+                        (long)step, o.steps, acc.loss / n, acc.unmask / n, acc.insert / n, acc.reinforce / n,
+                        acc.reg / n, acc.grad_norm / n, acc.lr, tps, eta);
+            }
+            memset(&acc, 0, sizeof acc);
+            t_last = now;
+        }
+        if (valid.n && o.eval_every && (step % o.eval_every == 0 || last) && !stopped) {
+            double parts[3];
+            cli_match mt = {0};
+            rc = valid_loss(m, &valid, (size_t)o.eval_examples, (size_t)o.batch, parts);
+            if (!rc && valid.conditional)
+                rc = cli_exact_match(m, sample_yaml, sample_len, &valid, (size_t)o.eval_examples, NULL, 0, &mt);
+            if (rc)
+                break;
+            fprintf(log, "{\"step\": %ld, \"valid_loss\": %.6g, \"valid_unmask\": %.6g, \"valid_insert\": %.6g",
+                    (long)step, parts[0], parts[1], parts[2]);
+            if (valid.conditional)
+                fprintf(log, ", \"exact_match\": %.4f, \"token_acc\": %.4f, \"eval_examples\": %zu", mt.exact,
+                        mt.token_acc, mt.n);
+            fprintf(log, ", \"elapsed_s\": %.1f}\n", cli_now() - t_start);
+            fflush(log);
+            if (!o.quiet) {
+                fprintf(stderr, "%sstep %ld: validation loss %.4f (unmask %.4f insert %.4f)", o.tty ? "\n" : "",
+                        (long)step, parts[0], parts[1], parts[2]);
+                if (valid.conditional)
+                    fprintf(stderr, ", exact match %.1f%%, token accuracy %.1f%% (%zu examples)", 100 * mt.exact,
+                            100 * mt.token_acc, mt.n);
+                fputc('\n', stderr);
+            }
+        }
+        if ((o.save_every && step % o.save_every == 0) || last || stopped) {
+            if (lflex_model_save(m, ckpt)) {
+                rc = cli_fail_lib("save");
+                break;
+            }
+        }
+        if (stopped)
+            break;
+    }
+    if (!rc && o.tty)
+        fputc('\n', stderr);
+    if (!rc)
+        fprintf(stderr, "lflex: %s at step %ld after %.0f s; checkpoint %s\n",
+                cli_interrupted ? "interrupted" : (stopped ? "time limit reached" : "done"), (long)step,
+                cli_now() - t_start, ckpt);
+    if (log)
+        fclose(log);
+    free(perm);
+    free(bt);
+    free(bf);
+    free(boff);
+    cli_data_free(&train);
+    cli_data_free(&valid);
+    lflex_model_free(m);
+    cli_config_free(&c);
+    free(train_path);
+    free(valid_path);
+    free(out_dir);
+    free(overrides);
+    return rc ? 1 : (cli_interrupted ? 130 : 0);
+}

@@ -1,0 +1,142 @@
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+volatile int cli_interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+void cli_catch_interrupt(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("lflex: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_fail_lib(const char *what)
+{
+    return cli_fail("%s: %s", what, lflex_last_error());
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    cli_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_add(&b, chunk, n);
+    int err = ferror(f);
+    fclose(f);
+    if (err || !b.s) {
+        if (!err && !b.s) { /* an empty file */
+            b.s = calloc(1, 1);
+            if (len)
+                *len = 0;
+            return b.s;
+        }
+        buf_free(&b);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return b.s;
+}
+
+char *cli_path_near(const char *base, const char *path)
+{
+    if (path[0] == '/' || !strchr(base, '/'))
+        return strdup(path);
+    size_t dir = (size_t)(strrchr(base, '/') - base);
+    char *out = malloc(dir + 1 + strlen(path) + 1);
+    if (out)
+        sprintf(out, "%.*s/%s", (int)dir, base, path);
+    return out;
+}
+
+uint64_t cli_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void buf_add(cli_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            fprintf(stderr, "lflex: out of memory\n");
+            exit(1);
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void buf_printf(cli_buf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        buf_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf_add(b, big, (size_t)n);
+    free(big);
+}
+
+void buf_free(cli_buf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}

@@ -1,0 +1,97 @@
+#!/bin/sh
+# The lflex program end to end on a tiny task: train (with validation,
+# checkpoints, log), resume, interrupt, sample, eval, order, rates, and the
+# error paths. TAP output.
+set -u
+LFLEX=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+cd "$dir" || exit 1
+export LFLEX_NO_REEXEC=1
+n=0; failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+bad() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+
+# data: "p q<TAB>target" lines (conditional), targets are runs of letters
+i=0
+while [ $i -lt 60 ]; do
+    case $((i % 4)) in
+    0) printf 'p q\ta b c\n' ;; 1) printf 'q p\tc b a\n' ;; 2) printf 'p p\ta a\n' ;; 3) printf 'q q\tb c a b\n' ;;
+    esac
+    i=$((i + 1))
+done > train.txt
+head -n 8 train.txt > valid.txt
+cat > tiny.yaml <<'YAML'
+model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}
+train: {lr: 3.0e-3, warmup: 2, threads: 1}
+vocab: {tokenizer: words}
+data:
+  train: train.txt
+  valid: valid.txt
+run:
+  steps: 6
+  batch_size: 4
+  out: out
+  log_every: 2
+  eval_every: 3
+  eval_examples: 8
+  save_every: 3
+sample:
+  steps: 8
+  temperature: 0
+YAML
+
+"$LFLEX" train tiny.yaml --quiet > train.out 2> train.err
+check "train exits 0" "[ $? -eq 0 ]"
+check "train writes a checkpoint, the log and the config" \
+    "[ -s out/checkpoint.safetensors ] && [ -s out/log.jsonl ] && grep -q 'vocab' out/config.yaml"
+check "the log has step records and validation records with exact match" \
+    "grep -q '\"step\": 6, \"loss\"' out/log.jsonl && grep -q '\"exact_match\"' out/log.jsonl"
+check "the vocabulary was built from the data (sorted)" "grep -q 'tokens: \"a b c p q\"' out/config.yaml"
+
+"$LFLEX" train tiny.yaml --quiet --set run.steps=9 --resume out/checkpoint.safetensors 2> resume.err
+check "resume continues to the new step count" "[ $? -eq 0 ] && grep -q '\"step\": 9, \"loss\"' out/log.jsonl"
+
+"$LFLEX" sample out/checkpoint.safetensors --n 3 --steps 8 > s1.txt
+check "sample prints one line per sequence" "[ $? -eq 0 ] && [ \$(wc -l < s1.txt) -eq 3 ]"
+"$LFLEX" sample out/checkpoint.safetensors --prompt "p q" --n 2 --times --steps 8 > s2.txt
+check "sample --prompt --times prints tokens with times" "[ $? -eq 0 ] && grep -q '<bos>@0.000/0.000' s2.txt"
+"$LFLEX" sample out/checkpoint.safetensors --infill "a [GAP] c" --steps 8 > s3.txt
+check "sample --infill keeps the given tokens" "[ $? -eq 0 ] && grep -q '^a .*c\$\|^a c\$' s3.txt"
+"$LFLEX" eval out/checkpoint.safetensors valid.txt --steps 8 > e.txt
+check "eval reports loss, exact match and token accuracy" \
+    "[ $? -eq 0 ] && grep -q 'validation loss' e.txt && grep -q 'exact match' e.txt && grep -q 'token accuracy' e.txt"
+"$LFLEX" order out/checkpoint.safetensors "$(printf 'p q\ta b c')" > o.txt
+check "order prints b_in and the expected insertion time of the target" \
+    "[ $? -eq 0 ] && grep -q 'E\\[T_in\\]' o.txt && [ \$(grep -c '^ *[0-9]' o.txt) -eq 3 ]"
+"$LFLEX" rates out/checkpoint.safetensors "a [MASK] c" --t 0.3 > r.txt
+check "rates prints insertion and unmasking rates" "[ $? -eq 0 ] && grep -q 'insert rate' r.txt && grep -q '<mask>' r.txt"
+
+# errors: one line on stderr, non-zero status
+printf 'model: {d_modle: 16}\ndata: {train: train.txt}\nrun: {out: o2}\n' > badkey.yaml
+"$LFLEX" train badkey.yaml 2> err1.txt
+check "an unknown model key is one error line naming key, line and column" \
+    "[ $? -eq 1 ] && [ \$(wc -l < err1.txt) -eq 1 ] && grep -q \"1:9: unknown key 'model.d_modle'\" err1.txt"
+printf 'model: {max_len: 12}\ndata: {train: train.txt}\nrun: {out: o3, stepz: 3}\n' > badrun.yaml
+"$LFLEX" train badrun.yaml 2> err2.txt
+check "an unknown run key is an error with its place" "[ $? -eq 1 ] && grep -q \"3:16: unknown key 'run.stepz'\" err2.txt"
+printf 'p q\ta b zz\n' > badline.txt
+"$LFLEX" eval out/checkpoint.safetensors badline.txt 2> err3.txt
+check "a data line with an unknown token names file and line" "[ $? -eq 1 ] && grep -q 'badline.txt:1:' err3.txt"
+"$LFLEX" sample missing.safetensors 2> err4.txt
+check "a missing checkpoint is one error line" "[ $? -eq 1 ] && [ \$(wc -l < err4.txt) -eq 1 ]"
+"$LFLEX" frobnicate > /dev/null 2>&1
+check "an unknown command exits 2" "[ $? -eq 2 ]"
+
+# Ctrl-C: stop after the current step, save, exit 130
+"$LFLEX" train tiny.yaml --quiet --set run.steps=100000 --set run.out=long --set run.eval_every=0 2> int.err &
+pid=$!
+i=0
+while [ ! -s long/log.jsonl ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT $pid
+wait $pid
+st=$?
+check "Ctrl-C saves and exits 130" "[ $st -eq 130 ] && [ -s long/checkpoint.safetensors ] && grep -q interrupted int.err"
+
+echo "1..$n"
+exit $failed
