@@ -11,6 +11,7 @@
 #   WORK          where data/ and runs/ go (default: this directory)
 #   MODELS        which configurations to run (default "flexmdm lflexmdm")
 #   STEPS         optimiser steps (default: the configurations' run.steps)
+#   TIME          training time limit of each model in seconds (default: none)
 #   TRAIN=0       reuse the checkpoints in WORK/runs instead of training
 #   N             words to sample from each model (default 1000)
 #   SAMPLE_STEPS  sampler steps (default 64)
@@ -30,6 +31,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 WORK=${WORK:-$HERE}
 MODELS=${MODELS:-flexmdm lflexmdm}
 STEPS=${STEPS:-}
+TIME=${TIME:-}
 TRAIN=${TRAIN:-1}
 N=${N:-1000}
 SAMPLE_STEPS=${SAMPLE_STEPS:-64}
@@ -52,6 +54,9 @@ for m in $MODELS; do
         echo "== train $m"
         set -- --set "data.train=$DATA/words.train.txt" --set "data.valid=$DATA/words.valid.txt" \
             --set "run.out=$out"
+        if [ -n "$TIME" ]; then
+            set -- "$@" --set "run.time_limit=$TIME"
+        fi
         if [ -n "$STEPS" ]; then
             set -- "$@" --set "run.steps=$STEPS" --set "train.total_steps=$STEPS"
         fi
