@@ -472,29 +472,56 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
 
 /* ---- rate queries -------------------------------------------------------------- */
 
+/* A query reads the model's live weights through a view and computes in a
+ * context of its own, so queries may run concurrently; the backbone (gen or
+ * aux) is run over one sequence at time t. */
+typedef struct {
+    lf_nets_view view;
+    lf_ctx ctx;
+    lf_packed pk;
+    lf_tensor *h, *c;
+} query;
+
+static int query_open(query *q, const lf_model *m, const lf_backbone *(*which)(const lf_nets *), const int32_t *x,
+                      int64_t n, double t)
+{
+    int st = lf_nets_view_init(&q->view, m, m->params.data);
+    if (st)
+        return st;
+    if ((st = lf_ctx_init(&q->ctx, 1 << 16, 1))) {
+        lf_nets_view_free(&q->view);
+        return st;
+    }
+    q->ctx.grad_enabled = false;
+    int32_t off[2] = {0, (int32_t)n};
+    st = lf_packed_make(&q->ctx, &q->pk, x, off, 1);
+    q->h = st ? NULL : lf_backbone_forward(&q->ctx, which(&q->view.nets), &q->pk, &t, false, 0, &q->c);
+    return LFLEX_OK; /* failures show in the context's status */
+}
+
+static void query_close(query *q)
+{
+    lf_ctx_free(&q->ctx);
+    lf_nets_view_free(&q->view);
+}
+
+static const lf_backbone *generator(const lf_nets *n) { return &n->gen; }
+static const lf_backbone *auxiliary(const lf_nets *n) { return &n->aux; }
+
 int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double t, float *token_probs,
                          float *unmask_rate, float *insert_rate)
 {
-    lf_nets_view view;
-    lf_ctx ctx;
-    int st = lf_nets_view_init(&view, m, m->params.data);
+    query q;
+    int st = query_open(&q, m, generator, x, n, t);
     if (st)
         return st;
-    if ((st = lf_ctx_init(&ctx, 1 << 16, 1))) {
-        lf_nets_view_free(&view);
-        return st;
-    }
-    ctx.grad_enabled = false;
-    int32_t off[2] = {0, (int32_t)n};
-    lf_packed pk;
-    st = lf_packed_make(&ctx, &pk, x, off, 1);
-    lf_tensor *c = NULL, *h = st ? NULL : lf_backbone_forward(&ctx, &view.nets.gen, &pk, &t, false, 0, &c);
-    lf_tensor *b_in = lf_rate_head_forward(&ctx, &view.nets.gen_ins, h, c, pk.seg);
-    lf_tensor *logits = lf_token_head_forward(&ctx, &view.nets.gen_out, h, c, pk.seg);
-    lf_tensor *probs = lf_softmax(&ctx, logits);
-    lf_tensor *b_um = view.nets.has_um ? lf_rate_head_forward(&ctx, &view.nets.gen_um, h, c, pk.seg) : NULL;
-    if (!st)
-        st = lf_ctx_status(&ctx);
+    lf_ctx *ctx = &q.ctx;
+    const lf_nets *nets = &q.view.nets;
+    lf_tensor *h = q.h, *c = q.c, *seg = q.pk.seg;
+    lf_tensor *b_in = lf_rate_head_forward(ctx, &nets->gen_ins, h, c, seg);
+    lf_tensor *probs = lf_softmax(ctx, lf_token_head_forward(ctx, &nets->gen_out, h, c, seg));
+    lf_tensor *b_um = nets->has_um ? lf_rate_head_forward(ctx, &nets->gen_um, h, c, seg) : NULL;
+    st = lf_ctx_status(ctx);
     if (!st) {
         double g = lf_base_hazard(t, m->a), c_um = m->learned ? m->cfg.b_um : 1.0;
         int64_t V = m->vocab, U = V - LF_N_SPECIAL;
@@ -511,8 +538,7 @@ int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double 
             }
         }
     }
-    lf_ctx_free(&ctx);
-    lf_nets_view_free(&view);
+    query_close(&q);
     return st;
 }
 
@@ -531,25 +557,14 @@ int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fix
         }
         return LFLEX_OK;
     }
-    lf_nets_view view;
-    lf_ctx ctx;
-    int st = lf_nets_view_init(&view, m, m->params.data);
+    query q;
+    int st = query_open(&q, m, auxiliary, z, n, 0.0); /* the auxiliary network reads no time */
     if (st)
         return st;
-    if ((st = lf_ctx_init(&ctx, 1 << 16, 1))) {
-        lf_nets_view_free(&view);
-        return st;
-    }
-    ctx.grad_enabled = false;
-    int32_t off[2] = {0, (int32_t)n};
-    double t0 = 0;
-    lf_packed pk;
-    st = lf_packed_make(&ctx, &pk, z, off, 1);
-    lf_tensor *c = NULL, *h = st ? NULL : lf_backbone_forward(&ctx, &view.nets.aux, &pk, &t0, false, 0, &c);
-    lf_tensor *bi = lf_rate_head_forward(&ctx, &view.nets.aux_bin, h, c, pk.seg);
-    lf_tensor *bu = view.nets.has_bum ? lf_rate_head_forward(&ctx, &view.nets.aux_bum, h, c, pk.seg) : NULL;
-    if (!st)
-        st = lf_ctx_status(&ctx);
+    const lf_nets *nets = &q.view.nets;
+    lf_tensor *bi = lf_rate_head_forward(&q.ctx, &nets->aux_bin, q.h, q.c, q.pk.seg);
+    lf_tensor *bu = nets->has_bum ? lf_rate_head_forward(&q.ctx, &nets->aux_bum, q.h, q.c, q.pk.seg) : NULL;
+    st = lf_ctx_status(&q.ctx);
     if (!st) {
         for (int64_t i = 0; i < n; i++) {
             double b = lf_data(bi)[i];
@@ -561,7 +576,6 @@ int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fix
                 expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)lf_kuma_expected_time(m->a, b);
         }
     }
-    lf_ctx_free(&ctx);
-    lf_nets_view_free(&view);
+    query_close(&q);
     return st;
 }
