@@ -18,7 +18,7 @@ demo|test) ;;
 esac
 
 build_pkgs="meson ninja-build pkg-config gcc g++ libopenblas-dev libyaml-dev libjansson-dev"
-test_pkgs="check abigail-tools valgrind python3"
+test_pkgs="check abigail-tools valgrind python3 python3-rdkit rdkit-data"
 
 install_missing() {
     missing=""
