@@ -53,9 +53,11 @@ meson test -C build-test --num-processes "$jobs" --print-errorlogs || status=1
 setup_dir build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --num-processes "$jobs" --print-errorlogs --no-suite slow --no-suite install || status=1
+    meson test -C build-asan --num-processes "$jobs" --print-errorlogs --no-suite slow --no-suite install \
+    --no-suite python || status=1
 meson test -C build-test --setup valgrind --num-processes "$jobs" --print-errorlogs \
-    --no-suite slow --no-suite abi --no-suite headers --no-suite install || status=1
+    --no-suite slow --no-suite abi --no-suite headers --no-suite install --no-suite cli --no-suite python \
+    --no-suite examples || status=1
 python3 tests/count_results.py build-test/meson-logs/testlog.json \
     build-asan/meson-logs/testlog.json build-test/meson-logs/testlog-valgrind.json || status=1
 exit $status
