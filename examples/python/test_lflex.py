@@ -80,7 +80,7 @@ class ModelTest(unittest.TestCase):
         self.assertIn("vocab_size=12", repr(m))
         m.set_threads(2)
         self.assertEqual(m.threads, 2)
-        self.assertIn("threads: 2", m.config)  # the setting is part of the configuration
+        self.assertIn("threads: 1", m.config)  # a run-time setting: the saved configuration keeps its own
 
     def test_yaml_emitter(self):
         text = lflex.to_yaml({"a": {"b": 1, "c": 1e-8, "d": 2.0, "e": True}, "s": 'x "y"\n\\', "f": -math.inf})
@@ -185,7 +185,8 @@ class ModelTest(unittest.TestCase):
         self.assertEqual(t[3], 0.0)  # fixed
         with lflex.Model(config(schedule={"family": "linear"})) as flex:
             b_in, b_um, t = flex.order(z)
-            self.assertEqual((b_in, b_um, t), ([1.0] * 4, [1.0] * 4, [0.5] * 4))
+            # fixed=None: only the final EOS is fixed, as for training
+            self.assertEqual((b_in, b_um, t), ([1.0] * 4, [1.0] * 4, [0.5, 0.5, 0.5, 0.0]))
 
     def test_save_load(self):
         m = self.model

@@ -303,8 +303,9 @@ LFLEX_API int lflex_model_rates(const lflex_model_t *m, const int32_t *x, size_t
  * The learned order of a clean sequence: the insertion shape b_in of every
  * token (b_um too, when learned, else the constant) and its expected
  * insertion time E[T_in] = b B(1 + 1/a, b) (1/(b+1) for a = 1). Fixed tokens
- * (fixed[i] != 0; fixed may be NULL) are present from the start: their
- * expected time is 0. For FlexMDM every b is 1 and every time 0.5.
+ * (fixed[i] != 0; fixed NULL means, as for training, that only the last
+ * token is fixed) are present from the start: their expected time is 0. For
+ * FlexMDM every b is 1 and every time 0.5.
  * Any output may be NULL.
  */
 LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,

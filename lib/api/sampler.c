@@ -193,6 +193,14 @@ LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const 
     int st = check_sequence(m, "lflex_model_order", z, n, false);
     if (st)
         return st;
-    st = lf_model_query_order(&m->m, z, fixed, (int64_t)n, b_in, b_um, expected_insert_time);
+    uint8_t *flags = NULL;
+    if (!fixed) { /* as for training: only the final token (the EOS) is fixed */
+        flags = calloc(n, 1);
+        if (!flags)
+            return lf_error_oom("lflex_model_order");
+        flags[n - 1] = 1;
+    }
+    st = lf_model_query_order(&m->m, z, fixed ? fixed : flags, (int64_t)n, b_in, b_um, expected_insert_time);
+    free(flags);
     return st ? lf_error(st, "lflex_model_order: %s", lflex_strerror(st)) : LFLEX_OK;
 }

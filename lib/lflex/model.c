@@ -174,7 +174,6 @@ int lf_model_set_threads(lf_model *m, int n_threads)
     if (lf_ctx_init(&fresh, lf_arena_capacity(&m->ctx.arena), n) != LFLEX_OK)
         return LFLEX_ENOMEM;
     lf_ctx_free(&m->ctx);
-    m->ctx = fresh;
-    m->cfg.threads = n_threads;
+    m->ctx = fresh; /* a run-time setting: the saved configuration keeps train.threads */
     return LFLEX_OK;
 }
