@@ -5,8 +5,17 @@
 #include <stdbool.h>
 
 #include "io/vocab.h"
+#include "lf_error.h"
 #include "lflex/lflex.h"
 #include "lflex/model.h"
+
+/* Argument checks of the exported calls: LFLEX_EINVAL with a message that
+ * names the call and the argument. */
+#define CHECK_ARG(cond, ...)                            \
+    do {                                                \
+        if (!(cond))                                    \
+            return lf_error(LFLEX_EINVAL, __VA_ARGS__); \
+    } while (0)
 
 struct lflex_schedule {
     int family;          /* lf_family */

@@ -9,12 +9,6 @@
 #include "io/model_schema.h"
 #include "lf_error.h"
 
-#define CHECK_ARG(cond, ...)                     \
-    do {                                         \
-        if (!(cond))                             \
-            return lf_error(LFLEX_EINVAL, __VA_ARGS__); \
-    } while (0)
-
 static int model_finish(lflex_model_t *h)
 {
     int st = lf_vocab_build(&h->vocab, h->m.cfg.tokenizer, h->m.cfg.tokens, h->m.cfg.vocab_size);

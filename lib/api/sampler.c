@@ -11,12 +11,6 @@ struct lflex_sampler {
     lf_sampler s;
 };
 
-#define CHECK_ARG(cond, ...)                                    \
-    do {                                                        \
-        if (!(cond))                                            \
-            return lf_error(LFLEX_EINVAL, __VA_ARGS__);         \
-    } while (0)
-
 LFLEX_API int lflex_sampler_new(lflex_sampler_t **out, const lflex_model_t *m, const char *yaml, size_t len)
 {
     CHECK_ARG(out, "lflex_sampler_new: out is NULL");
