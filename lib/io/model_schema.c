@@ -58,7 +58,7 @@ static const lf_cfg_key model_keys[] = {
     LF_CFG_KEY_REAL(C, adam_eps, "train.eps", 1e-12, 1, 1e-8, "AdamW epsilon"),
     LF_CFG_KEY_REAL(C, clip, "train.clip", 0, 1e6, 1, "global gradient-norm clipping (0: off)"),
     LF_CFG_KEY_REAL(C, ema, "train.ema", 0, 0.999999, 0,
-                    "decay of the exponential moving average of the weights used for sampling (0: off)"),
+                    "decay of the exponential moving average of the weights used for sampling (0: off); step s uses min(train.ema, (1+s)/(10+s))"),
     LF_CFG_KEY_INT(C, seed, "train.seed", 0, 9007199254740991.0, 0,
                    "seed of the model's random numbers (initialisation, times, states, dropout)"),
     LF_CFG_KEY_INT(C, threads, "train.threads", 0, 1024, 0, "worker threads (0: all available cores)"),

@@ -112,5 +112,9 @@ int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr)
 
 /* The learning rate at optimiser step `step` (1-based). */
 double lf_model_lr_at(const lf_model_config *cfg, uint64_t step);
+/* The EMA decay used at optimiser step `step` (1-based): min(train.ema,
+ * (1 + step) / (10 + step)), a warm-up so that short runs are not averaged
+ * with their initial weights. */
+double lf_model_ema_decay(const lf_model_config *cfg, uint64_t step);
 
 #endif

@@ -19,6 +19,12 @@ double lf_model_lr_at(const lf_model_config *cfg, uint64_t step)
     return cfg->lr;
 }
 
+double lf_model_ema_decay(const lf_model_config *cfg, uint64_t step)
+{
+    double warm = (1.0 + (double)step) / (10.0 + (double)step);
+    return cfg->ema < warm ? cfg->ema : warm;
+}
+
 /* AdamW on one parameter tensor (decoupled decay, then the Adam update). */
 LF_SIMD_CLONES static void adamw_update(lf_real *w, const lf_real *g, lf_real *mm, lf_real *vv, int64_t n, float scale,
                                         float b1, float b2, float c1, float c2, float lr, float decay, float eps)
@@ -102,7 +108,9 @@ int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_
     adam_args aa = {m, (float)scale, (float)b1, (float)b2, (float)c1, (float)c2, (float)lr};
     lf_parallel_for(&m->ctx, P->n, 1, adam_params, &aa);
     if (m->ema) {
-        double d = cfg->ema;
+        /* warm-up of the average: early on the decay is lower, so that a
+         * short run's EMA is not dominated by the initial weights */
+        double d = lf_model_ema_decay(cfg, step);
         for (int64_t i = 0; i < P->total; i++)
             m->ema[i] = (lf_real)(d * m->ema[i] + (1 - d) * P->data[i]);
     }
