@@ -1,6 +1,7 @@
 #!/bin/sh
 # Train FlexMDM and LFlexMDM on one star-graph level with the same CPU budget
-# and print their exact match on held-out graphs.
+# and print their exact match on held-out graphs, then the exact match of the
+# periodic validation runs against training time (from each log.jsonl).
 #
 #   sh examples/star/run.sh LEVEL [SECONDS] [TEST_GRAPHS]
 #
@@ -36,4 +37,12 @@ for method in flexmdm lflexmdm; do
     steps=$(echo "$last" | sed 's/.*"step": \([0-9]*\).*/\1/')
     secs=$(echo "$last" | sed 's/.*"elapsed_s": \([0-9.]*\).*/\1/')
     printf '%-8s %-9s %7s %12s %9s %9s\n' "$level" "$method" "$steps" "$em" "$ta" "$secs"
+done
+# The curve: the periodic evaluations of the training runs (run.eval_examples
+# validation graphs each, greedy), exact match against training time.
+printf '\nduring training (validation graphs, greedy):\n%-9s %7s %9s %12s %9s\n' method step seconds "exact match" "token acc"
+for method in flexmdm lflexmdm; do
+    grep '"exact_match"' "$work/$method/log.jsonl" |
+        sed 's/.*"step": \([0-9]*\).*"exact_match": \([0-9.]*\).*"token_acc": \([0-9.]*\).*"elapsed_s": \([0-9.]*\).*/\1 \4 \2 \3/' |
+        awk -v m="$method" '{ printf "%-9s %7s %9s %11.1f%% %8.1f%%\n", m, $1, $2, 100 * $3, 100 * $4 }'
 done
