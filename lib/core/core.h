@@ -156,6 +156,12 @@ void lf_tensor_wrap(lf_tensor *t, lf_dtype dt, void *data, lf_real *grad, int nd
 
 /* Gradient buffer of `t`, allocated zeroed in the arena on first use. */
 lf_real *lf_grad_buffer(lf_ctx *ctx, lf_tensor *t);
+/* The same for an op that writes every element of the gradient: on first use
+ * the buffer is not zeroed and *beta is 0 (the op stores its contribution);
+ * otherwise *beta is 1 (the op adds it). Saves a pass over the buffer. */
+lf_real *lf_grad_buffer_beta(lf_ctx *ctx, lf_tensor *t, lf_real *beta);
+/* p[0..n) = 0, split over the context's threads when large. */
+void lf_zero(const lf_ctx *ctx, lf_real *p, int64_t n);
 
 /* During the reverse pass, once an op's backward has run, its output's
  * gradient and data are dead (every consumer ran before it) and their memory

@@ -29,6 +29,11 @@ void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_rea
 void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta, lf_real *C,
                  int64_t ldc);
+/* The same with C's rows first set to `bias` (length N) and beta 1: a linear
+ * layer's forward in one pass over the threads. */
+void lf_gemm_bias_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, const lf_real *bias,
+                      lf_real *C, int64_t ldc);
 void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
                  lf_real *C, int64_t ldc);
@@ -38,5 +43,29 @@ void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf
  * compute each output element in a way that does not depend on the split, so
  * that results are the same for every thread count. */
 void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn, void *arg);
+
+/* Independent loops run in one hand-off to the pool (one wait instead of
+ * one per loop): thread s runs share s of every task. The same rule as for
+ * lf_parallel_for applies to each fn. */
+typedef struct {
+    lf_range_fn fn;
+    void *arg;
+    int64_t n, grain;
+} lf_task;
+void lf_parallel_tasks(const lf_ctx *ctx, const lf_task *tasks, int n_tasks);
+
+/* A task computing rows of C = alpha op(A) op(B) + beta C (the arguments of
+ * lf_gemm); `g` must outlive the lf_parallel_tasks call. Counts the FLOPs. */
+typedef struct {
+    bool ta, tb;
+    int64_t N, K;
+    lf_real alpha, beta;
+    const lf_real *A, *B, *bias;
+    int64_t lda, ldb, ldc;
+    lf_real *C;
+} lf_gemm_args;
+lf_task lf_gemm_task(lf_ctx *ctx, lf_gemm_args *g, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                     lf_real alpha, const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+                     lf_real *C, int64_t ldc);
 
 #endif

@@ -14,24 +14,35 @@ static void matmul_backward(lf_ctx *ctx, lf_node *n)
     const lf_real *dc = n->out->grad;
     const lf_real *A = lf_data(a), *B = lf_data(b);
     int64_t lda = lf_cols(a), ldb = lf_cols(b);
+    lf_task tasks[2];
+    lf_gemm_args ga, gb;
+    int nt = 0;
+    lf_real beta;
+    if (a == b && a->requires_grad && !a->grad)
+        lf_grad_buffer(ctx, a); /* both products add into one buffer */
     if (a->requires_grad) {
-        lf_real *da = lf_grad_buffer(ctx, a);
+        lf_real *da = lf_grad_buffer_beta(ctx, a, &beta);
         if (!da)
             return;
         if (!ta) /* dA [M,K] = dC op(B)^T */
-            lf_gemm_ctx(ctx, false, !tb, M, K, N, 1, dc, N, B, ldb, 1, da, lda);
+            tasks[nt++] = lf_gemm_task(ctx, &ga, false, !tb, M, K, N, 1, dc, N, B, ldb, beta, da, lda);
         else     /* dA [K,M] = op(B) dC^T */
-            lf_gemm_ctx(ctx, tb, true, K, M, N, 1, B, ldb, dc, N, 1, da, lda);
+            tasks[nt++] = lf_gemm_task(ctx, &ga, tb, true, K, M, N, 1, B, ldb, dc, N, beta, da, lda);
+    }
+    if (a == b && nt) { /* same buffer: the second product must not race the first */
+        lf_parallel_tasks(ctx, tasks, nt);
+        nt = 0;
     }
     if (b->requires_grad) {
-        lf_real *db = lf_grad_buffer(ctx, b);
+        lf_real *db = lf_grad_buffer_beta(ctx, b, &beta);
         if (!db)
             return;
         if (!tb) /* dB [K,N] = op(A)^T dC */
-            lf_gemm_ctx(ctx, !ta, false, K, N, M, 1, A, lda, dc, N, 1, db, ldb);
+            tasks[nt++] = lf_gemm_task(ctx, &gb, !ta, false, K, N, M, 1, A, lda, dc, N, beta, db, ldb);
         else     /* dB [N,K] = dC^T op(A) */
-            lf_gemm_ctx(ctx, true, ta, N, K, M, 1, dc, N, A, lda, 1, db, ldb);
+            tasks[nt++] = lf_gemm_task(ctx, &gb, true, ta, N, K, M, 1, dc, N, A, lda, beta, db, ldb);
     }
+    lf_parallel_tasks(ctx, tasks, nt);
 }
 
 const lf_op_def lf_op_matmul = {"matmul", matmul_backward};
@@ -71,43 +82,58 @@ lf_tensor *lf_matmul(lf_ctx *ctx, lf_tensor *a, lf_tensor *b, bool trans_a, bool
 typedef struct {
     const lf_real *dy;
     lf_real *db;
+    lf_real beta;
     int64_t rows, cols;
 } bias_grad_args;
 
 LF_SIMD_CLONES static void bias_grad_range(void *p, int64_t c0, int64_t c1)
 {
     const bias_grad_args *a = p;
+    lf_real *restrict db = a->db;
+    if (a->beta == 0)
+        memset(db + c0, 0, (size_t)(c1 - c0) * sizeof *db);
     for (int64_t r = 0; r < a->rows; r++) {
-        const lf_real *row = a->dy + r * a->cols;
+        const lf_real *restrict row = a->dy + r * a->cols;
         for (int64_t c = c0; c < c1; c++)
-            a->db[c] += row[c];
+            db[c] += row[c];
     }
 }
 
+/* dx, dW and db are independent: one hand-off to the threads for the three */
 static void linear_backward(lf_ctx *ctx, lf_node *n)
 {
     lf_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2];
     int64_t N = lf_rows(x), in = lf_cols(x), out = w->shape[0];
     const lf_real *dy = n->out->grad;
+    lf_task tasks[3];
+    int nt = 0;
+    lf_gemm_args gx, gw;
+    bias_grad_args a;
+    lf_real beta;
     if (x->requires_grad) {
-        lf_real *dx = lf_grad_buffer(ctx, x);
+        lf_real *dx = lf_grad_buffer_beta(ctx, x, &beta);
         if (!dx)
             return;
-        lf_gemm_ctx(ctx, false, false, N, in, out, 1, dy, out, lf_data(w), in, 1, dx, in);
+        tasks[nt++] = lf_gemm_task(ctx, &gx, false, false, N, in, out, 1, dy, out, lf_data(w), in, beta, dx, in);
+        if (x == w) { /* one buffer for both products: no race between them */
+            lf_parallel_tasks(ctx, tasks, nt);
+            nt = 0;
+        }
     }
     if (w->requires_grad) {
-        lf_real *dw = lf_grad_buffer(ctx, w);
+        lf_real *dw = lf_grad_buffer_beta(ctx, w, &beta);
         if (!dw)
             return;
-        lf_gemm_ctx(ctx, true, false, out, in, N, 1, dy, out, lf_data(x), in, 1, dw, in);
+        tasks[nt++] = lf_gemm_task(ctx, &gw, true, false, out, in, N, 1, dy, out, lf_data(x), in, beta, dw, in);
     }
     if (bias && bias->requires_grad) {
-        lf_real *db = lf_grad_buffer(ctx, bias);
+        lf_real *db = lf_grad_buffer_beta(ctx, bias, &beta);
         if (!db)
             return;
-        bias_grad_args a = {dy, db, N, out};
-        lf_parallel_for(ctx, out, 64, bias_grad_range, &a);
+        a = (bias_grad_args){dy, db, beta, N, out};
+        tasks[nt++] = (lf_task){bias_grad_range, &a, out, 64};
     }
+    lf_parallel_tasks(ctx, tasks, nt);
 }
 
 const lf_op_def lf_op_linear = {"linear", linear_backward};
@@ -128,12 +154,9 @@ lf_tensor *lf_linear(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias)
     lf_tensor *y = lf_op_output(ctx, &lf_op_linear, in_t, bias ? 3 : 2, LF_REAL, x->ndim, shape, NULL);
     if (!y)
         return NULL;
-    lf_real *Y = lf_data(y);
-    if (bias) {
-        const lf_real *B = lf_data(bias);
-        for (int64_t r = 0; r < N; r++)
-            memcpy(Y + r * out, B, (size_t)out * sizeof *Y);
-    }
-    lf_gemm_ctx(ctx, false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, bias ? 1 : 0, Y, out);
+    if (bias)
+        lf_gemm_bias_ctx(ctx, false, true, N, out, in, lf_data(x), in, lf_data(w), in, lf_data(bias), lf_data(y), out);
+    else
+        lf_gemm_ctx(ctx, false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, 0, lf_data(y), out);
     return y;
 }

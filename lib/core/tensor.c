@@ -189,20 +189,31 @@ void *lf_reuse(lf_ctx *ctx, size_t bytes)
     return NULL;
 }
 
+static lf_real *new_grad(lf_ctx *ctx, lf_tensor *t, bool zero)
+{
+    size_t bytes = (size_t)t->numel * sizeof(lf_real);
+    lf_real *p = lf_reuse(ctx, bytes);
+    if (!p)
+        p = lf_arena_alloc(&ctx->arena, bytes);
+    if (!p) {
+        lf_ctx_fail(ctx, LFLEX_ENOMEM, "gradient buffer");
+        return NULL;
+    }
+    if (zero)
+        lf_zero(ctx, p, t->numel);
+    t->grad = p;
+    return p;
+}
+
 lf_real *lf_grad_buffer(lf_ctx *ctx, lf_tensor *t)
 {
-    if (!t->grad) {
-        size_t bytes = (size_t)t->numel * sizeof(lf_real);
-        void *p = lf_reuse(ctx, bytes);
-        if (p)
-            memset(p, 0, bytes);
-        else
-            p = lf_arena_calloc(&ctx->arena, bytes);
-        t->grad = p;
-        if (!t->grad)
-            lf_ctx_fail(ctx, LFLEX_ENOMEM, "gradient buffer");
-    }
-    return t->grad;
+    return t->grad ? t->grad : new_grad(ctx, t, true);
+}
+
+lf_real *lf_grad_buffer_beta(lf_ctx *ctx, lf_tensor *t, lf_real *beta)
+{
+    *beta = t->grad ? 1 : 0;
+    return t->grad ? t->grad : new_grad(ctx, t, false);
 }
 
 /* After the backward of the node that made `o`: its gradient and data are

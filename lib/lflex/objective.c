@@ -269,7 +269,7 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         m->last_flops = ctx->flops;
         return LFLEX_OK;
     }
-    lf_params_zero_grad(&m->params);
+    lf_params_zero_grad(&m->params, ctx);
     st = lf_backward(ctx, total);
     m->last_flops = ctx->flops;
     return st;

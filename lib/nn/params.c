@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "nn/params.h"
+#include "core/kernels.h"
 
 void lf_params_init(lf_params *p)
 {
@@ -95,7 +96,7 @@ const lf_param *lf_params_find(const lf_params *p, const char *name)
     return NULL;
 }
 
-void lf_params_zero_grad(lf_params *p)
+void lf_params_zero_grad(lf_params *p, const lf_ctx *ctx)
 {
-    memset(p->grad, 0, (size_t)p->total * sizeof(lf_real));
+    lf_zero(ctx, p->grad, p->total);
 }

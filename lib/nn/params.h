@@ -47,6 +47,6 @@ void lf_params_bind(lf_params *p, const lf_real *data);
 /* Fill the data by each parameter's initialiser, in registration order. */
 void lf_params_initialise(lf_params *p, lf_rng *rng);
 const lf_param *lf_params_find(const lf_params *p, const char *name);
-void lf_params_zero_grad(lf_params *p);
+void lf_params_zero_grad(lf_params *p, const lf_ctx *ctx);
 
 #endif
