@@ -117,8 +117,19 @@ typedef struct lf_recycle_bucket {
     void *head;            /* singly linked through the first word of each buffer */
 } lf_recycle_bucket;
 
+/* Rotary-embedding tables (cosines and sines by position), kept across
+ * steps: a table only grows, and the tables it replaced stay allocated until
+ * lf_ctx_free because saved nodes may still point into them. */
+#define LF_ROPE_TABLES 4
+typedef struct lf_rope_table {
+    int64_t half, n_pos;   /* rows 0 .. n_pos - 1 */
+    double base;
+    lf_real *tab;          /* after a link to the table it replaced */
+} lf_rope_table;
+
 struct lf_ctx {
     lf_arena arena;
+    lf_rope_table rope[LF_ROPE_TABLES];
     lf_recycle_bucket recycle[LF_RECYCLE_BUCKETS];
     int n_recycle;
     bool recycling;        /* reuse dead buffers in the reverse pass (default on) */
@@ -236,6 +247,10 @@ typedef enum lf_unary {
 } lf_unary;
 lf_tensor *lf_unary_op(lf_ctx *ctx, lf_unary kind, lf_tensor *x);
 const char *lf_unary_name(lf_unary kind);
+/* lf_unary_op(act, lf_linear(x, W, bias)) with the activation applied by
+ * each thread to the rows it has just computed (GELU, ReLU, SiLU; other
+ * kinds are composed). The tape holds the two ops. */
+lf_tensor *lf_linear_act(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias, lf_unary act);
 
 /* Reductions */
 lf_tensor *lf_sum(lf_ctx *ctx, lf_tensor *x);   /* all elements -> [1] */
@@ -269,6 +284,13 @@ lf_tensor *lf_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double ep
 /* Gated residual: x + mod[seg, gate_col:+C] * y. */
 lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod,
                         int64_t gate_col, lf_tensor *seg);
+/* h = lf_gated_add(x, y, mod, gate_col, seg) (returned in *h_out), then
+ * lf_ln_modulate(h, scale, eps, mod2, shift_col, scale_col, seg), with each
+ * thread normalising the rows of h it has just written. The tape holds the
+ * two ops. */
+lf_tensor *lf_gated_add_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod, int64_t gate_col,
+                                    lf_tensor *seg, lf_tensor *scale, double eps, lf_tensor *mod2,
+                                    int64_t shift_col, int64_t scale_col, lf_tensor **h_out);
 
 /* Softmax family over the last dim */
 lf_tensor *lf_softmax(lf_ctx *ctx, lf_tensor *x);

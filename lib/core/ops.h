@@ -14,4 +14,11 @@ extern const lf_op_def lf_op_layernorm, lf_op_modulate, lf_op_ln_modulate, lf_op
 extern const lf_op_def lf_op_softmax, lf_op_log_softmax, lf_op_cross_entropy;
 extern const lf_op_def lf_op_rope, lf_op_attention, lf_op_rope_attention, lf_op_dropout;
 
+/* Outputs (and tape nodes) of ops without their computation, for fused
+ * forward passes that fill them in one hand-off; the backward passes stay
+ * those of the separate ops. */
+lf_tensor *lf_unary_output(lf_ctx *ctx, lf_unary kind, lf_tensor *x);
+/* y[0..n) = kind(x[0..n)), on the calling thread */
+void lf_unary_rows(lf_unary kind, const lf_real *x, lf_real *y, int64_t n);
+
 #endif

@@ -1,6 +1,7 @@
 /* Rotary position embedding, multi-head self-attention over packed
  * variable-length sequences, and dropout. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kernels.h"
@@ -9,25 +10,53 @@
 
 /* ---- rotary embedding (rotate-half form) -------------------------------- */
 
+static void rope_fill(lf_real *tab, int64_t p0, int64_t p1, int64_t half, double base)
+{
+    for (int64_t i = 0; i < half; i++) {
+        double theta = pow(base, -(double)(2 * i) / (double)(2 * half));
+        for (int64_t p = p0; p < p1; p++) {
+            tab[p * 2 * half + i] = (lf_real)cos((double)p * theta);
+            tab[p * 2 * half + half + i] = (lf_real)sin((double)p * theta);
+        }
+    }
+}
+
 /* Table for the positions in use: for position p, half cosines then half
- * sines (row p of [max_pos + 1, 2 half]). */
+ * sines (row p of [max_pos + 1, 2 half]). Taken from the context's tables
+ * (computed once, grown by doubling); in the arena when all are taken. */
 static lf_real *rope_table(lf_ctx *ctx, const int32_t *pos, int64_t T, int64_t half, double base,
                            int64_t *max_pos_out)
 {
     int64_t max_pos = 0;
     for (int64_t t = 0; t < T; t++)
         max_pos = pos[t] > max_pos ? pos[t] : max_pos;
-    lf_real *tab = lf_arena_alloc(&ctx->arena, (size_t)((max_pos + 1) * half * 2) * sizeof(lf_real));
-    if (!tab)
-        return NULL;
-    for (int64_t i = 0; i < half; i++) {
-        double theta = pow(base, -(double)(2 * i) / (double)(2 * half));
-        for (int64_t p = 0; p <= max_pos; p++) {
-            tab[p * 2 * half + i] = (lf_real)cos((double)p * theta);
-            tab[p * 2 * half + half + i] = (lf_real)sin((double)p * theta);
-        }
-    }
     *max_pos_out = max_pos;
+    lf_rope_table *rt = NULL;
+    for (int i = 0; i < LF_ROPE_TABLES && !rt; i++)
+        if (!ctx->rope[i].tab || (ctx->rope[i].half == half && ctx->rope[i].base == base))
+            rt = &ctx->rope[i];
+    if (!rt) {
+        lf_real *tab = lf_arena_alloc(&ctx->arena, (size_t)((max_pos + 1) * half * 2) * sizeof(lf_real));
+        if (tab)
+            rope_fill(tab, 0, max_pos + 1, half, base);
+        return tab;
+    }
+    if (rt->tab && max_pos < rt->n_pos)
+        return rt->tab;
+    int64_t n_pos = rt->n_pos * 2 > 128 ? rt->n_pos * 2 : 128;
+    while (n_pos <= max_pos)
+        n_pos *= 2;
+    /* one aligned header block holding the link to the previous table */
+    size_t head = LF_ALIGN, bytes = head + (size_t)(n_pos * half * 2) * sizeof(lf_real);
+    char *blk = malloc(bytes);
+    if (!blk)
+        return NULL;
+    lf_real *tab = (lf_real *)(blk + head);
+    ((lf_real **)tab)[-1] = rt->tab;
+    if (rt->tab)
+        memcpy(tab, rt->tab, (size_t)(rt->n_pos * half * 2) * sizeof(lf_real));
+    rope_fill(tab, rt->tab ? rt->n_pos : 0, n_pos, half, base);
+    *rt = (lf_rope_table){half, n_pos, base, tab};
     return tab;
 }
 
@@ -377,11 +406,11 @@ static void rope_attention_backward(lf_ctx *ctx, lf_node *n)
     lf_parallel_for(ctx, B * H, 1, ra_bwd_pairs, &a);
     ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H); /* four products of n x n x Dh per pair */
     /* back through the rotations into the q and k blocks of d(qkv) */
-    rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true};
-    lf_parallel_for(ctx, T, 64, rope_rows, &r);
-    r.src = dqr + T * C;
-    r.dst = dqkv + C;
-    lf_parallel_for(ctx, T, 64, rope_rows, &r);
+    rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true}, rk = r;
+    rk.src = dqr + T * C;
+    rk.dst = dqkv + C;
+    lf_task tasks[2] = {{rope_rows, &r, T, 64}, {rope_rows, &rk, T, 64}};
+    lf_parallel_tasks(ctx, tasks, 2);
     if (ctx->recycling) { /* everything this op kept or made is dead now */
         size_t np = (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real);
         lf_recycle(ctx, sv->P, np);
@@ -432,11 +461,11 @@ lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_ten
     lf_tensor *out = lf_op_output(ctx, &lf_op_rope_attention, in, key_valid ? 4 : 3, LF_REAL, 2, shape, &node);
     if (!out)
         return NULL;
-    rope_rows_args r = {lf_data(qkv), tab, C3, C, n_heads, half, P32, qr, 1, false};
-    lf_parallel_for(ctx, T, 64, rope_rows, &r);
-    r.src = lf_data(qkv) + C;
-    r.dst = qr + T * C;
-    lf_parallel_for(ctx, T, 64, rope_rows, &r);
+    rope_rows_args r = {lf_data(qkv), tab, C3, C, n_heads, half, P32, qr, 1, false}, rk = r;
+    rk.src = lf_data(qkv) + C;
+    rk.dst = qr + T * C;
+    lf_task tasks[2] = {{rope_rows, &r, T, 64}, {rope_rows, &rk, T, 64}};
+    lf_parallel_tasks(ctx, tasks, 2);
     double scale = 1.0 / sqrt((double)(C / n_heads));
     ra_args a = {lf_data(qkv), qr, qr + T * C, NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
                  off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};

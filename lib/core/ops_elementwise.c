@@ -268,6 +268,7 @@ typedef struct {
     int kind;
     const lf_real *x, *y, *g;
     lf_real *out;
+    lf_real beta; /* backward: 0 when out is a new gradient buffer */
 } unary_args;
 
 /* The switch is hoisted out of the loop by writing one loop per kind. */
@@ -317,37 +318,44 @@ LF_SIMD_CLONES static void unary_fwd_range(void *p, int64_t i0, int64_t i1)
     }
 }
 
+/* dx = beta dx + g f'(x): beta is 0 or 1, so the new buffer case stores */
+#define UNARY_BWD(EXPR)                                   \
+    do {                                                  \
+        if (q->beta == 0)                                 \
+            for (int64_t i = i0; i < i1; i++) {           \
+                lf_real x = q->x[i];                      \
+                q->out[i] = (EXPR);                       \
+            }                                             \
+        else                                              \
+            for (int64_t i = i0; i < i1; i++) {           \
+                lf_real x = q->x[i];                      \
+                q->out[i] += (EXPR);                      \
+            }                                             \
+    } while (0)
+
+static inline lf_real silu_deriv(lf_real x)
+{
+    lf_real s = sigmoid_fast(x);
+    return s + x * s * (1 - s);
+}
+
 LF_SIMD_CLONES static void unary_bwd_range(void *p, int64_t i0, int64_t i1)
 {
     const unary_args *q = p;
     switch (q->kind) {
-    case LF_GELU:
-        for (int64_t i = i0; i < i1; i++)
-            q->out[i] += q->g[i] * gelu_fast_deriv(q->x[i]);
-        break;
-    case LF_SILU:
-        for (int64_t i = i0; i < i1; i++) {
-            lf_real s = sigmoid_fast(q->x[i]);
-            q->out[i] += q->g[i] * (s + q->x[i] * s * (1 - s));
-        }
-        break;
-    case LF_RELU:
-        for (int64_t i = i0; i < i1; i++)
-            q->out[i] += q->x[i] > 0 ? q->g[i] : 0;
-        break;
-    default:
-        for (int64_t i = i0; i < i1; i++)
-            q->out[i] += (lf_real)(q->g[i] * unary_df(q->kind, q->x[i], q->y[i]));
-        break;
+    case LF_GELU: UNARY_BWD(q->g[i] * gelu_fast_deriv(x)); break;
+    case LF_SILU: UNARY_BWD(q->g[i] * silu_deriv(x)); break;
+    case LF_RELU: UNARY_BWD(x > 0 ? q->g[i] : 0); break;
+    default: UNARY_BWD((lf_real)(q->g[i] * unary_df(q->kind, x, q->y[i]))); break;
     }
 }
 
 static void unary_backward(lf_ctx *ctx, lf_node *n)
 {
-    lf_real *dx = lf_grad_buffer(ctx, n->in[0]);
-    if (!dx)
+    unary_args q = {(int)n->ip[0], lf_data(n->in[0]), lf_data(n->out), n->out->grad, NULL, 1};
+    q.out = lf_grad_buffer_beta(ctx, n->in[0], &q.beta);
+    if (!q.out)
         return;
-    unary_args q = {(int)n->ip[0], lf_data(n->in[0]), lf_data(n->out), n->out->grad, dx};
     lf_parallel_for(ctx, n->out->numel, EW_GRAIN, unary_bwd_range, &q);
 }
 
@@ -360,7 +368,13 @@ const lf_op_def lf_op_unary[LF_UNARY_COUNT] = {
     [LF_LOG1MEXP] = {"log1mexp", unary_backward}, [LF_DIGAMMA] = {"digamma", unary_backward},
 };
 
-lf_tensor *lf_unary_op(lf_ctx *ctx, lf_unary kind, lf_tensor *x)
+void lf_unary_rows(lf_unary kind, const lf_real *x, lf_real *y, int64_t n)
+{
+    unary_args q = {kind, x, NULL, NULL, y, 1};
+    unary_fwd_range(&q, 0, n);
+}
+
+lf_tensor *lf_unary_output(lf_ctx *ctx, lf_unary kind, lf_tensor *x)
 {
     if (!x)
         return NULL;
@@ -368,12 +382,18 @@ lf_tensor *lf_unary_op(lf_ctx *ctx, lf_unary kind, lf_tensor *x)
         return lf_ctx_fail(ctx, LFLEX_EINVAL, "unary op");
     lf_node *node;
     lf_tensor *y = lf_op_output(ctx, &lf_op_unary[kind], &x, 1, LF_REAL, x->ndim, x->shape, &node);
-    if (!y)
-        return NULL;
-    unary_args q = {kind, lf_data(x), NULL, NULL, lf_data(y)};
-    lf_parallel_for(ctx, x->numel, EW_GRAIN, unary_fwd_range, &q);
     if (node)
         node->ip[0] = kind;
+    return y;
+}
+
+lf_tensor *lf_unary_op(lf_ctx *ctx, lf_unary kind, lf_tensor *x)
+{
+    lf_tensor *y = lf_unary_output(ctx, kind, x);
+    if (!y)
+        return NULL;
+    unary_args q = {kind, lf_data(x), NULL, NULL, lf_data(y), 1};
+    lf_parallel_for(ctx, x->numel, EW_GRAIN, unary_fwd_range, &q);
     return y;
 }
 

@@ -138,25 +138,67 @@ static void linear_backward(lf_ctx *ctx, lf_node *n)
 
 const lf_op_def lf_op_linear = {"linear", linear_backward};
 
-lf_tensor *lf_linear(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias)
+static lf_tensor *linear_output(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias)
 {
     if (!x || !w || (bias && !bias->data))
         return NULL;
     if (w->ndim != 2 || x->dtype != LF_REAL || w->dtype != LF_REAL || lf_cols(x) != w->shape[1])
         return lf_ctx_fail(ctx, LFLEX_EINVAL, "linear: x [N, in] and W [out, in] do not fit");
-    int64_t out = w->shape[0], in = w->shape[1], N = lf_rows(x);
+    int64_t out = w->shape[0];
     if (bias && (bias->numel != out || bias->dtype != LF_REAL))
         return lf_ctx_fail(ctx, LFLEX_EINVAL, "linear: bias must have `out` elements");
     int64_t shape[LF_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out;
     lf_tensor *in_t[3] = {x, w, bias};
-    lf_tensor *y = lf_op_output(ctx, &lf_op_linear, in_t, bias ? 3 : 2, LF_REAL, x->ndim, shape, NULL);
+    return lf_op_output(ctx, &lf_op_linear, in_t, bias ? 3 : 2, LF_REAL, x->ndim, shape, NULL);
+}
+
+lf_tensor *lf_linear(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias)
+{
+    lf_tensor *y = linear_output(ctx, x, w, bias);
     if (!y)
         return NULL;
+    int64_t out = w->shape[0], in = w->shape[1], N = lf_rows(x);
     if (bias)
         lf_gemm_bias_ctx(ctx, false, true, N, out, in, lf_data(x), in, lf_data(w), in, lf_data(bias), lf_data(y), out);
     else
         lf_gemm_ctx(ctx, false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, 0, lf_data(y), out);
+    return y;
+}
+
+/* ---- linear + activation: one forward pass ------------------------------ */
+
+typedef struct {
+    lf_gemm_args g;
+    lf_range_fn rows;
+    lf_unary act;
+    const lf_real *pre;
+    lf_real *y;
+} linear_act_args;
+
+/* each share applies the activation to the rows it has just computed */
+static void linear_act_rows(void *p, int64_t m0, int64_t m1)
+{
+    linear_act_args *a = p;
+    a->rows(&a->g, m0, m1);
+    lf_unary_rows(a->act, a->pre + m0 * a->g.ldc, a->y + m0 * a->g.ldc, (m1 - m0) * a->g.ldc);
+}
+
+lf_tensor *lf_linear_act(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias, lf_unary act)
+{
+    if (act != LF_GELU && act != LF_RELU && act != LF_SILU)
+        return lf_unary_op(ctx, act, lf_linear(ctx, x, w, bias));
+    lf_tensor *pre = linear_output(ctx, x, w, bias);
+    lf_tensor *y = lf_unary_output(ctx, act, pre);
+    if (!y)
+        return NULL;
+    int64_t out = w->shape[0], in = w->shape[1], N = lf_rows(x);
+    linear_act_args a = {.act = act, .pre = lf_data(pre), .y = lf_data(y)};
+    lf_task t = lf_gemm_task(ctx, &a.g, false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, 0,
+                             lf_data(pre), out);
+    a.g.bias = bias ? lf_data(bias) : NULL;
+    a.rows = t.fn;
+    lf_parallel_for(ctx, N, t.grain, linear_act_rows, &a);
     return y;
 }

@@ -160,18 +160,44 @@ typedef struct {
     int64_t R, C, M, col;
 } mod_grad_args;
 
+/* Columns are taken in blocks of COLB with the sums for the current sequence
+ * kept in local arrays, flushed into dmod when the sequence changes (rows of
+ * a sequence are contiguous in packed batches, so that is once per
+ * sequence). Each column's sum runs over the rows in order: the result does
+ * not depend on how the columns are split. */
+#define COLB 32
+
 LF_SIMD_CLONES static void mod_grad_cols(void *p, int64_t c0, int64_t c1)
 {
     const mod_grad_args *q = p;
-    for (int64_t r = 0; r < q->R; r++) {
-        const lf_real *g = q->g + r * q->C, *f = q->f ? q->f + r * q->C : NULL;
-        lf_real *d = q->dmod + (int64_t)q->seg[r] * q->M + q->col;
-        if (f)
-            for (int64_t c = c0; c < c1; c++)
-                d[c] += g[c] * f[c];
-        else
-            for (int64_t c = c0; c < c1; c++)
-                d[c] += g[c];
+    for (int64_t b0 = c0; b0 < c1; b0 += COLB) {
+        int64_t nb = c1 - b0 < COLB ? c1 - b0 : COLB;
+        lf_real acc[COLB];
+        int64_t cur = -1;
+        for (int64_t r = 0; r <= q->R; r++) {
+            int64_t sg = r < q->R ? q->seg[r] : -1;
+            if (sg != cur) {
+                if (cur >= 0) {
+                    lf_real *restrict d = q->dmod + cur * q->M + q->col + b0;
+                    for (int64_t c = 0; c < nb; c++)
+                        d[c] += acc[c];
+                }
+                if (r == q->R)
+                    break;
+                cur = sg;
+                for (int64_t c = 0; c < COLB; c++)
+                    acc[c] = 0;
+            }
+            const lf_real *restrict g = q->g + r * q->C + b0;
+            if (q->f) {
+                const lf_real *restrict f = q->f + r * q->C + b0;
+                for (int64_t c = 0; c < nb; c++)
+                    acc[c] += g[c] * f[c];
+            } else {
+                for (int64_t c = 0; c < nb; c++)
+                    acc[c] += g[c];
+            }
+        }
     }
 }
 
@@ -241,6 +267,7 @@ typedef struct {
     const int32_t *seg;
     lf_real *out, *dx, *dy;
     int64_t C, M, gate_col;
+    lf_real beta_x, beta_y; /* 0: the gradient buffer is new, store */
 } gate_args;
 
 LF_SIMD_CLONES static void gate_rows(void *p, int64_t r0, int64_t r1)
@@ -256,13 +283,19 @@ LF_SIMD_CLONES static void gate_rows(void *p, int64_t r0, int64_t r1)
                 o[c] = x[c] + gt[c] * y[c];
             continue;
         }
-        const lf_real *g = a->g + r * C;
-        if (a->dx)
+        const lf_real *restrict g = a->g + r * C;
+        lf_real *dx = a->dx ? a->dx + r * C : NULL, *dy = a->dy ? a->dy + r * C : NULL; /* may be one buffer */
+        if (dx && a->beta_x == 0)
+            memcpy(dx, g, (size_t)C * sizeof *dx);
+        else if (dx)
             for (int64_t c = 0; c < C; c++)
-                a->dx[r * C + c] += g[c];
-        if (a->dy)
+                dx[c] += g[c];
+        if (dy && a->beta_y == 0)
             for (int64_t c = 0; c < C; c++)
-                a->dy[r * C + c] += g[c] * gt[c];
+                dy[c] = g[c] * gt[c];
+        else if (dy)
+            for (int64_t c = 0; c < C; c++)
+                dy[c] += g[c] * gt[c];
     }
 }
 
@@ -272,26 +305,28 @@ static void gated_add_backward(lf_ctx *ctx, lf_node *n)
     int64_t R = lf_rows(x), C = lf_cols(x), M = lf_cols(mod), gate_col = n->ip[0];
     const lf_real *g = n->out->grad;
     const int32_t *S = lf_idata(seg);
-    gate_args a = {NULL, NULL, g, lf_data(mod), S, NULL, NULL, NULL, C, M, gate_col};
-    a.dx = x->requires_grad ? lf_grad_buffer(ctx, x) : NULL;
-    a.dy = yv->requires_grad ? lf_grad_buffer(ctx, yv) : NULL;
+    gate_args a = {NULL, NULL, g, lf_data(mod), S, NULL, NULL, NULL, C, M, gate_col, 1, 1};
+    if (x == yv && x->requires_grad && !x->grad)
+        lf_grad_buffer(ctx, x); /* one buffer: both terms add */
+    a.dx = x->requires_grad ? lf_grad_buffer_beta(ctx, x, &a.beta_x) : NULL;
+    a.dy = yv->requires_grad ? lf_grad_buffer_beta(ctx, yv, &a.beta_y) : NULL;
+    lf_real *dm = mod->requires_grad ? lf_grad_buffer(ctx, mod) : NULL;
     if (ctx->status)
         return;
+    mod_grad_args q = {g, lf_data(yv), S, dm, R, C, M, gate_col};
+    lf_task tasks[2];
+    int nt = 0;
     if (a.dx || a.dy)
-        lf_parallel_for(ctx, R, 32, gate_rows, &a);
-    if (mod->requires_grad) {
-        lf_real *dm = lf_grad_buffer(ctx, mod);
-        if (!dm)
-            return;
-        mod_grad_args q = {g, lf_data(yv), S, dm, R, C, M, gate_col};
-        lf_parallel_for(ctx, C, 32, mod_grad_cols, &q);
-    }
+        tasks[nt++] = (lf_task){gate_rows, &a, R, 32};
+    if (dm)
+        tasks[nt++] = (lf_task){mod_grad_cols, &q, C, 32};
+    lf_parallel_tasks(ctx, tasks, nt);
 }
 
 const lf_op_def lf_op_gated_add = {"gated_add", gated_add_backward};
 
-lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod, int64_t gate_col,
-                        lf_tensor *seg)
+static lf_tensor *gated_output(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod, int64_t gate_col,
+                               lf_tensor *seg, gate_args *a)
 {
     if (!x || !y || !mod || !seg)
         return NULL;
@@ -302,11 +337,20 @@ lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod,
     lf_tensor *out = lf_op_output(ctx, &lf_op_gated_add, in, 4, LF_REAL, x->ndim, x->shape, &node);
     if (!out)
         return NULL;
-    gate_args a = {lf_data(x), lf_data(y), NULL, lf_data(mod), lf_idata(seg), lf_data(out), NULL, NULL,
-                   lf_cols(x), lf_cols(mod), gate_col};
-    lf_parallel_for(ctx, lf_rows(x), 32, gate_rows, &a);
+    *a = (gate_args){lf_data(x), lf_data(y), NULL, lf_data(mod), lf_idata(seg), lf_data(out), NULL, NULL,
+                     lf_cols(x), lf_cols(mod), gate_col, 1, 1};
     if (node)
         node->ip[0] = gate_col;
+    return out;
+}
+
+lf_tensor *lf_gated_add(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod, int64_t gate_col,
+                        lf_tensor *seg)
+{
+    gate_args a;
+    lf_tensor *out = gated_output(ctx, x, y, mod, gate_col, seg, &a);
+    if (out)
+        lf_parallel_for(ctx, lf_rows(x), 32, gate_rows, &a);
     return out;
 }
 
@@ -320,6 +364,7 @@ typedef struct {
     lf_real *y, *dx, *ds, *dmod, *stat_mean, *stat_rstd;
     int64_t R, C, M, shift_col, scale_col;
     double eps;
+    lf_real beta; /* backward: 0 when dx is a new buffer (store, not add) */
 } lnm_args;
 
 LF_SIMD_CLONES static void lnm_fwd_rows(void *p, int64_t r0, int64_t r1)
@@ -356,9 +401,9 @@ LF_SIMD_CLONES static void lnm_bwd_rows(void *p, int64_t r0, int64_t r1)
     const lnm_args *a = p;
     int64_t C = a->C;
     for (int64_t r = r0; r < r1; r++) {
-        const lf_real *x = a->x + r * C, *dy = a->dy + r * C;
-        const lf_real *sc = a->mod + (int64_t)a->seg[r] * a->M + a->scale_col;
-        lf_real *dx = a->dx + r * C;
+        const lf_real *restrict x = a->x + r * C, *restrict dy = a->dy + r * C;
+        const lf_real *restrict sc = a->mod + (int64_t)a->seg[r] * a->M + a->scale_col;
+        lf_real *restrict dx = a->dx + r * C;
         lf_real m = a->mean[r], rs = a->rstd[r];
         lf_real u = 0, v = 0; /* sums of dxhat and dxhat * xhat */
         for (int64_t c = 0; c < C; c++) {
@@ -368,32 +413,63 @@ LF_SIMD_CLONES static void lnm_bwd_rows(void *p, int64_t r0, int64_t r1)
         }
         u /= (lf_real)C;
         v /= (lf_real)C;
-        for (int64_t c = 0; c < C; c++) {
-            lf_real g = dy[c] * (1 + sc[c]) * (a->s ? a->s[c] : 1), xh = (x[c] - m) * rs;
-            dx[c] += rs * (g - u - xh * v);
-        }
+        if (a->beta == 0)
+            for (int64_t c = 0; c < C; c++) {
+                lf_real g = dy[c] * (1 + sc[c]) * (a->s ? a->s[c] : 1), xh = (x[c] - m) * rs;
+                dx[c] = rs * (g - u - xh * v);
+            }
+        else
+            for (int64_t c = 0; c < C; c++) {
+                lf_real g = dy[c] * (1 + sc[c]) * (a->s ? a->s[c] : 1), xh = (x[c] - m) * rs;
+                dx[c] += rs * (g - u - xh * v);
+            }
     }
 }
 
-/* parameter gradients by columns: the LayerNorm scale and the modulation */
+/* parameter gradients by columns: the LayerNorm scale and the modulation
+ * (local sums per sequence, as in mod_grad_cols) */
 LF_SIMD_CLONES static void lnm_bwd_cols(void *p, int64_t c0, int64_t c1)
 {
     const lnm_args *a = p;
     int64_t C = a->C;
-    for (int64_t r = 0; r < a->R; r++) {
-        const lf_real *x = a->x + r * C, *dy = a->dy + r * C;
-        int64_t base = (int64_t)a->seg[r] * a->M;
-        const lf_real *sc = a->mod + base + a->scale_col;
-        lf_real m = a->mean[r], rs = a->rstd[r];
-        for (int64_t c = c0; c < c1; c++) {
-            lf_real xh = (x[c] - m) * rs, sv = a->s ? a->s[c] : 1;
-            if (a->ds)
-                a->ds[c] += dy[c] * (1 + sc[c]) * xh;
-            if (a->dmod) {
-                a->dmod[base + a->shift_col + c] += dy[c];
-                a->dmod[base + a->scale_col + c] += dy[c] * xh * sv;
+    for (int64_t b0 = c0; b0 < c1; b0 += COLB) {
+        int64_t nb = c1 - b0 < COLB ? c1 - b0 : COLB;
+        lf_real ash[COLB], asc[COLB], as[COLB], sv[COLB];
+        for (int64_t c = 0; c < COLB; c++) {
+            as[c] = 0;
+            sv[c] = a->s && c < nb ? a->s[b0 + c] : 1;
+        }
+        int64_t cur = -1;
+        for (int64_t r = 0; r <= a->R; r++) {
+            int64_t sg = r < a->R ? a->seg[r] : -1;
+            if (sg != cur) {
+                if (cur >= 0 && a->dmod) {
+                    lf_real *restrict dsh = a->dmod + cur * a->M + a->shift_col + b0;
+                    lf_real *restrict dsc = a->dmod + cur * a->M + a->scale_col + b0;
+                    for (int64_t c = 0; c < nb; c++) {
+                        dsh[c] += ash[c];
+                        dsc[c] += asc[c] * sv[c];
+                    }
+                }
+                if (r == a->R)
+                    break;
+                cur = sg;
+                for (int64_t c = 0; c < COLB; c++)
+                    ash[c] = asc[c] = 0;
+            }
+            const lf_real *restrict x = a->x + r * C + b0, *restrict dy = a->dy + r * C + b0;
+            const lf_real *restrict sc = a->mod + sg * a->M + a->scale_col + b0;
+            lf_real m = a->mean[r], rs = a->rstd[r];
+            for (int64_t c = 0; c < nb; c++) {
+                lf_real xh = (x[c] - m) * rs, gx = dy[c] * xh;
+                ash[c] += dy[c];
+                asc[c] += gx;
+                as[c] += gx * (1 + sc[c]);
             }
         }
+        if (a->ds)
+            for (int64_t c = 0; c < nb; c++)
+                a->ds[b0 + c] += as[c];
     }
 }
 
@@ -403,25 +479,26 @@ static void ln_modulate_backward(lf_ctx *ctx, lf_node *n)
     int64_t R = lf_rows(x), C = lf_cols(x);
     const lf_real *stats = n->saved;
     lnm_args a = {lf_data(x), s ? lf_data(s) : NULL, lf_data(mod), n->out->grad, stats, stats + R, lf_idata(seg),
-                  NULL, NULL, NULL, NULL, NULL, NULL, R, C, lf_cols(mod), n->ip[0], n->ip[1], 0};
-    if (x->requires_grad) {
-        a.dx = lf_grad_buffer(ctx, x);
-        if (!a.dx)
-            return;
-        lf_parallel_for(ctx, R, 16, lnm_bwd_rows, &a);
-    }
+                  NULL, NULL, NULL, NULL, NULL, NULL, R, C, lf_cols(mod), n->ip[0], n->ip[1], 0, 1};
+    a.dx = x->requires_grad ? lf_grad_buffer_beta(ctx, x, &a.beta) : NULL;
     a.ds = s && s->requires_grad ? lf_grad_buffer(ctx, s) : NULL;
     a.dmod = mod->requires_grad ? lf_grad_buffer(ctx, mod) : NULL;
     if (ctx->status)
         return;
+    /* the rows (dx) and the columns (ds, dmod) in one hand-off */
+    lf_task tasks[2];
+    int nt = 0;
+    if (a.dx)
+        tasks[nt++] = (lf_task){lnm_bwd_rows, &a, R, 16};
     if (a.ds || a.dmod)
-        lf_parallel_for(ctx, C, 16, lnm_bwd_cols, &a);
+        tasks[nt++] = (lf_task){lnm_bwd_cols, &a, C, 16};
+    lf_parallel_tasks(ctx, tasks, nt);
 }
 
 const lf_op_def lf_op_ln_modulate = {"ln_modulate", ln_modulate_backward};
 
-lf_tensor *lf_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps, lf_tensor *mod, int64_t shift_col,
-                          int64_t scale_col, lf_tensor *seg)
+static lf_tensor *ln_mod_output(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps, lf_tensor *mod,
+                                int64_t shift_col, int64_t scale_col, lf_tensor *seg, lnm_args *a)
 {
     if (!x || !mod || !seg || (scale && !scale->data))
         return NULL;
@@ -435,13 +512,52 @@ lf_tensor *lf_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double ep
     lf_real *stats = y ? lf_arena_alloc(&ctx->arena, (size_t)(2 * R + 1) * sizeof(lf_real)) : NULL;
     if (!stats)
         return y ? lf_ctx_fail(ctx, LFLEX_ENOMEM, "ln_modulate") : NULL;
-    lnm_args a = {lf_data(x), scale ? lf_data(scale) : NULL, lf_data(mod), NULL, NULL, NULL, lf_idata(seg),
-                  lf_data(y), NULL, NULL, NULL, stats, stats + R, R, C, lf_cols(mod), shift_col, scale_col, eps};
-    lf_parallel_for(ctx, R, 16, lnm_fwd_rows, &a);
+    *a = (lnm_args){lf_data(x), scale ? lf_data(scale) : NULL, lf_data(mod), NULL, NULL, NULL, lf_idata(seg),
+                    lf_data(y), NULL, NULL, NULL, stats, stats + R, R, C, lf_cols(mod), shift_col, scale_col, eps, 1};
     if (node) {
         node->saved = stats;
         node->ip[0] = shift_col;
         node->ip[1] = scale_col;
     }
     return y;
+}
+
+lf_tensor *lf_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *scale, double eps, lf_tensor *mod, int64_t shift_col,
+                          int64_t scale_col, lf_tensor *seg)
+{
+    lnm_args a;
+    lf_tensor *y = ln_mod_output(ctx, x, scale, eps, mod, shift_col, scale_col, seg, &a);
+    if (y)
+        lf_parallel_for(ctx, lf_rows(x), 16, lnm_fwd_rows, &a);
+    return y;
+}
+
+/* ---- gated residual followed by LayerNorm + adaLN: one forward pass ----- */
+
+typedef struct {
+    gate_args g;
+    lnm_args n;
+} gate_lnm_args;
+
+/* each share normalises the rows of the residual it has just written */
+static void gate_lnm_rows(void *p, int64_t r0, int64_t r1)
+{
+    gate_lnm_args *a = p;
+    gate_rows(&a->g, r0, r1);
+    lnm_fwd_rows(&a->n, r0, r1);
+}
+
+lf_tensor *lf_gated_add_ln_modulate(lf_ctx *ctx, lf_tensor *x, lf_tensor *y, lf_tensor *mod, int64_t gate_col,
+                                    lf_tensor *seg, lf_tensor *scale, double eps, lf_tensor *mod2,
+                                    int64_t shift_col, int64_t scale_col, lf_tensor **h_out)
+{
+    gate_lnm_args a;
+    lf_tensor *h = gated_output(ctx, x, y, mod, gate_col, seg, &a.g);
+    lf_tensor *out = ln_mod_output(ctx, h, scale, eps, mod2, shift_col, scale_col, seg, &a.n);
+    if (h_out)
+        *h_out = out ? h : NULL;
+    if (!out)
+        return NULL;
+    lf_parallel_for(ctx, lf_rows(x), 32, gate_lnm_rows, &a);
+    return out;
 }

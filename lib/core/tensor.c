@@ -1,4 +1,5 @@
 /* Tensors, the context and the reverse pass. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lf_config.h"
@@ -44,6 +45,15 @@ void lf_ctx_free(lf_ctx *ctx)
     if (!ctx)
         return;
     lf_arena_free(&ctx->arena);
+    for (int i = 0; i < LF_ROPE_TABLES; i++) {
+        lf_real *t = ctx->rope[i].tab;
+        while (t) { /* each block: LF_ALIGN bytes ending in the link, then the table */
+            lf_real *prev = ((lf_real **)t)[-1];
+            free((char *)t - LF_ALIGN);
+            t = prev;
+        }
+        ctx->rope[i] = (lf_rope_table){0};
+    }
     lf_pool_free(ctx->pool);
     ctx->pool = NULL;
     ctx->tape = NULL;

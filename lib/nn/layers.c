@@ -157,23 +157,30 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
     const lf_backbone_cfg *cfg = &bb->cfg;
     int64_t d = cfg->d, H = cfg->n_heads;
     lf_tensor *e = lf_time_features(ctx, t, pk->n_seq);
-    lf_tensor *c = lf_unary_op(ctx, LF_SILU, lf_linear(ctx, e, bb->time_w1, bb->time_b1));
-    c = lf_unary_op(ctx, LF_SILU, lf_linear(ctx, c, bb->time_w2, bb->time_b2));
+    lf_tensor *c = lf_linear_act(ctx, e, bb->time_w1, bb->time_b1, LF_SILU);
+    c = lf_linear_act(ctx, c, bb->time_w2, bb->time_b2, LF_SILU);
     *cond = c;
     lf_tensor *h = lf_embedding(ctx, bb->tok_emb, pk->ids);
+    /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m; each
+     * gated residual is computed in one pass with the norm that follows it */
+    lf_tensor *m = cfg->n_layers > 0 ? lf_linear(ctx, c, bb->blocks[0].ada_w, bb->blocks[0].ada_b) : NULL;
+    lf_tensor *a = cfg->n_layers > 0 ? lf_ln_modulate(ctx, h, bb->blocks[0].ln1, LF_LN_EPS, m, 0, d, pk->seg) : NULL;
     for (int64_t i = 0; i < cfg->n_layers; i++) {
         const lf_block *b = &bb->blocks[i];
-        /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m */
-        lf_tensor *m = lf_linear(ctx, c, b->ada_w, b->ada_b);
-        lf_tensor *a = lf_ln_modulate(ctx, h, b->ln1, LF_LN_EPS, m, 0, d, pk->seg);
         lf_tensor *qkv = lf_linear(ctx, a, b->wqkv, b->bqkv);
         lf_tensor *o = lf_rope_attention(ctx, qkv, pk->pos, pk->offsets, NULL, H, LF_ROPE_BASE);
         o = maybe_dropout(ctx, lf_linear(ctx, o, b->wo, b->bo), cfg, train, seed + (uint64_t)(2 * i));
-        h = lf_gated_add(ctx, h, o, m, 2 * d, pk->seg);
-        a = lf_ln_modulate(ctx, h, b->ln2, LF_LN_EPS, m, 3 * d, 4 * d, pk->seg);
-        lf_tensor *u = lf_unary_op(ctx, cfg->act == LF_ACT_RELU ? LF_RELU : LF_GELU, lf_linear(ctx, a, b->w1, b->b1));
+        a = lf_gated_add_ln_modulate(ctx, h, o, m, 2 * d, pk->seg, b->ln2, LF_LN_EPS, m, 3 * d, 4 * d, &h);
+        lf_tensor *u = lf_linear_act(ctx, a, b->w1, b->b1, cfg->act == LF_ACT_RELU ? LF_RELU : LF_GELU);
         u = maybe_dropout(ctx, lf_linear(ctx, u, b->w2, b->b2), cfg, train, seed + (uint64_t)(2 * i + 1));
-        h = lf_gated_add(ctx, h, u, m, 5 * d, pk->seg);
+        if (i + 1 == cfg->n_layers) {
+            h = lf_gated_add(ctx, h, u, m, 5 * d, pk->seg);
+            break;
+        }
+        const lf_block *nb = &bb->blocks[i + 1];
+        lf_tensor *m_next = lf_linear(ctx, c, nb->ada_w, nb->ada_b);
+        a = lf_gated_add_ln_modulate(ctx, h, u, m, 5 * d, pk->seg, nb->ln1, LF_LN_EPS, m_next, 0, d, &h);
+        m = m_next;
     }
     return h;
 }
@@ -193,7 +200,7 @@ lf_tensor *lf_token_head_forward(lf_ctx *ctx, const lf_token_head *th, lf_tensor
 lf_tensor *lf_rate_head_forward(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
 {
     lf_tensor *a = lf_head_norm_forward(ctx, &rh->norm, h, c, seg);
-    lf_tensor *s = lf_linear(ctx, lf_unary_op(ctx, LF_GELU, lf_linear(ctx, a, rh->w1, rh->b1)), rh->w2, rh->b2);
+    lf_tensor *s = lf_linear(ctx, lf_linear_act(ctx, a, rh->w1, rh->b1, LF_GELU), rh->w2, rh->b2);
     if (!s)
         return NULL;
     int64_t n = s->numel;

@@ -240,6 +240,202 @@ START_TEST(test_ln_modulate_vs_composed)
 }
 END_TEST
 
+/* Copies of a tensor's values or gradient, freed by the caller. */
+static lf_real *copy_of(const lf_real *src, int64_t n)
+{
+    lf_real *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    memcpy(p, src, (size_t)n * sizeof *p);
+    return p;
+}
+
+static void assert_same(const lf_real *a, const lf_real *b, int64_t n, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(a[i] == b[i], "%s differs at %ld: %.9g vs %.9g", what, (long)i, (double)a[i], (double)b[i]);
+}
+
+/* The fused linear + activation forward computes exactly what the two ops
+ * compute one after the other (values and every gradient), with and
+ * without bias, on 1 and 2 threads. */
+START_TEST(test_linear_act_vs_composed)
+{
+    lf_test_rng r = {505};
+    const lf_unary acts[4] = {LF_GELU, LF_RELU, LF_SILU, LF_SOFTPLUS};
+    for (int iter = 0; iter < 16; iter++) {
+        int64_t N = lf_test_int(&r, 1, iter < 8 ? 20 : 900), in = lf_test_int(&r, 1, 70),
+                out = lf_test_int(&r, 1, 90);
+        int64_t xs[2] = {N, in}, ws[2] = {out, in};
+        bool with_bias = iter % 3 != 0;
+        lf_unary act = acts[iter % 4];
+        lf_real *xb = rand_buf(&r, N * in), *wb = rand_buf(&r, out * in), *bb = rand_buf(&r, out);
+        lf_real *seed = rand_buf(&r, N * out);
+        lf_real *res[2][4];
+        for (int way = 0; way < 2; way++) {
+            lf_ctx ctx;
+            lf_ctx_init(&ctx, 1 << 16, 1 + iter % 2);
+            lf_tensor *x = lf_const_real(&ctx, xb, 2, xs), *w = lf_const_real(&ctx, wb, 2, ws);
+            lf_tensor *b = with_bias ? lf_const_real(&ctx, bb, 1, &out) : NULL;
+            x->requires_grad = w->requires_grad = true;
+            if (b)
+                b->requires_grad = true;
+            lf_tensor *y = way == 0 ? lf_linear_act(&ctx, x, w, b, act)
+                                    : lf_unary_op(&ctx, act, lf_linear(&ctx, x, w, b));
+            ck_assert_ptr_nonnull(lf_keep(y));
+            ck_assert_int_eq(lf_backward_from(&ctx, y, seed), 0);
+            res[way][0] = copy_of(lf_data(y), N * out);
+            res[way][1] = copy_of(x->grad, N * in);
+            res[way][2] = copy_of(w->grad, out * in);
+            res[way][3] = copy_of(b ? b->grad : bb, out);
+            lf_ctx_free(&ctx);
+        }
+        const char *what[4] = {"value", "d x", "d W", "d bias"};
+        int64_t n[4] = {N * out, N * in, out * in, out};
+        for (int k = 0; k < 4; k++) {
+            assert_same(res[0][k], res[1][k], n[k], what[k]);
+            free(res[0][k]);
+            free(res[1][k]);
+        }
+        free(xb);
+        free(wb);
+        free(bb);
+        free(seed);
+    }
+}
+END_TEST
+
+/* The fused gated residual + LayerNorm/adaLN forward computes exactly what
+ * lf_gated_add then lf_ln_modulate compute: both outputs and every
+ * gradient, with sequences in runs (packed batches) and scattered. */
+START_TEST(test_gated_add_ln_vs_composed)
+{
+    lf_test_rng r = {606};
+    for (int iter = 0; iter < 10; iter++) {
+        int64_t B = lf_test_int(&r, 1, 5), T = lf_test_int(&r, 1, 400), C = lf_test_int(&r, 1, 100);
+        int64_t xs[2] = {T, C}, ms[2] = {B, 6 * C};
+        lf_real *xb = rand_buf(&r, T * C), *yb = rand_buf(&r, T * C), *mb = rand_buf(&r, B * 6 * C);
+        lf_real *sb = rand_buf(&r, C), *seed_a = rand_buf(&r, T * C), *seed_h = rand_buf(&r, T * C);
+        int32_t *seg = malloc((size_t)T * sizeof *seg);
+        for (int64_t t = 0; t < T; t++)
+            seg[t] = (int32_t)(iter % 2 ? lf_test_int(&r, 0, B - 1) : t * B / T);
+        lf_real *res[2][6];
+        for (int way = 0; way < 2; way++) {
+            lf_ctx ctx;
+            lf_ctx_init(&ctx, 1 << 16, 1 + iter % 2);
+            lf_tensor *x = lf_const_real(&ctx, xb, 2, xs), *y = lf_const_real(&ctx, yb, 2, xs);
+            lf_tensor *mod = lf_const_real(&ctx, mb, 2, ms), *sc = lf_const_real(&ctx, sb, 1, &C);
+            lf_tensor *sg = lf_const_int(&ctx, seg, T), *h, *a;
+            x->requires_grad = y->requires_grad = mod->requires_grad = sc->requires_grad = true;
+            if (way == 0) {
+                a = lf_gated_add_ln_modulate(&ctx, x, y, mod, 2 * C, sg, sc, 1e-5, mod, 3 * C, 4 * C, &h);
+            } else {
+                h = lf_gated_add(&ctx, x, y, mod, 2 * C, sg);
+                a = lf_ln_modulate(&ctx, h, sc, 1e-5, mod, 3 * C, 4 * C, sg);
+            }
+            ck_assert_ptr_nonnull(lf_keep(a));
+            ck_assert_ptr_nonnull(lf_keep(h));
+            /* a loss that reads both outputs: sum(a * seed_a) + sum(h * seed_h) */
+            lf_tensor *loss = lf_add(&ctx, lf_sum(&ctx, lf_mul(&ctx, a, lf_const_real(&ctx, seed_a, 2, xs))),
+                                     lf_sum(&ctx, lf_mul(&ctx, h, lf_const_real(&ctx, seed_h, 2, xs))));
+            ck_assert_int_eq(lf_backward(&ctx, loss), 0);
+            res[way][0] = copy_of(lf_data(a), T * C);
+            res[way][1] = copy_of(lf_data(h), T * C);
+            res[way][2] = copy_of(x->grad, T * C);
+            res[way][3] = copy_of(y->grad, T * C);
+            res[way][4] = copy_of(mod->grad, B * 6 * C);
+            res[way][5] = copy_of(sc->grad, C);
+            lf_ctx_free(&ctx);
+        }
+        const char *what[6] = {"normalised", "residual", "d x", "d y", "d mod", "d scale"};
+        int64_t n[6] = {T * C, T * C, T * C, T * C, B * 6 * C, C};
+        for (int k = 0; k < 6; k++) {
+            assert_same(res[0][k], res[1][k], n[k], what[k]);
+            free(res[0][k]);
+            free(res[1][k]);
+        }
+        free(xb);
+        free(yb);
+        free(mb);
+        free(sb);
+        free(seed_a);
+        free(seed_h);
+        free(seg);
+    }
+}
+END_TEST
+
+/* The rotary tables a context keeps grow with the positions in use and stay
+ * valid for nodes recorded before they grew: a forward at short positions,
+ * one at long positions, then the backward of both, equal a fresh context's
+ * results for each. */
+START_TEST(test_rope_table_growth)
+{
+    lf_test_rng r = {707};
+    enum { H = 2, DH = 8, C = H * DH };
+    int64_t lens[2] = {7, 300};
+    lf_real *outs[2][2], *grads[2][2];
+    lf_real *buf[2], *seed[2];
+    int32_t *pos[2];
+    for (int k = 0; k < 2; k++) {
+        buf[k] = rand_buf(&r, lens[k] * 3 * C);
+        seed[k] = rand_buf(&r, lens[k] * C);
+        pos[k] = malloc((size_t)lens[k] * sizeof(int32_t));
+        for (int64_t i = 0; i < lens[k]; i++)
+            pos[k][i] = (int32_t)i;
+    }
+    for (int way = 0; way < 2; way++) {
+        lf_ctx shared;
+        lf_ctx_init(&shared, 1 << 16, 2);
+        lf_tensor *o[2], *qkv[2];
+        for (int k = 0; k < 2; k++) {
+            lf_ctx fresh;
+            lf_ctx *ctx = &shared;
+            if (way == 1) {
+                lf_ctx_init(&fresh, 1 << 16, 2);
+                ctx = &fresh;
+            }
+            int64_t shape[2] = {lens[k], 3 * C};
+            int32_t off[2] = {0, (int32_t)lens[k]};
+            qkv[k] = lf_const_real(ctx, buf[k], 2, shape);
+            qkv[k]->requires_grad = true;
+            o[k] = lf_keep(lf_rope_attention(ctx, qkv[k], lf_const_int(ctx, pos[k], lens[k]),
+                                             lf_const_int(ctx, off, 2), NULL, H, 10000));
+            ck_assert_ptr_nonnull(o[k]);
+            if (way == 1) {
+                ck_assert_int_eq(lf_backward_from(ctx, o[k], seed[k]), 0);
+                outs[way][k] = copy_of(lf_data(o[k]), lens[k] * C);
+                grads[way][k] = copy_of(qkv[k]->grad, lens[k] * 3 * C);
+                lf_ctx_free(&fresh);
+            }
+        }
+        if (way == 0) { /* both graphs on one tape: one backward from the sum */
+            lf_tensor *loss = NULL;
+            for (int k = 0; k < 2; k++) {
+                int64_t sh[2] = {lens[k], C};
+                lf_tensor *term = lf_sum(&shared, lf_mul(&shared, o[k], lf_const_real(&shared, seed[k], 2, sh)));
+                loss = loss ? lf_add(&shared, loss, term) : term;
+            }
+            ck_assert_int_eq(lf_backward(&shared, loss), 0);
+            for (int k = 0; k < 2; k++) {
+                outs[way][k] = copy_of(lf_data(o[k]), lens[k] * C);
+                grads[way][k] = copy_of(qkv[k]->grad, lens[k] * 3 * C);
+            }
+        }
+        lf_ctx_free(&shared);
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_same(outs[0][k], outs[1][k], lens[k] * C, "attention output");
+        assert_same(grads[0][k], grads[1][k], lens[k] * 3 * C, "d qkv");
+        for (int w = 0; w < 2; w++) {
+            free(outs[w][k]);
+            free(grads[w][k]);
+        }
+        free(buf[k]);
+        free(seed[k]);
+        free(pos[k]);
+    }
+}
+END_TEST
+
 /* A full forward and backward of the toy model gives bit-identical losses
  * and gradients with 1 and 2 threads. */
 START_TEST(test_thread_count_independence)
@@ -340,6 +536,9 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_attention_vs_ref);
     tcase_add_test(tc, test_rope_attention_vs_composed);
     tcase_add_test(tc, test_ln_modulate_vs_composed);
+    tcase_add_test(tc, test_linear_act_vs_composed);
+    tcase_add_test(tc, test_gated_add_ln_vs_composed);
+    tcase_add_test(tc, test_rope_table_growth);
     tcase_add_test(tc, test_flop_count);
     tcase_add_test(tc, test_thread_count_independence);
     tcase_add_test(tc, test_bad_shapes_fail_cleanly);
