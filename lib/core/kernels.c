@@ -62,6 +62,16 @@ void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn
     fn(arg, 0, n);
 }
 
+void lf_parallel_dynamic(const lf_ctx *ctx, int64_t n, int64_t chunk, lf_range_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (ctx && ctx->n_threads > 1 && ctx->pool)
+        lf_pool_run_dynamic(ctx->pool, n, chunk, fn, arg);
+    else
+        fn(arg, 0, n);
+}
+
 static void zero_range(void *p, int64_t i0, int64_t i1)
 {
     memset((lf_real *)p + i0, 0, (size_t)(i1 - i0) * sizeof(lf_real));

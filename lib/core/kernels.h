@@ -43,6 +43,9 @@ void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf
  * compute each output element in a way that does not depend on the split, so
  * that results are the same for every thread count. */
 void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn, void *arg);
+/* lf_parallel_for with threads taking `chunk` items at a time (see
+ * lf_pool_run_dynamic): each item must be computed independently. */
+void lf_parallel_dynamic(const lf_ctx *ctx, int64_t n, int64_t chunk, lf_range_fn fn, void *arg);
 
 /* Independent loops run in one hand-off to the pool (one wait instead of
  * one per loop): thread s runs share s of every task. The same rule as for

@@ -6,6 +6,7 @@
 
 #include "core/kernels.h"
 #include "core/fastmath.h"
+#include "core/lanes.h"
 #include "core/ops.h"
 
 /* ---- rotary embedding (rotate-half form) -------------------------------- */
@@ -147,29 +148,59 @@ typedef struct {
 
 /* Row-wise softmax of S [n, n] in place; keys with valid[j] == 0 get 0. A
  * row with no valid key is all zeros. */
+/* Rows are short (a sequence's length): the last partial block of 16 goes
+ * through a padded copy (-inf beyond the row, whose exp is 0), so every
+ * step runs on whole vectors of 16 lanes. */
 LF_SIMD_CLONES static void softmax_rows_masked(lf_real *S, int64_t n, const int32_t *valid)
 {
+    int64_t nb = n / LF_LANES * LF_LANES, nt = n - nb;
     for (int64_t i = 0; i < n; i++) {
         lf_real *row = S + i * n;
-        lf_real mx = -INFINITY;
-        for (int64_t j = 0; j < n; j++) {
-            if (valid && !valid[j])
-                row[j] = -INFINITY;
-            mx = row[j] > mx ? row[j] : mx;
+        lf_real lane[LF_LANES], tail[LF_LANES];
+        if (valid)
+            for (int64_t j = 0; j < n; j++)
+                row[j] = valid[j] ? row[j] : -INFINITY;
+        for (int l = 0; l < LF_LANES; l++) {
+            lane[l] = -INFINITY;
+            tail[l] = -INFINITY;
         }
+        memcpy(tail, row + nb, (size_t)nt * sizeof *row);
+        for (int64_t b = 0; b < nb; b += LF_LANES)
+            for (int l = 0; l < LF_LANES; l++)
+                lane[l] = row[b + l] > lane[l] ? row[b + l] : lane[l];
+        for (int l = 0; l < LF_LANES; l++)
+            lane[l] = tail[l] > lane[l] ? tail[l] : lane[l];
+        for (int w = LF_LANES / 2; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++)
+                lane[l] = lane[l + w] > lane[l] ? lane[l + w] : lane[l];
+        lf_real mx = lane[0];
         if (mx == -INFINITY) {
             memset(row, 0, (size_t)n * sizeof *row);
             continue;
         }
-        lf_real sum = 0;
-        for (int64_t j = 0; j < n; j++) {
-            lf_real e = lf_fast_exp(row[j] - mx); /* exp(-inf) = 0 through the clamp */
-            row[j] = e;
-            sum += e;
+        /* exp(-inf) = 0 through the clamp */
+        for (int l = 0; l < LF_LANES; l++)
+            lane[l] = 0;
+        for (int64_t b = 0; b < nb; b += LF_LANES)
+            for (int l = 0; l < LF_LANES; l++) {
+                lf_real e = lf_fast_exp(row[b + l] - mx);
+                row[b + l] = e;
+                lane[l] += e;
+            }
+        for (int l = 0; l < LF_LANES; l++) {
+            tail[l] = lf_fast_exp(tail[l] - mx);
+            lane[l] += tail[l];
         }
-        lf_real inv = 1 / sum;
-        for (int64_t j = 0; j < n; j++)
-            row[j] *= inv;
+        for (int w = LF_LANES / 2; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++)
+                lane[l] += lane[l + w];
+        lf_real inv = 1 / lane[0];
+        for (int64_t b = 0; b < nb; b += LF_LANES)
+            for (int l = 0; l < LF_LANES; l++)
+                row[b + l] *= inv;
+        for (int l = 0; l < LF_LANES; l++)
+            tail[l] *= inv;
+        memcpy(row + nb, tail, (size_t)nt * sizeof *row);
     }
 }
 
@@ -211,9 +242,8 @@ static void attn_bwd_pairs(void *p, int64_t w0, int64_t w1)
         /* dP = dO V^T, then dS = P (dP - D) scale with D_i = dO_i . O_i */
         lf_gemm(false, true, n, n, Dh, 1, dO, C, a->v + at, C, 0, dS, n);
         for (int64_t i = 0; i < n; i++) {
-            lf_real D = 0;
-            for (int64_t d = 0; d < Dh; d++)
-                D += dO[i * C + d] * O[i * C + d];
+            lf_real D;
+            LF_SUM_LANES(lf_real, D, Dh, d, dO[i * C + d] * O[i * C + d]);
             const lf_real *pi = P + i * n;
             lf_real *si = dS + i * n;
             for (int64_t j = 0; j < n; j++)
@@ -248,7 +278,7 @@ static void attention_backward(lf_ctx *ctx, lf_node *n)
     attn_args a = {lf_data(q), lf_data(k), lf_data(v), lf_data(n->out), n->out->grad,
                    NULL, sv->P, scratch, dq, dk, dv,
                    lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
-    lf_parallel_for(ctx, B * H, 1, attn_bwd_pairs, &a);
+    lf_parallel_dynamic(ctx, B * H, 1, attn_bwd_pairs, &a); /* pairs cost n^2: uneven */
     ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H);
     if (ctx->recycling) { /* the probabilities and the scratch are dead now */
         lf_recycle(ctx, sv->P, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
@@ -295,7 +325,7 @@ lf_tensor *lf_attention(lf_ctx *ctx, lf_tensor *q, lf_tensor *k, lf_tensor *v, l
     double scale = 1.0 / sqrt((double)(C / n_heads));
     attn_args a = {lf_data(q), lf_data(k), lf_data(v), NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
                    off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
-    lf_parallel_for(ctx, B * n_heads, 1, attn_fwd_pairs, &a);
+    lf_parallel_dynamic(ctx, B * n_heads, 1, attn_fwd_pairs, &a);
     ctx->flops += 4.0 * (double)pofs[B] * (double)(C / n_heads);
     if (node) {
         node->fp[0] = scale;
@@ -355,9 +385,8 @@ static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
         lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, 1, a->dqkv + at3 + 2 * C, 3 * C); /* dV += P^T dO */
         lf_gemm(false, true, n, n, Dh, 1, dO, C, a->qkv + at3 + 2 * C, 3 * C, 0, dS, n);  /* dP = dO V^T */
         for (int64_t i = 0; i < n; i++) {
-            lf_real D = 0;
-            for (int64_t d = 0; d < Dh; d++)
-                D += dO[i * C + d] * O[i * C + d];
+            lf_real D;
+            LF_SUM_LANES(lf_real, D, Dh, d, dO[i * C + d] * O[i * C + d]);
             const lf_real *pi = P + i * n;
             lf_real *si = dS + i * n;
             for (int64_t j = 0; j < n; j++)
@@ -403,7 +432,7 @@ static void rope_attention_backward(lf_ctx *ctx, lf_node *n)
         return;
     ra_args a = {lf_data(qkv), sv->qr, sv->kr, lf_data(n->out), n->out->grad, NULL, sv->P, scratch, dqkv, dqr,
                  dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
-    lf_parallel_for(ctx, B * H, 1, ra_bwd_pairs, &a);
+    lf_parallel_dynamic(ctx, B * H, 1, ra_bwd_pairs, &a);
     ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H); /* four products of n x n x Dh per pair */
     /* back through the rotations into the q and k blocks of d(qkv) */
     rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true}, rk = r;
@@ -469,7 +498,7 @@ lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_ten
     double scale = 1.0 / sqrt((double)(C / n_heads));
     ra_args a = {lf_data(qkv), qr, qr + T * C, NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
                  off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
-    lf_parallel_for(ctx, B * n_heads, 1, ra_fwd_pairs, &a);
+    lf_parallel_dynamic(ctx, B * n_heads, 1, ra_fwd_pairs, &a); /* pairs cost n^2: uneven */
     ctx->flops += 4.0 * (double)pofs[B] * (double)(C / n_heads); /* q k^T and p v */
     if (node) {
         sv->qr = qr;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/kernels.h"
+#include "core/lanes.h"
 #include "core/ops.h"
 
 /* ---- layernorm --------------------------------------------------------- */
@@ -378,12 +379,10 @@ LF_SIMD_CLONES static void lnm_fwd_rows(void *p, int64_t r0, int64_t r1)
         lf_real *y = a->y + r * C;
         /* two passes in lf_real: vectorises, and the centred second pass
          * keeps the variance accurate */
-        lf_real sum = 0, ss = 0;
-        for (int64_t c = 0; c < C; c++)
-            sum += x[c];
+        lf_real sum, ss;
+        LF_SUM_LANES(lf_real, sum, C, c, x[c]);
         lf_real m = sum / (lf_real)C;
-        for (int64_t c = 0; c < C; c++)
-            ss += (x[c] - m) * (x[c] - m);
+        LF_SUM_LANES(lf_real, ss, C, c, (x[c] - m) * (x[c] - m));
         lf_real rs = (lf_real)(1.0 / sqrt((double)ss / (double)C + a->eps));
         if (a->s)
             for (int64_t c = 0; c < C; c++)
@@ -405,11 +404,13 @@ LF_SIMD_CLONES static void lnm_bwd_rows(void *p, int64_t r0, int64_t r1)
         const lf_real *restrict sc = a->mod + (int64_t)a->seg[r] * a->M + a->scale_col;
         lf_real *restrict dx = a->dx + r * C;
         lf_real m = a->mean[r], rs = a->rstd[r];
-        lf_real u = 0, v = 0; /* sums of dxhat and dxhat * xhat */
-        for (int64_t c = 0; c < C; c++) {
-            lf_real g = dy[c] * (1 + sc[c]) * (a->s ? a->s[c] : 1), xh = (x[c] - m) * rs;
-            u += g;
-            v += g * xh;
+        lf_real u, v; /* sums of dxhat and dxhat * xhat */
+        if (a->s) {
+            LF_SUM_LANES(lf_real, u, C, c, dy[c] * (1 + sc[c]) * a->s[c]);
+            LF_SUM_LANES(lf_real, v, C, c, dy[c] * (1 + sc[c]) * a->s[c] * ((x[c] - m) * rs));
+        } else {
+            LF_SUM_LANES(lf_real, u, C, c, dy[c] * (1 + sc[c]));
+            LF_SUM_LANES(lf_real, v, C, c, dy[c] * (1 + sc[c]) * ((x[c] - m) * rs));
         }
         u /= (lf_real)C;
         v /= (lf_real)C;

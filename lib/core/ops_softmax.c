@@ -3,6 +3,7 @@
 
 #include "core/fastmath.h"
 #include "core/kernels.h"
+#include "core/lanes.h"
 #include "core/ops.h"
 
 enum { SM_SOFTMAX, SM_LOG_SOFTMAX };
@@ -23,12 +24,9 @@ LF_SIMD_CLONES static void sm_fwd_rows(void *p, int64_t r0, int64_t r1)
     for (int64_t r = r0; r < r1; r++) {
         const lf_real *x = q->x + r * C;
         lf_real *y = q->y ? q->y + r * C : NULL;
-        lf_real mx = -INFINITY;
-        for (int64_t c = 0; c < C; c++)
-            mx = x[c] > mx ? x[c] : mx;
-        lf_real s = 0;
-        for (int64_t c = 0; c < C; c++)
-            s += lf_fast_exp(x[c] - mx);
+        lf_real mx, s;
+        LF_MAX_LANES(mx, C, c, x[c]);
+        LF_SUM_LANES(lf_real, s, C, c, lf_fast_exp(x[c] - mx));
         lf_real lse = mx + (lf_real)log((double)s);
         if (y) {
             if (q->kind == SM_SOFTMAX)
@@ -57,15 +55,13 @@ LF_SIMD_CLONES static void sm_bwd_rows(void *p, int64_t r0, int64_t r1)
     for (int64_t r = r0; r < r1; r++) {
         const lf_real *y = q->y + r * C, *dy = q->dy + r * C;
         lf_real *dx = q->dx + r * C;
-        lf_real s = 0;
+        lf_real s;
         if (q->kind == SM_SOFTMAX) {
-            for (int64_t c = 0; c < C; c++)
-                s += dy[c] * y[c];
+            LF_SUM_LANES(lf_real, s, C, c, dy[c] * y[c]);
             for (int64_t c = 0; c < C; c++)
                 dx[c] += y[c] * (dy[c] - s);
         } else {
-            for (int64_t c = 0; c < C; c++)
-                s += dy[c];
+            LF_SUM_LANES(lf_real, s, C, c, dy[c]);
             for (int64_t c = 0; c < C; c++)
                 dx[c] += dy[c] - lf_fast_exp(y[c]) * s;
         }

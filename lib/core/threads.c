@@ -33,6 +33,8 @@ struct lf_pool {
     void *arg;
     int64_t n;
     int shares;
+    int64_t chunk;              /* > 0: threads take chunks from `next` */
+    atomic_int_fast64_t next;
 };
 
 typedef struct {
@@ -49,6 +51,14 @@ static inline void cpu_relax(void)
 
 static void run_share(lf_pool *p, int id)
 {
+    if (p->chunk > 0) {
+        for (;;) {
+            int64_t b = atomic_fetch_add_explicit(&p->next, p->chunk, memory_order_relaxed);
+            if (b >= p->n)
+                return;
+            p->fn(p->arg, b, b + p->chunk < p->n ? b + p->chunk : p->n);
+        }
+    }
     if (id < p->shares) {
         int64_t b = p->n * id / p->shares, e = p->n * (id + 1) / p->shares;
         if (b < e)
@@ -101,6 +111,7 @@ int lf_pool_create(lf_pool **out, int n_threads)
     atomic_init(&p->pending, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, false);
+    atomic_init(&p->next, 0);
     if (p->n_threads > 1) {
         p->threads = calloc((size_t)p->n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
@@ -146,18 +157,14 @@ int lf_pool_threads(const lf_pool *p)
     return p ? p->n_threads : 1;
 }
 
-void lf_pool_run(lf_pool *p, int64_t n, int shares, lf_range_fn fn, void *arg)
+static void pool_start(lf_pool *p, int64_t n, int shares, int64_t chunk, lf_range_fn fn, void *arg)
 {
-    if (!p || shares <= 1 || p->n_threads <= 1) {
-        fn(arg, 0, n);
-        return;
-    }
-    if (shares > p->n_threads)
-        shares = p->n_threads;
     p->fn = fn;
     p->arg = arg;
     p->n = n;
     p->shares = shares;
+    p->chunk = chunk;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_release);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
     if (atomic_load(&p->sleepers) > 0) {
@@ -173,4 +180,24 @@ void lf_pool_run(lf_pool *p, int64_t n, int shares, lf_range_fn fn, void *arg)
         else
             sched_yield();
     }
+}
+
+void lf_pool_run(lf_pool *p, int64_t n, int shares, lf_range_fn fn, void *arg)
+{
+    if (!p || shares <= 1 || p->n_threads <= 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    pool_start(p, n, shares > p->n_threads ? p->n_threads : shares, 0, fn, arg);
+}
+
+void lf_pool_run_dynamic(lf_pool *p, int64_t n, int64_t chunk, lf_range_fn fn, void *arg)
+{
+    if (chunk < 1)
+        chunk = 1;
+    if (!p || p->n_threads <= 1 || n <= chunk) {
+        fn(arg, 0, n);
+        return;
+    }
+    pool_start(p, n, p->n_threads, chunk, fn, arg);
 }

@@ -13,5 +13,10 @@ int lf_pool_threads(const lf_pool *p);
 /* Split [0, n) into `shares` contiguous ranges (at most the thread count);
  * range i runs on thread i (0 = the caller). Returns when all are done. */
 void lf_pool_run(lf_pool *p, int64_t n, int shares, lf_range_fn fn, void *arg);
+/* The same with the threads taking chunks of `chunk` indices in turn until
+ * none are left: for items of uneven cost (attention over sequences of
+ * different lengths). Which thread runs an item varies from run to run, so
+ * fn must compute each item independently of the others. */
+void lf_pool_run_dynamic(lf_pool *p, int64_t n, int64_t chunk, lf_range_fn fn, void *arg);
 
 #endif

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "core/kernels.h"
+#include "core/lanes.h"
 #include "lflex/model.h"
 
 double lf_model_lr_at(const lf_model_config *cfg, uint64_t step)
@@ -53,9 +54,9 @@ LF_SIMD_CLONES static void norm_blocks(void *p, int64_t b0, int64_t b1)
     const norm_args *a = p;
     for (int64_t b = b0; b < b1; b++) {
         int64_t i0 = b * NORM_BLOCK, i1 = i0 + NORM_BLOCK < a->n ? i0 + NORM_BLOCK : a->n;
-        double s = 0;
-        for (int64_t i = i0; i < i1; i++)
-            s += (double)a->g[i] * a->g[i];
+        double s;
+        const lf_real *g = a->g + i0;
+        LF_SUM_LANES(double, s, i1 - i0, i, (double)g[i] * g[i]);
         a->partial[b] = s;
     }
 }

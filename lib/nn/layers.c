@@ -133,12 +133,18 @@ lf_tensor *lf_time_features(lf_ctx *ctx, const double *t, int64_t n_seq)
     lf_tensor *e = lf_new2(ctx, LF_REAL, n_seq, 2 * LF_TIME_FREQS);
     if (!e)
         return NULL;
+    double f[LF_TIME_FREQS];
+    for (int j = 0; j < LF_TIME_FREQS; j++)
+        f[j] = exp(-log(10000.0) * j / LF_TIME_FREQS);
     for (int64_t b = 0; b < n_seq; b++) {
         lf_real *row = lf_data(e) + b * 2 * LF_TIME_FREQS;
+        if (b > 0 && t[b] == t[b - 1]) { /* generation: every sequence at one time */
+            memcpy(row, row - 2 * LF_TIME_FREQS, 2 * LF_TIME_FREQS * sizeof *row);
+            continue;
+        }
         for (int j = 0; j < LF_TIME_FREQS; j++) {
-            double f = exp(-log(10000.0) * j / LF_TIME_FREQS);
-            row[j] = (lf_real)cos(t[b] * f);
-            row[LF_TIME_FREQS + j] = (lf_real)sin(t[b] * f);
+            row[j] = (lf_real)cos(t[b] * f[j]);
+            row[LF_TIME_FREQS + j] = (lf_real)sin(t[b] * f[j]);
         }
     }
     return e;
@@ -156,14 +162,28 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
 {
     const lf_backbone_cfg *cfg = &bb->cfg;
     int64_t d = cfg->d, H = cfg->n_heads;
-    lf_tensor *e = lf_time_features(ctx, t, pk->n_seq);
-    lf_tensor *c = lf_linear_act(ctx, e, bb->time_w1, bb->time_b1, LF_SILU);
-    c = lf_linear_act(ctx, c, bb->time_w2, bb->time_b2, LF_SILU);
-    *cond = c;
+    /* When every sequence is at one time (generation; the auxiliary network,
+     * which reads none) the conditioning is computed for one row and the
+     * rows are copies of it (gathered, so the gradients add up). */
+    bool one_time = pk->n_seq > 1;
+    for (int64_t b = 1; b < pk->n_seq && one_time; b++)
+        one_time = t[b] == t[0];
+    int64_t n_t = one_time ? 1 : pk->n_seq;
+    lf_tensor *same = NULL;
+    if (one_time) {
+        if (!(same = lf_new1(ctx, LF_INT, pk->n_seq)))
+            return NULL;
+        memset(lf_idata(same), 0, (size_t)pk->n_seq * sizeof(int32_t));
+    }
+#define ROWS(x) (same ? lf_embedding(ctx, (x), same) : (x))
+    lf_tensor *e = lf_time_features(ctx, t, n_t);
+    lf_tensor *c1 = lf_linear_act(ctx, e, bb->time_w1, bb->time_b1, LF_SILU);
+    c1 = lf_linear_act(ctx, c1, bb->time_w2, bb->time_b2, LF_SILU);
+    *cond = ROWS(c1);
     lf_tensor *h = lf_embedding(ctx, bb->tok_emb, pk->ids);
     /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m; each
      * gated residual is computed in one pass with the norm that follows it */
-    lf_tensor *m = cfg->n_layers > 0 ? lf_linear(ctx, c, bb->blocks[0].ada_w, bb->blocks[0].ada_b) : NULL;
+    lf_tensor *m = cfg->n_layers > 0 ? ROWS(lf_linear(ctx, c1, bb->blocks[0].ada_w, bb->blocks[0].ada_b)) : NULL;
     lf_tensor *a = cfg->n_layers > 0 ? lf_ln_modulate(ctx, h, bb->blocks[0].ln1, LF_LN_EPS, m, 0, d, pk->seg) : NULL;
     for (int64_t i = 0; i < cfg->n_layers; i++) {
         const lf_block *b = &bb->blocks[i];
@@ -178,11 +198,12 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
             break;
         }
         const lf_block *nb = &bb->blocks[i + 1];
-        lf_tensor *m_next = lf_linear(ctx, c, nb->ada_w, nb->ada_b);
+        lf_tensor *m_next = ROWS(lf_linear(ctx, c1, nb->ada_w, nb->ada_b));
         a = lf_gated_add_ln_modulate(ctx, h, u, m, 5 * d, pk->seg, nb->ln1, LF_LN_EPS, m_next, 0, d, &h);
         m = m_next;
     }
     return h;
+#undef ROWS
 }
 
 lf_tensor *lf_head_norm_forward(lf_ctx *ctx, const lf_head_norm *hn, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
