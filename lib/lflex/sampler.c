@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/special.h"
+#include "core/threads.h"
 #include "lflex/sampler.h"
 
 #define T_END (1.0 - 1e-5)
@@ -51,11 +52,46 @@ int lf_sampler_init(lf_sampler *s, const lf_model *m, const lf_sampler_config *c
         lf_sampler_destroy(s);
         return LFLEX_ENOMEM;
     }
+    if (threads > 1) {
+        s->workers = calloc((size_t)threads, sizeof *s->workers);
+        s->worker_ctx = calloc((size_t)threads, sizeof *s->worker_ctx);
+        if (!s->workers || !s->worker_ctx) {
+            lf_sampler_destroy(s);
+            return LFLEX_ENOMEM;
+        }
+        for (int i = 0; i < threads; i++) {
+            lf_sampler_worker *w = &s->workers[i];
+            if (lf_ctx_init(&s->worker_ctx[i], 1 << 20, 1) != LFLEX_OK) {
+                lf_sampler_destroy(s);
+                return LFLEX_ENOMEM;
+            }
+            s->n_workers = i + 1;
+            s->worker_ctx[i].grad_enabled = false;
+            w->ctx = &s->worker_ctx[i];
+            w->probs = malloc((size_t)V * sizeof *w->probs);
+            w->order = malloc((size_t)V * sizeof *w->order);
+            w->scratch_idx = malloc((size_t)s->cfg.max_len * sizeof *w->scratch_idx);
+            w->scratch_conf = malloc((size_t)s->cfg.max_len * sizeof *w->scratch_conf);
+            if (!w->probs || !w->order || !w->scratch_idx || !w->scratch_conf) {
+                lf_sampler_destroy(s);
+                return LFLEX_ENOMEM;
+            }
+        }
+    }
     return LFLEX_OK;
 }
 
 void lf_sampler_destroy(lf_sampler *s)
 {
+    for (int i = 0; s->workers && i < s->n_workers; i++) {
+        lf_ctx_free(&s->worker_ctx[i]);
+        free(s->workers[i].probs);
+        free(s->workers[i].order);
+        free(s->workers[i].scratch_idx);
+        free(s->workers[i].scratch_conf);
+    }
+    free(s->workers);
+    free(s->worker_ctx);
     lf_nets_view_free(&s->view);
     lf_ctx_free(&s->ctx);
     free(s->probs);
@@ -103,10 +139,9 @@ static int64_t poisson(lf_rng *r, double lam)
  * most likely token (the first of equals). Returns the number of tokens
  * kept; their indices are s->order[0..kept) by decreasing probability when
  * sorted, else in index order. */
-static int64_t token_distribution(lf_sampler *s, const lf_real *logits, int64_t V)
+static int64_t token_distribution(const lf_sampler_config *c, float *p, int32_t *order, const lf_real *logits,
+                                  int64_t V)
 {
-    const lf_sampler_config *c = &s->cfg;
-    float *p = s->probs;
     int64_t best = 0;
     for (int64_t j = 1; j < V; j++)
         if (logits[j] > logits[best])
@@ -114,7 +149,7 @@ static int64_t token_distribution(lf_sampler *s, const lf_real *logits, int64_t 
     if (c->temperature == 0 || c->top_k == 1) {
         memset(p, 0, (size_t)V * sizeof *p);
         p[best] = 1;
-        s->order[0] = (int32_t)best;
+        order[0] = (int32_t)best;
         return 1;
     }
     double sum = 0, inv_t = 1 / c->temperature;
@@ -124,48 +159,48 @@ static int64_t token_distribution(lf_sampler *s, const lf_real *logits, int64_t 
     }
     for (int64_t j = 0; j < V; j++) {
         p[j] = (float)(p[j] / sum);
-        s->order[j] = (int32_t)j;
+        order[j] = (int32_t)j;
     }
     if ((c->top_k <= 0 || c->top_k >= V) && c->top_p >= 1)
         return V;
     /* sort indices by decreasing probability (insertion sort: V is small in
      * practice, and stable, so equal probabilities keep index order) */
     for (int64_t i = 1; i < V; i++) {
-        int32_t o = s->order[i];
+        int32_t o = order[i];
         int64_t k = i;
-        while (k > 0 && p[s->order[k - 1]] < p[o]) {
-            s->order[k] = s->order[k - 1];
+        while (k > 0 && p[order[k - 1]] < p[o]) {
+            order[k] = order[k - 1];
             k--;
         }
-        s->order[k] = o;
+        order[k] = o;
     }
     int64_t kept = c->top_k > 0 && c->top_k < V ? c->top_k : V;
     if (c->top_p < 1) {
         double mass = 0;
         int64_t n = 0;
         while (n < kept && mass < c->top_p)
-            mass += p[s->order[n++]];
+            mass += p[order[n++]];
         kept = n;
     }
     double kept_mass = 0;
     for (int64_t i = 0; i < kept; i++)
-        kept_mass += p[s->order[i]];
+        kept_mass += p[order[i]];
     for (int64_t i = kept; i < V; i++)
-        p[s->order[i]] = 0;
+        p[order[i]] = 0;
     for (int64_t i = 0; i < kept; i++)
-        p[s->order[i]] = (float)(p[s->order[i]] / kept_mass);
+        p[order[i]] = (float)(p[order[i]] / kept_mass);
     return kept;
 }
 
-static int32_t draw_token(const lf_sampler *s, int64_t kept, double u)
+static int32_t draw_token(const float *probs, const int32_t *order, int64_t kept, double u)
 {
     double acc = 0;
     for (int64_t i = 0; i < kept; i++) {
-        acc += s->probs[s->order[i]];
+        acc += probs[order[i]];
         if (u < acc)
-            return s->order[i];
+            return order[i];
     }
-    return s->order[kept - 1];
+    return order[kept - 1];
 }
 
 static double confidence_of(const float *p, int64_t V, int kind)
@@ -220,9 +255,8 @@ typedef struct {
     int64_t n_masked;
 } pass_out;
 
-static int network_pass(lf_sampler *s, seq_state *seqs, int64_t B, double t, pass_out *po)
+static int network_pass(lf_sampler *s, lf_ctx *ctx, seq_state *seqs, int64_t B, double t, pass_out *po)
 {
-    lf_ctx *ctx = &s->ctx;
     const lf_model *m = s->m;
     int st = lf_ctx_reset(ctx);
     if (st)
@@ -300,9 +334,11 @@ static int network_pass(lf_sampler *s, seq_state *seqs, int64_t B, double t, pas
 
 /* One tau-leaping step of sequence j from the pass outputs (its masked rows
  * are po->masked_rows[q0 .. q1)). */
-static void step_sequence(lf_sampler *s, seq_state *sq, const pass_out *po, int64_t q0, int64_t q1, double t,
-                          double dt, bool last, int64_t *scratch_idx, double *scratch_conf)
+static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_state *sq, const pass_out *po,
+                          int64_t q0, int64_t q1, double t, double dt, bool last)
 {
+    int64_t *scratch_idx = wk->scratch_idx;
+    double *scratch_conf = wk->scratch_conf;
     const lf_model *m = s->m;
     int64_t V = m->vocab - LF_N_SPECIAL;
     float t_next = (float)(t + dt);
@@ -332,8 +368,8 @@ static void step_sequence(lf_sampler *s, seq_state *sq, const pass_out *po, int6
         /* the same number of positions, the most confident ones */
         int64_t nq = q1 - q0;
         for (int64_t q = q0; q < q1; q++) {
-            token_distribution(s, logits + q * V, V);
-            scratch_conf[q - q0] = confidence_of(s->probs, V, s->cfg.confidence);
+            token_distribution(&s->cfg, wk->probs, wk->order, logits + q * V, V);
+            scratch_conf[q - q0] = confidence_of(wk->probs, V, s->cfg.confidence);
             scratch_idx[q - q0] = 0;
         }
         for (int64_t f = 0; f < n_fire; f++) {
@@ -347,9 +383,9 @@ static void step_sequence(lf_sampler *s, seq_state *sq, const pass_out *po, int6
     for (int64_t q = q0; q < q1; q++) {
         if (!scratch_idx[q - q0])
             continue;
-        int64_t kept = token_distribution(s, logits + q * V, V);
+        int64_t kept = token_distribution(&s->cfg, wk->probs, wk->order, logits + q * V, V);
         int64_t k = po->masked_rows[q] - sq->row0;
-        sq->tok[k] = LF_N_SPECIAL + draw_token(s, kept, lf_rng_uniform(&sq->rng));
+        sq->tok[k] = LF_N_SPECIAL + draw_token(wk->probs, wk->order, kept, lf_rng_uniform(&sq->rng));
         sq->t_um[k] = t_next;
     }
     /* insertions into open gaps */
@@ -390,6 +426,80 @@ static lf_rng sequence_stream(int64_t seed, uint64_t index)
     return r;
 }
 
+/* One step of a group of sequences, by one worker. */
+typedef struct {
+    lf_sampler *s;
+    lf_sampler_worker *wk;
+    seq_state *seqs;
+    int64_t B, i, N;
+    double dt;
+    int status;
+} group_job;
+
+static void run_group_step(group_job *g)
+{
+    double t = (double)g->i * g->dt;
+    pass_out po;
+    g->status = g->B > 0 ? network_pass(g->s, g->wk->ctx, g->seqs, g->B, t, &po) : LFLEX_OK;
+    if (g->status || g->B == 0)
+        return;
+    int64_t q = 0;
+    for (int64_t j = 0; j < g->B; j++) {
+        int64_t q0 = q, end = g->seqs[j].row0 + g->seqs[j].n;
+        while (q < po.n_masked && po.masked_rows[q] < end)
+            q++;
+        step_sequence(g->s, g->wk, &g->seqs[j], &po, q0, q, t, g->dt, g->i == g->N - 1);
+    }
+}
+
+static void run_groups(void *p, int64_t g0, int64_t g1)
+{
+    group_job *jobs = p;
+    for (int64_t g = g0; g < g1; g++)
+        run_group_step(&jobs[g]);
+}
+
+/* Step i of the chunk's B sequences. With several workers the sequences are
+ * split into one group per worker of about equal rows (the cost of a pass),
+ * each group running its pass and draws in a single-threaded context: one
+ * hand-off per step instead of one per op. Each sequence's step depends
+ * only on its own rows of the pass, so the grouping does not change what is
+ * generated. */
+static int chunk_step(lf_sampler *s, lf_sampler_worker *whole, group_job *jobs, seq_state *seqs, int64_t B,
+                      int64_t i, int64_t N, double dt)
+{
+    int64_t G = s->n_workers > 1 && B >= s->n_workers ? s->n_workers : 1;
+    if (G == 1) {
+        jobs[0] = (group_job){s, whole, seqs, B, i, N, dt, LFLEX_OK};
+        run_group_step(&jobs[0]);
+        return jobs[0].status;
+    }
+    int64_t rows = 0;
+    for (int64_t j = 0; j < B; j++)
+        rows += seqs[j].n;
+    int64_t j = 0, acc = 0;
+    for (int64_t g = 0; g < G; g++) {
+        int64_t j0 = j;
+        /* take sequences while the group's end stays nearest its share of the
+         * rows (at least one: B >= G) */
+        while (j < B && (g == G - 1 || (2 * acc + seqs[j].n) * G <= 2 * rows * (g + 1) || j == j0) &&
+               B - j > G - 1 - g) {
+            acc += seqs[j].n;
+            j++;
+        }
+        jobs[g] = (group_job){s, &s->workers[g], seqs + j0, j - j0, i, N, dt, LFLEX_OK};
+    }
+    lf_pool_run(s->ctx.pool, G, (int)G, run_groups, jobs);
+    for (int64_t g = 0; g < G; g++)
+        if (jobs[g].status) {
+            /* report the failing group's place through the sampler's context */
+            s->ctx.status = jobs[g].wk->ctx->status;
+            s->ctx.status_where = jobs[g].wk->ctx->status_where;
+            return jobs[g].status;
+        }
+    return LFLEX_OK;
+}
+
 int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out)
 {
     const int64_t L = s->cfg.max_len, N = s->cfg.steps;
@@ -405,9 +515,12 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     float *tin = malloc((size_t)(chunk_cap * L) * sizeof *tin), *tum = malloc((size_t)(chunk_cap * L) * sizeof *tum);
     int64_t *scratch_idx = malloc((size_t)L * sizeof *scratch_idx);
     double *scratch_conf = malloc((size_t)L * sizeof *scratch_conf);
+    group_job *jobs = malloc((size_t)(s->n_workers > 1 ? s->n_workers : 1) * sizeof *jobs);
     int st = LFLEX_OK;
-    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf)
+    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !jobs)
         st = LFLEX_ENOMEM;
+    /* the whole-context worker: one group, the ops split over the threads */
+    lf_sampler_worker whole = {&s->ctx, s->probs, s->order, scratch_idx, scratch_conf};
     double dt = T_END / (double)(N + 1);
     int64_t written = 0;
     uint64_t total_steps = (uint64_t)((tp->n + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)N, done = 0;
@@ -431,20 +544,9 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
             sq->rng = sequence_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j));
         }
         for (int64_t i = 0; i < N && !st; i++) {
-            double t = (double)i * dt;
-            pass_out po;
-            st = network_pass(s, seqs, B, t, &po);
-            if (st)
-                break;
-            int64_t q = 0;
-            for (int64_t j = 0; j < B; j++) {
-                int64_t q0 = q, end = seqs[j].row0 + seqs[j].n;
-                while (q < po.n_masked && po.masked_rows[q] < end)
-                    q++;
-                step_sequence(s, &seqs[j], &po, q0, q, t, dt, i == N - 1, scratch_idx, scratch_conf);
-            }
+            st = chunk_step(s, &whole, jobs, seqs, B, i, N, dt);
             done++;
-            if (s->progress && s->progress(s->progress_user, done, total_steps) != 0)
+            if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)
                 st = LFLEX_ECANCELED;
         }
         for (int64_t j = 0; j < B && !st; j++) {
@@ -467,6 +569,7 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     free(tum);
     free(scratch_idx);
     free(scratch_conf);
+    free(jobs);
     return st;
 }
 

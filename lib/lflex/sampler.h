@@ -29,17 +29,33 @@ typedef struct lf_forced_rates {
     const float *logits;       /* [V - 4] token logits of every masked position */
 } lf_forced_rates;
 
+/* What one thread needs to run sequences through their steps: a context
+ * (its arena holds the network passes) and scratch of its own. */
+typedef struct lf_sampler_worker {
+    lf_ctx *ctx;
+    float *probs;              /* token sampling */
+    int32_t *order;
+    int64_t *scratch_idx;      /* per position of a sequence */
+    double *scratch_conf;
+} lf_sampler_worker;
+
 typedef struct lf_sampler {
     lf_sampler_config cfg;
     const lf_model *m;
     lf_nets_view view;
-    lf_ctx ctx;
+    lf_ctx ctx;                /* all threads; its pool runs the groups */
+    /* Generation splits a chunk of sequences into one group per thread, each
+     * run through all its steps by one worker with a single-threaded context:
+     * sequences are independent, so there is no hand-off per op or step. */
+    int n_workers;
+    lf_sampler_worker *workers;
+    lf_ctx *worker_ctx;
     uint64_t n_generated;      /* sequences generated so far: picks each one's random stream */
     const lf_forced_rates *forced;
     /* progress callback: called after every step; non-zero cancels */
     int (*progress)(void *user, uint64_t done, uint64_t total);
     void *progress_user;
-    /* scratch for token sampling */
+    /* scratch for token sampling (rate queries, single-group generation) */
     float *probs;
     int32_t *order;
 } lf_sampler;
