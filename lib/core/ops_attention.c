@@ -344,16 +344,12 @@ lf_tensor *lf_attention(lf_ctx *ctx, lf_tensor *q, lf_tensor *k, lf_tensor *v, l
  * [T, C] buffers, v is read in place (row stride 3C), and the backward pass
  * writes d(qkv) directly. */
 typedef struct {
-    const lf_real *qkv;
-    lf_real *qr, *kr;
-    const lf_real *o, *dout;
+    const lf_real *qkv, *qr, *kr, *o, *dout;
     lf_real *out, *P, *scratch, *dqkv, *dqr, *dkr;
     const int32_t *off, *valid;
     const int64_t *pofs;
     int64_t H, Dh, C;
     lf_real scale;
-    const int32_t *pos;  /* the rotations, done per pair in the same pass */
-    const lf_real *tab;
 } ra_args;
 
 static void ra_fwd_pairs(void *p, int64_t w0, int64_t w1)
@@ -366,11 +362,7 @@ static void ra_fwd_pairs(void *p, int64_t w0, int64_t w1)
         if (n == 0)
             continue;
         lf_real *P = a->P + a->pofs[b] + h * n * n;
-        lf_real *qr = a->qr + s0 * C + h * Dh, *kr = a->kr + s0 * C + h * Dh;
-        const lf_real *q = a->qkv + s0 * 3 * C + h * Dh;
-        rope_apply(q, 3 * C, qr, C, a->pos + s0, a->tab, n, 1, Dh / 2, 1, false);
-        rope_apply(q + C, 3 * C, kr, C, a->pos + s0, a->tab, n, 1, Dh / 2, 1, false);
-        lf_gemm(false, true, n, n, Dh, a->scale, qr, C, kr, C, 0, P, n);
+        lf_gemm(false, true, n, n, Dh, a->scale, a->qr + s0 * C + h * Dh, C, a->kr + s0 * C + h * Dh, C, 0, P, n);
         softmax_rows_masked(P, n, a->valid ? a->valid + s0 : NULL);
         lf_gemm(false, false, n, Dh, n, 1, P, n, a->qkv + s0 * 3 * C + 2 * C + h * Dh, 3 * C, 0,
                 a->out + s0 * C + h * Dh, C);
@@ -400,12 +392,25 @@ static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
             for (int64_t j = 0; j < n; j++)
                 si[j] = pi[j] * (si[j] - D) * a->scale;
         }
-        lf_gemm(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 0, a->dqr + at, C); /* dQr = dS Kr */
-        lf_gemm(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 0, a->dkr + at, C);  /* dKr = dS^T Qr */
-        /* back through the rotations into the q and k blocks of d(qkv) */
-        rope_apply(a->dqr + at, C, a->dqkv + at3, 3 * C, a->pos + s0, a->tab, n, 1, Dh / 2, -1, true);
-        rope_apply(a->dkr + at, C, a->dqkv + at3 + C, 3 * C, a->pos + s0, a->tab, n, 1, Dh / 2, -1, true);
+        lf_gemm(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 1, a->dqr + at, C); /* dQr += dS Kr */
+        lf_gemm(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 1, a->dkr + at, C);  /* dKr += dS^T Qr */
     }
+}
+
+typedef struct {
+    const lf_real *src, *tab;
+    int64_t src_stride, dst_stride, H, half;
+    const int32_t *pos;
+    lf_real *dst;
+    int sign;
+    bool acc;
+} rope_rows_args;
+
+static void rope_rows(void *p, int64_t t0, int64_t t1)
+{
+    const rope_rows_args *r = p;
+    rope_apply(r->src + t0 * r->src_stride, r->src_stride, r->dst + t0 * r->dst_stride, r->dst_stride, r->pos + t0,
+               r->tab, t1 - t0, r->H, r->half, r->sign, r->acc);
 }
 
 typedef struct {
@@ -417,19 +422,24 @@ static void rope_attention_backward(lf_ctx *ctx, lf_node *n)
 {
     lf_tensor *qkv = n->in[0], *pos = n->in[1], *offsets = n->in[2];
     const ra_saved *sv = n->saved;
-    int64_t T = lf_rows(qkv), C = lf_cols(qkv) / 3, B = offsets->numel - 1, H = n->ip[0];
+    int64_t T = lf_rows(qkv), C = lf_cols(qkv) / 3, B = offsets->numel - 1, H = n->ip[0], half = C / H / 2;
     lf_real *dqkv = lf_grad_buffer(ctx, qkv);
     lf_real *scratch = lf_arena_alloc(&ctx->arena, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
-    lf_real *dqr = lf_arena_alloc(&ctx->arena, (size_t)(2 * T * C + 1) * sizeof(lf_real));
+    lf_real *dqr = lf_arena_calloc(&ctx->arena, (size_t)(2 * T * C + 1) * sizeof(lf_real));
     if (!scratch || !dqr)
         lf_ctx_fail(ctx, LFLEX_ENOMEM, "rope_attention backward");
     if (ctx->status)
         return;
     ra_args a = {lf_data(qkv), sv->qr, sv->kr, lf_data(n->out), n->out->grad, NULL, sv->P, scratch, dqkv, dqr,
-                 dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0],
-                 lf_idata(pos), sv->tab};
+                 dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
     lf_parallel_dynamic(ctx, B * H, 1, ra_bwd_pairs, &a);
     ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H); /* four products of n x n x Dh per pair */
+    /* back through the rotations into the q and k blocks of d(qkv) */
+    rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true}, rk = r;
+    rk.src = dqr + T * C;
+    rk.dst = dqkv + C;
+    lf_task tasks[2] = {{rope_rows, &r, T, 64}, {rope_rows, &rk, T, 64}};
+    lf_parallel_tasks(ctx, tasks, 2);
     if (ctx->recycling) { /* everything this op kept or made is dead now */
         size_t np = (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real);
         lf_recycle(ctx, sv->P, np);
@@ -480,10 +490,14 @@ lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_ten
     lf_tensor *out = lf_op_output(ctx, &lf_op_rope_attention, in, key_valid ? 4 : 3, LF_REAL, 2, shape, &node);
     if (!out)
         return NULL;
+    rope_rows_args r = {lf_data(qkv), tab, C3, C, n_heads, half, P32, qr, 1, false}, rk = r;
+    rk.src = lf_data(qkv) + C;
+    rk.dst = qr + T * C;
+    lf_task tasks[2] = {{rope_rows, &r, T, 64}, {rope_rows, &rk, T, 64}};
+    lf_parallel_tasks(ctx, tasks, 2);
     double scale = 1.0 / sqrt((double)(C / n_heads));
     ra_args a = {lf_data(qkv), qr, qr + T * C, NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
-                 off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale,
-                 P32, tab};
+                 off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
     lf_parallel_dynamic(ctx, B * n_heads, 1, ra_fwd_pairs, &a); /* pairs cost n^2: uneven */
     ctx->flops += 4.0 * (double)pofs[B] * (double)(C / n_heads); /* q k^T and p v */
     if (node) {
