@@ -171,6 +171,11 @@ lf_real *lf_grad_buffer(lf_ctx *ctx, lf_tensor *t);
  * the buffer is not zeroed and *beta is 0 (the op stores its contribution);
  * otherwise *beta is 1 (the op adds it). Saves a pass over the buffer. */
 lf_real *lf_grad_buffer_beta(lf_ctx *ctx, lf_tensor *t, lf_real *beta);
+/* For an op whose output gradient is also the gradient of its input x
+ * (x + ...): when x has no gradient buffer yet and nobody keeps the output,
+ * x takes over the output's buffer (nothing copied). Returns whether it did;
+ * the op must then not add that term itself. */
+bool lf_grad_pass_through(lf_node *n, lf_tensor *x);
 /* p[0..n) = 0, split over the context's threads when large. */
 void lf_zero(const lf_ctx *ctx, lf_real *p, int64_t n);
 

@@ -350,6 +350,7 @@ typedef struct {
     const int64_t *pofs;
     int64_t H, Dh, C;
     lf_real scale;
+    lf_real beta;  /* backward: 0 when d(qkv) is a new buffer (store) */
 } ra_args;
 
 static void ra_fwd_pairs(void *p, int64_t w0, int64_t w1)
@@ -382,7 +383,7 @@ static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
         const lf_real *P = a->P + a->pofs[b] + h * n * n;
         lf_real *dS = a->scratch + a->pofs[b] + h * n * n;
         const lf_real *dO = a->dout + at, *O = a->o + at;
-        lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, 1, a->dqkv + at3 + 2 * C, 3 * C); /* dV += P^T dO */
+        lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, a->beta, a->dqkv + at3 + 2 * C, 3 * C); /* dV += P^T dO */
         lf_gemm(false, true, n, n, Dh, 1, dO, C, a->qkv + at3 + 2 * C, 3 * C, 0, dS, n);  /* dP = dO V^T */
         for (int64_t i = 0; i < n; i++) {
             lf_real D;
@@ -392,8 +393,9 @@ static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
             for (int64_t j = 0; j < n; j++)
                 si[j] = pi[j] * (si[j] - D) * a->scale;
         }
-        lf_gemm(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 1, a->dqr + at, C); /* dQr += dS Kr */
-        lf_gemm(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 1, a->dkr + at, C);  /* dKr += dS^T Qr */
+        /* the pair is the only contribution to its block of dQr and dKr */
+        lf_gemm(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 0, a->dqr + at, C); /* dQr = dS Kr */
+        lf_gemm(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 0, a->dkr + at, C);  /* dKr = dS^T Qr */
     }
 }
 
@@ -423,19 +425,20 @@ static void rope_attention_backward(lf_ctx *ctx, lf_node *n)
     lf_tensor *qkv = n->in[0], *pos = n->in[1], *offsets = n->in[2];
     const ra_saved *sv = n->saved;
     int64_t T = lf_rows(qkv), C = lf_cols(qkv) / 3, B = offsets->numel - 1, H = n->ip[0], half = C / H / 2;
-    lf_real *dqkv = lf_grad_buffer(ctx, qkv);
+    lf_real beta;
+    lf_real *dqkv = lf_grad_buffer_beta(ctx, qkv, &beta);
     lf_real *scratch = lf_arena_alloc(&ctx->arena, (size_t)(sv->pofs[B] ? sv->pofs[B] : 1) * sizeof(lf_real));
-    lf_real *dqr = lf_arena_calloc(&ctx->arena, (size_t)(2 * T * C + 1) * sizeof(lf_real));
+    lf_real *dqr = lf_arena_alloc(&ctx->arena, (size_t)(2 * T * C + 1) * sizeof(lf_real));
     if (!scratch || !dqr)
         lf_ctx_fail(ctx, LFLEX_ENOMEM, "rope_attention backward");
     if (ctx->status)
         return;
     ra_args a = {lf_data(qkv), sv->qr, sv->kr, lf_data(n->out), n->out->grad, NULL, sv->P, scratch, dqkv, dqr,
-                 dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0]};
+                 dqr + T * C, lf_idata(offsets), NULL, sv->pofs, H, C / H, C, (lf_real)n->fp[0], beta};
     lf_parallel_dynamic(ctx, B * H, 1, ra_bwd_pairs, &a);
     ctx->flops += 8.0 * (double)sv->pofs[B] * (double)(C / H); /* four products of n x n x Dh per pair */
     /* back through the rotations into the q and k blocks of d(qkv) */
-    rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, true}, rk = r;
+    rope_rows_args r = {dqr, sv->tab, C, 3 * C, H, half, lf_idata(pos), dqkv, -1, beta != 0}, rk = r;
     rk.src = dqr + T * C;
     rk.dst = dqkv + C;
     lf_task tasks[2] = {{rope_rows, &r, T, 64}, {rope_rows, &rk, T, 64}};
@@ -497,7 +500,7 @@ lf_tensor *lf_rope_attention(lf_ctx *ctx, lf_tensor *qkv, lf_tensor *pos, lf_ten
     lf_parallel_tasks(ctx, tasks, 2);
     double scale = 1.0 / sqrt((double)(C / n_heads));
     ra_args a = {lf_data(qkv), qr, qr + T * C, NULL, NULL, lf_data(out), P, NULL, NULL, NULL, NULL,
-                 off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale};
+                 off, key_valid ? lf_idata(key_valid) : NULL, pofs, n_heads, C / n_heads, C, (lf_real)scale, 1};
     lf_parallel_dynamic(ctx, B * n_heads, 1, ra_fwd_pairs, &a); /* pairs cost n^2: uneven */
     ctx->flops += 4.0 * (double)pofs[B] * (double)(C / n_heads); /* q k^T and p v */
     if (node) {

@@ -309,7 +309,9 @@ static void gated_add_backward(lf_ctx *ctx, lf_node *n)
     gate_args a = {NULL, NULL, g, lf_data(mod), S, NULL, NULL, NULL, C, M, gate_col, 1, 1};
     if (x == yv && x->requires_grad && !x->grad)
         lf_grad_buffer(ctx, x); /* one buffer: both terms add */
-    a.dx = x->requires_grad ? lf_grad_buffer_beta(ctx, x, &a.beta_x) : NULL;
+    /* the residual's gradient is the output's: hand the buffer over */
+    bool passed = x != yv && lf_grad_pass_through(n, x);
+    a.dx = x->requires_grad && !passed ? lf_grad_buffer_beta(ctx, x, &a.beta_x) : NULL;
     a.dy = yv->requires_grad ? lf_grad_buffer_beta(ctx, yv, &a.beta_y) : NULL;
     lf_real *dm = mod->requires_grad ? lf_grad_buffer(ctx, mod) : NULL;
     if (ctx->status)

@@ -226,6 +226,16 @@ lf_real *lf_grad_buffer_beta(lf_ctx *ctx, lf_tensor *t, lf_real *beta)
     return t->grad ? t->grad : new_grad(ctx, t, false);
 }
 
+bool lf_grad_pass_through(lf_node *n, lf_tensor *x)
+{
+    lf_tensor *o = n->out;
+    if (!x->requires_grad || x->grad || !o->grad || o->keep || o->persistent || x->numel != o->numel)
+        return false;
+    x->grad = o->grad;
+    o->grad = NULL;
+    return true;
+}
+
 /* After the backward of the node that made `o`: its gradient and data are
  * dead, unless the caller keeps them. */
 static void release_output(lf_ctx *ctx, lf_tensor *o)
