@@ -28,6 +28,128 @@ void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_rea
 #endif
 }
 
+/* Blocks of C of 4 rows by one or two vectors of 64 bytes (16 floats each),
+ * the sums held in vector variables (GCC vector extensions: one zmm
+ * register on AVX-512, two ymm on AVX2, four xmm otherwise). */
+typedef lf_real lf_vec __attribute__((vector_size(64)));
+typedef lf_real lf_vec_u __attribute__((vector_size(64), aligned(sizeof(lf_real)))); /* unaligned */
+#define SMALL_VL ((int64_t)(64 / sizeof(lf_real)))
+#define SMALL_NB (2 * SMALL_VL)   /* columns of a block (the last may be one vector) */
+#define SMALL_B_MAX 8192          /* values of op(B) copied on the stack */
+#define SMALL_K_MAX 512
+
+static void small_store(const lf_real *acc, int64_t rows, int64_t cols, lf_real alpha, lf_real beta, lf_real *C,
+                        int64_t ldc)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const lf_real *a = acc + r * SMALL_NB;
+        lf_real *c = C + r * ldc;
+        if (beta == 0)
+            for (int64_t l = 0; l < cols; l++)
+                c[l] = alpha * a[l];
+        else
+            for (int64_t l = 0; l < cols; l++)
+                c[l] = alpha * a[l] + beta * c[l];
+    }
+}
+
+/* C[rows x cols] (rows <= 4, cols <= SMALL_NB) = alpha sum_k a(r, k) B[k, :]
+ * + beta C, with a(r, k) = A[r * ars + k * acs]. B has SMALL_NB readable
+ * columns per row (zero padded); A has 4 readable rows. */
+LF_SIMD_CLONES static void small_block2(int64_t K, const lf_real *A, int64_t ars, int64_t acs, const lf_real *B,
+                                        int64_t ldb, lf_real alpha, lf_real beta, lf_real *C, int64_t ldc,
+                                        int64_t rows, int64_t cols)
+{
+    lf_vec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    for (int64_t k = 0; k < K; k++) {
+        const lf_vec_u *b = (const lf_vec_u *)(B + k * ldb);
+        lf_vec b0 = b[0], b1 = b[1];
+        lf_real a0 = A[k * acs], a1 = A[ars + k * acs], a2 = A[2 * ars + k * acs], a3 = A[3 * ars + k * acs];
+        c00 += a0 * b0;
+        c01 += a0 * b1;
+        c10 += a1 * b0;
+        c11 += a1 * b1;
+        c20 += a2 * b0;
+        c21 += a2 * b1;
+        c30 += a3 * b0;
+        c31 += a3 * b1;
+    }
+    lf_vec acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    small_store((const lf_real *)acc, rows, cols, alpha, beta, C, ldc);
+}
+
+/* the same for a block of one vector of columns (cols <= SMALL_VL; B has
+ * SMALL_VL readable columns per row) */
+LF_SIMD_CLONES static void small_block1(int64_t K, const lf_real *A, int64_t ars, int64_t acs, const lf_real *B,
+                                        int64_t ldb, lf_real alpha, lf_real beta, lf_real *C, int64_t ldc,
+                                        int64_t rows, int64_t cols)
+{
+    lf_vec c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+    for (int64_t k = 0; k < K; k++) {
+        lf_vec b0 = *(const lf_vec_u *)(B + k * ldb);
+        c0 += A[k * acs] * b0;
+        c1 += A[ars + k * acs] * b0;
+        c2 += A[2 * ars + k * acs] * b0;
+        c3 += A[3 * ars + k * acs] * b0;
+    }
+    lf_vec acc[8] = {c0, {0}, c1, {0}, c2, {0}, c3, {0}};
+    small_store((const lf_real *)acc, rows, cols, alpha, beta, C, ldc);
+}
+
+void lf_gemm_small(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+                   const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+                   lf_real *C, int64_t ldc)
+{
+    /* padded to whole blocks of two vectors, or those and a last one */
+    int64_t Np = (N + SMALL_NB - 1) / SMALL_NB * SMALL_NB;
+    if (Np - N >= SMALL_VL)
+        Np -= SMALL_VL;
+    if (M <= 0 || N <= 0 || K <= 0 || K > SMALL_K_MAX || K * Np > SMALL_B_MAX) {
+        lf_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* op(B) as K rows of Np values, unless it already is rows of whole blocks */
+    _Alignas(64) lf_real Bp[SMALL_B_MAX];
+    const lf_real *Bu = B;
+    int64_t ldbu = ldb;
+    if (trans_b || N != Np) {
+        for (int64_t k = 0; k < K; k++) {
+            lf_real *row = Bp + k * Np;
+            if (trans_b)
+                for (int64_t j = 0; j < N; j++)
+                    row[j] = B[j * ldb + k];
+            else
+                memcpy(row, B + k * ldb, (size_t)N * sizeof *row);
+            for (int64_t j = N; j < Np; j++)
+                row[j] = 0;
+        }
+        Bu = Bp;
+        ldbu = Np;
+    }
+    int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
+    _Alignas(64) lf_real Ap[4 * SMALL_K_MAX];
+    for (int64_t i0 = 0; i0 < M; i0 += 4) {
+        int64_t rows = M - i0 < 4 ? M - i0 : 4;
+        const lf_real *Ai = A + i0 * ars;
+        int64_t ars_i = ars, acs_i = acs;
+        if (rows < 4) { /* the last rows, padded with zero rows */
+            for (int64_t r = 0; r < 4; r++)
+                for (int64_t k = 0; k < K; k++)
+                    Ap[r * K + k] = r < rows ? Ai[r * ars + k * acs] : 0;
+            Ai = Ap;
+            ars_i = K;
+            acs_i = 1;
+        }
+        for (int64_t j0 = 0; j0 < N; j0 += SMALL_NB) {
+            int64_t cols = N - j0 < SMALL_NB ? N - j0 : SMALL_NB;
+            if (cols <= SMALL_VL)
+                small_block1(K, Ai, ars_i, acs_i, Bu + j0, ldbu, alpha, beta, C + i0 * ldc + j0, ldc, rows, cols);
+            else
+                small_block2(K, Ai, ars_i, acs_i, Bu + j0, ldbu, alpha, beta, C + i0 * ldc + j0, ldc, rows, cols);
+        }
+    }
+}
+
 void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
                  lf_real *C, int64_t ldc)

@@ -34,6 +34,15 @@ void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, 
 void lf_gemm_bias_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                       const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, const lf_real *bias,
                       lf_real *C, int64_t ldc);
+/* lf_gemm for the small products of attention (one sequence and head),
+ * without a BLAS call: at these sizes BLAS's per-call set-up and its global
+ * buffer lock, which two threads calling at once contend for, cost more
+ * than the arithmetic. Rows of C are computed in blocks of 4 x 32 held in
+ * registers. Falls back to lf_gemm when op(B) does not fit its stack
+ * buffer (K x N above 8192 values) or K is above 512. */
+void lf_gemm_small(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
+                   const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
+                   lf_real *C, int64_t ldc);
 void lf_gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
                  lf_real *C, int64_t ldc);

@@ -215,9 +215,9 @@ static void attn_fwd_pairs(void *p, int64_t w0, int64_t w1)
             continue;
         lf_real *P = a->P + a->pofs[b] + h * n * n;
         const lf_real *q = a->q + s0 * C + h * Dh, *k = a->k + s0 * C + h * Dh, *v = a->v + s0 * C + h * Dh;
-        lf_gemm(false, true, n, n, Dh, a->scale, q, C, k, C, 0, P, n);
+        lf_gemm_small(false, true, n, n, Dh, a->scale, q, C, k, C, 0, P, n);
         softmax_rows_masked(P, n, a->valid ? a->valid + s0 : NULL);
-        lf_gemm(false, false, n, Dh, n, 1, P, n, v, C, 0, a->out + s0 * C + h * Dh, C);
+        lf_gemm_small(false, false, n, Dh, n, 1, P, n, v, C, 0, a->out + s0 * C + h * Dh, C);
     }
 }
 
@@ -236,11 +236,11 @@ static void attn_bwd_pairs(void *p, int64_t w0, int64_t w1)
         const lf_real *dO = a->dout + at, *O = a->o + at;
         /* dV += P^T dO */
         if (a->dv)
-            lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, 1, a->dv + at, C);
+            lf_gemm_small(true, false, n, Dh, n, 1, P, n, dO, C, 1, a->dv + at, C);
         if (!a->dq && !a->dk)
             continue;
         /* dP = dO V^T, then dS = P (dP - D) scale with D_i = dO_i . O_i */
-        lf_gemm(false, true, n, n, Dh, 1, dO, C, a->v + at, C, 0, dS, n);
+        lf_gemm_small(false, true, n, n, Dh, 1, dO, C, a->v + at, C, 0, dS, n);
         for (int64_t i = 0; i < n; i++) {
             lf_real D;
             LF_SUM_LANES(lf_real, D, Dh, d, dO[i * C + d] * O[i * C + d]);
@@ -250,9 +250,9 @@ static void attn_bwd_pairs(void *p, int64_t w0, int64_t w1)
                 si[j] = pi[j] * (si[j] - D) * a->scale;
         }
         if (a->dq) /* dQ += dS K */
-            lf_gemm(false, false, n, Dh, n, 1, dS, n, a->k + at, C, 1, a->dq + at, C);
+            lf_gemm_small(false, false, n, Dh, n, 1, dS, n, a->k + at, C, 1, a->dq + at, C);
         if (a->dk) /* dK += dS^T Q */
-            lf_gemm(true, false, n, Dh, n, 1, dS, n, a->q + at, C, 1, a->dk + at, C);
+            lf_gemm_small(true, false, n, Dh, n, 1, dS, n, a->q + at, C, 1, a->dk + at, C);
     }
 }
 
@@ -363,9 +363,9 @@ static void ra_fwd_pairs(void *p, int64_t w0, int64_t w1)
         if (n == 0)
             continue;
         lf_real *P = a->P + a->pofs[b] + h * n * n;
-        lf_gemm(false, true, n, n, Dh, a->scale, a->qr + s0 * C + h * Dh, C, a->kr + s0 * C + h * Dh, C, 0, P, n);
+        lf_gemm_small(false, true, n, n, Dh, a->scale, a->qr + s0 * C + h * Dh, C, a->kr + s0 * C + h * Dh, C, 0, P, n);
         softmax_rows_masked(P, n, a->valid ? a->valid + s0 : NULL);
-        lf_gemm(false, false, n, Dh, n, 1, P, n, a->qkv + s0 * 3 * C + 2 * C + h * Dh, 3 * C, 0,
+        lf_gemm_small(false, false, n, Dh, n, 1, P, n, a->qkv + s0 * 3 * C + 2 * C + h * Dh, 3 * C, 0,
                 a->out + s0 * C + h * Dh, C);
     }
 }
@@ -383,8 +383,8 @@ static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
         const lf_real *P = a->P + a->pofs[b] + h * n * n;
         lf_real *dS = a->scratch + a->pofs[b] + h * n * n;
         const lf_real *dO = a->dout + at, *O = a->o + at;
-        lf_gemm(true, false, n, Dh, n, 1, P, n, dO, C, a->beta, a->dqkv + at3 + 2 * C, 3 * C); /* dV += P^T dO */
-        lf_gemm(false, true, n, n, Dh, 1, dO, C, a->qkv + at3 + 2 * C, 3 * C, 0, dS, n);  /* dP = dO V^T */
+        lf_gemm_small(true, false, n, Dh, n, 1, P, n, dO, C, a->beta, a->dqkv + at3 + 2 * C, 3 * C); /* dV += P^T dO */
+        lf_gemm_small(false, true, n, n, Dh, 1, dO, C, a->qkv + at3 + 2 * C, 3 * C, 0, dS, n);  /* dP = dO V^T */
         for (int64_t i = 0; i < n; i++) {
             lf_real D;
             LF_SUM_LANES(lf_real, D, Dh, d, dO[i * C + d] * O[i * C + d]);
@@ -394,8 +394,8 @@ static void ra_bwd_pairs(void *p, int64_t w0, int64_t w1)
                 si[j] = pi[j] * (si[j] - D) * a->scale;
         }
         /* the pair is the only contribution to its block of dQr and dKr */
-        lf_gemm(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 0, a->dqr + at, C); /* dQr = dS Kr */
-        lf_gemm(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 0, a->dkr + at, C);  /* dKr = dS^T Qr */
+        lf_gemm_small(false, false, n, Dh, n, 1, dS, n, a->kr + at, C, 0, a->dqr + at, C); /* dQr = dS Kr */
+        lf_gemm_small(true, false, n, Dh, n, 1, dS, n, a->qr + at, C, 0, a->dkr + at, C);  /* dKr = dS^T Qr */
     }
 }
 

@@ -19,11 +19,15 @@ static lf_real *rand_buf(lf_test_rng *r, int64_t n)
     return p;
 }
 
-/* lf_gemm (cblas) against lf_gemm_ref on random sizes, every transposition,
- * alpha/beta combinations and padded leading dimensions. */
-START_TEST(test_gemm_vs_ref)
+/* lf_gemm (cblas) and lf_gemm_small (own blocks; BLAS above its limits)
+ * against lf_gemm_ref on random sizes, every transposition, alpha/beta
+ * combinations and padded leading dimensions. */
+typedef void gemm_fn(bool, bool, int64_t, int64_t, int64_t, lf_real, const lf_real *, int64_t, const lf_real *,
+                     int64_t, lf_real, lf_real *, int64_t);
+
+static void check_gemm(gemm_fn *gemm, uint64_t seed)
 {
-    lf_test_rng r = {101};
+    lf_test_rng r = {seed};
     for (int iter = 0; iter < 120; iter++) {
         bool ta = iter & 1, tb = (iter >> 1) & 1;
         int64_t M = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
@@ -43,7 +47,7 @@ START_TEST(test_gemm_vs_ref)
                 for (int64_t j = 0; j < N; j++)
                     C1[i * ldc + j] = NAN;
         memcpy(C2, C1, (size_t)(M * ldc) * sizeof *C2);
-        lf_gemm(ta, tb, M, N, K, (lf_real)alpha, A, lda, B, ldb, (lf_real)beta, C1, ldc);
+        gemm(ta, tb, M, N, K, (lf_real)alpha, A, lda, B, ldb, (lf_real)beta, C1, ldc);
         lf_gemm_ref(ta, tb, M, N, K, (lf_real)alpha, A, lda, B, ldb, (lf_real)beta, C2, ldc);
         for (int64_t i = 0; i < M; i++) {
             for (int64_t j = 0; j < ldc; j++) {
@@ -59,6 +63,17 @@ START_TEST(test_gemm_vs_ref)
         free(C1);
         free(C2);
     }
+}
+
+START_TEST(test_gemm_vs_ref)
+{
+    check_gemm(lf_gemm, 101);
+}
+END_TEST
+
+START_TEST(test_gemm_small_vs_ref)
+{
+    check_gemm(lf_gemm_small, 102);
 }
 END_TEST
 
@@ -533,6 +548,7 @@ Suite *lf_test_suite(void)
     TCase *tc = tcase_create("kernels");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gemm_vs_ref);
+    tcase_add_test(tc, test_gemm_small_vs_ref);
     tcase_add_test(tc, test_attention_vs_ref);
     tcase_add_test(tc, test_rope_attention_vs_composed);
     tcase_add_test(tc, test_ln_modulate_vs_composed);
