@@ -269,6 +269,46 @@ static void assert_same(const lf_real *a, const lf_real *b, int64_t n, const cha
         ck_assert_msg(a[i] == b[i], "%s differs at %ld: %.9g vs %.9g", what, (long)i, (double)a[i], (double)b[i]);
 }
 
+/* The gradients of a linear layer against plain double sums, on 2 threads
+ * with shapes that split the weight gradient by rows (out >= in) and by
+ * columns (out < in). */
+START_TEST(test_linear_grads_vs_ref)
+{
+    lf_test_rng r = {808};
+    for (int iter = 0; iter < 8; iter++) {
+        int64_t N = lf_test_int(&r, 1500, 2500), in = lf_test_int(&r, 100, 200), out = lf_test_int(&r, 20, 90);
+        if (iter % 2 == 0)
+            out = in + lf_test_int(&r, 0, 50); /* split by rows */
+        int64_t xs[2] = {N, in}, ws[2] = {out, in};
+        lf_real *xb = rand_buf(&r, N * in), *wb = rand_buf(&r, out * in), *seed = rand_buf(&r, N * out);
+        lf_ctx ctx;
+        lf_ctx_init(&ctx, 1 << 16, 2);
+        lf_tensor *x = lf_const_real(&ctx, xb, 2, xs), *w = lf_const_real(&ctx, wb, 2, ws);
+        x->requires_grad = w->requires_grad = true;
+        lf_tensor *y = lf_keep(lf_linear(&ctx, x, w, NULL));
+        ck_assert_int_eq(lf_backward_from(&ctx, y, seed), 0);
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t i = 0; i < in; i++) {
+                double s = 0;
+                for (int64_t n = 0; n < N; n++)
+                    s += (double)seed[n * out + o] * xb[n * in + i];
+                LF_ASSERT_CLOSE(w->grad[o * in + i], s, 1e-4, 1e-4);
+            }
+        for (int64_t n = 0; n < N; n += 7)
+            for (int64_t i = 0; i < in; i++) {
+                double s = 0;
+                for (int64_t o = 0; o < out; o++)
+                    s += (double)seed[n * out + o] * wb[o * in + i];
+                LF_ASSERT_CLOSE(x->grad[n * in + i], s, 1e-4, 1e-4);
+            }
+        lf_ctx_free(&ctx);
+        free(xb);
+        free(wb);
+        free(seed);
+    }
+}
+END_TEST
+
 /* The fused linear + activation forward computes exactly what the two ops
  * compute one after the other (values and every gradient), with and
  * without bias, on 1 and 2 threads. */
@@ -552,6 +592,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_attention_vs_ref);
     tcase_add_test(tc, test_rope_attention_vs_composed);
     tcase_add_test(tc, test_ln_modulate_vs_composed);
+    tcase_add_test(tc, test_linear_grads_vs_ref);
     tcase_add_test(tc, test_linear_act_vs_composed);
     tcase_add_test(tc, test_gated_add_ln_vs_composed);
     tcase_add_test(tc, test_rope_table_growth);
