@@ -164,7 +164,8 @@ LF_SIMD_CLONES static void softmax_rows_masked(lf_real *S, int64_t n, const int3
             lane[l] = -INFINITY;
             tail[l] = -INFINITY;
         }
-        memcpy(tail, row + nb, (size_t)nt * sizeof *row);
+        if (nt)
+            memcpy(tail, row + nb, (size_t)nt * sizeof *row);
         for (int64_t b = 0; b < nb; b += LF_LANES)
             for (int l = 0; l < LF_LANES; l++)
                 lane[l] = row[b + l] > lane[l] ? row[b + l] : lane[l];
@@ -187,10 +188,11 @@ LF_SIMD_CLONES static void softmax_rows_masked(lf_real *S, int64_t n, const int3
                 row[b + l] = e;
                 lane[l] += e;
             }
-        for (int l = 0; l < LF_LANES; l++) {
-            tail[l] = lf_fast_exp(tail[l] - mx);
-            lane[l] += tail[l];
-        }
+        if (nt)
+            for (int l = 0; l < LF_LANES; l++) {
+                tail[l] = lf_fast_exp(tail[l] - mx);
+                lane[l] += tail[l];
+            }
         for (int w = LF_LANES / 2; w >= 1; w /= 2)
             for (int l = 0; l < w; l++)
                 lane[l] += lane[l + w];
@@ -198,9 +200,11 @@ LF_SIMD_CLONES static void softmax_rows_masked(lf_real *S, int64_t n, const int3
         for (int64_t b = 0; b < nb; b += LF_LANES)
             for (int l = 0; l < LF_LANES; l++)
                 row[b + l] *= inv;
-        for (int l = 0; l < LF_LANES; l++)
-            tail[l] *= inv;
-        memcpy(row + nb, tail, (size_t)nt * sizeof *row);
+        if (nt) {
+            for (int l = 0; l < LF_LANES; l++)
+                tail[l] *= inv;
+            memcpy(row + nb, tail, (size_t)nt * sizeof *row);
+        }
     }
 }
 
