@@ -250,7 +250,7 @@ void lf_parallel_tasks(const lf_ctx *ctx, const lf_task *tasks, int n_tasks)
 
 /* rows [m0, m1) of C: each element is computed by one BLAS call over the
  * whole K, so the split does not change the result */
-static void gemm_rows(void *p, int64_t m0, int64_t m1)
+void lf_gemm_rows(void *p, int64_t m0, int64_t m1)
 {
     const lf_gemm_args *g = p;
     const lf_real *A = g->ta ? g->A + m0 : g->A + m0 * g->lda;
@@ -276,7 +276,7 @@ lf_task lf_gemm_task(lf_ctx *ctx, lf_gemm_args *g, bool trans_a, bool trans_b, i
 {
     *g = (lf_gemm_args){trans_a, trans_b, N, K, alpha, beta, A, B, NULL, lda, ldb, ldc, C};
     ctx->flops += 2.0 * (double)M * (double)N * (double)K;
-    return (lf_task){gemm_rows, g, M, gemm_grain(M, N, K)};
+    return (lf_task){lf_gemm_rows, g, M, gemm_grain(M, N, K)};
 }
 
 void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
@@ -285,7 +285,7 @@ void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, 
 {
     lf_gemm_args g;
     lf_task t = lf_gemm_task(ctx, &g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    lf_parallel_for(ctx, M, t.grain, gemm_rows, &g);
+    lf_parallel_for(ctx, M, t.grain, lf_gemm_rows, &g);
 }
 
 void lf_gemm_bias_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -295,5 +295,5 @@ void lf_gemm_bias_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_
     lf_gemm_args g;
     lf_task t = lf_gemm_task(ctx, &g, trans_a, trans_b, M, N, K, 1, A, lda, B, ldb, 0, C, ldc);
     g.bias = bias;
-    lf_parallel_for(ctx, M, t.grain, gemm_rows, &g);
+    lf_parallel_for(ctx, M, t.grain, lf_gemm_rows, &g);
 }

@@ -76,6 +76,9 @@ typedef struct {
     int64_t lda, ldb, ldc;
     lf_real *C;
 } lf_gemm_args;
+/* Rows [m0, m1) of the product described by g (an lf_gemm_args): the range
+ * function of lf_gemm_task's tasks. */
+void lf_gemm_rows(void *g, int64_t m0, int64_t m1);
 lf_task lf_gemm_task(lf_ctx *ctx, lf_gemm_args *g, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                      lf_real alpha, const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
                      lf_real *C, int64_t ldc);

@@ -147,10 +147,9 @@ typedef struct {
 } attn_args;
 
 /* Row-wise softmax of S [n, n] in place; keys with valid[j] == 0 get 0. A
- * row with no valid key is all zeros. */
-/* Rows are short (a sequence's length): the last partial block of 16 goes
- * through a padded copy (-inf beyond the row, whose exp is 0), so every
- * step runs on whole vectors of 16 lanes. */
+ * row with no valid key is all zeros. Rows are short (a sequence's length):
+ * the last partial block of 16 goes through a padded copy (-inf beyond the
+ * row, whose exp is 0), so every step runs on whole vectors of 16 lanes. */
 LF_SIMD_CLONES static void softmax_rows_masked(lf_real *S, int64_t n, const int32_t *valid)
 {
     int64_t nb = n / LF_LANES * LF_LANES, nt = n - nb;

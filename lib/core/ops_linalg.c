@@ -171,7 +171,6 @@ lf_tensor *lf_linear(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bias)
 
 typedef struct {
     lf_gemm_args g;
-    lf_range_fn rows;
     lf_unary act;
     const lf_real *pre;
     lf_real *y;
@@ -181,7 +180,7 @@ typedef struct {
 static void linear_act_rows(void *p, int64_t m0, int64_t m1)
 {
     linear_act_args *a = p;
-    a->rows(&a->g, m0, m1);
+    lf_gemm_rows(&a->g, m0, m1);
     lf_unary_rows(a->act, a->pre + m0 * a->g.ldc, a->y + m0 * a->g.ldc, (m1 - m0) * a->g.ldc);
 }
 
@@ -198,7 +197,6 @@ lf_tensor *lf_linear_act(lf_ctx *ctx, lf_tensor *x, lf_tensor *w, lf_tensor *bia
     lf_task t = lf_gemm_task(ctx, &a.g, false, true, N, out, in, 1, lf_data(x), in, lf_data(w), in, 0,
                              lf_data(pre), out);
     a.g.bias = bias ? lf_data(bias) : NULL;
-    a.rows = t.fn;
     lf_parallel_for(ctx, N, t.grain, linear_act_rows, &a);
     return y;
 }

@@ -138,10 +138,6 @@ lf_tensor *lf_time_features(lf_ctx *ctx, const double *t, int64_t n_seq)
         f[j] = exp(-log(10000.0) * j / LF_TIME_FREQS);
     for (int64_t b = 0; b < n_seq; b++) {
         lf_real *row = lf_data(e) + b * 2 * LF_TIME_FREQS;
-        if (b > 0 && t[b] == t[b - 1]) { /* generation: every sequence at one time */
-            memcpy(row, row - 2 * LF_TIME_FREQS, 2 * LF_TIME_FREQS * sizeof *row);
-            continue;
-        }
         for (int j = 0; j < LF_TIME_FREQS; j++) {
             row[j] = (lf_real)cos(t[b] * f[j]);
             row[LF_TIME_FREQS + j] = (lf_real)sin(t[b] * f[j]);
