@@ -25,6 +25,16 @@
 void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
              const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta,
              lf_real *C, int64_t ldc);
+/* The single-precision products on the library's own AVX-512 kernels
+ * (core/gemm_avx512.c), which lf_gemm uses when
+ * lf_gemm_avx512_available(): the CPU has AVX-512F, the build kept them
+ * (meson option avx512_products) and LFLEX_GEMM=blas is not set in the
+ * environment. lf_gemm_avx512 returns false, computing nothing, when the
+ * build or the CPU has no such kernels; otherwise the result is that of
+ * lf_gemm up to rounding. */
+bool lf_gemm_avx512_available(void);
+bool lf_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* lf_gemm with the rows of C split over the context's threads. */
 void lf_gemm_ctx(lf_ctx *ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_real alpha,
                  const lf_real *A, int64_t lda, const lf_real *B, int64_t ldb, lf_real beta, lf_real *C,

@@ -25,14 +25,14 @@ static lf_real *rand_buf(lf_test_rng *r, int64_t n)
 typedef void gemm_fn(bool, bool, int64_t, int64_t, int64_t, lf_real, const lf_real *, int64_t, const lf_real *,
                      int64_t, lf_real, lf_real *, int64_t);
 
-static void check_gemm(gemm_fn *gemm, uint64_t seed)
+static void check_gemm_sizes(gemm_fn *gemm, uint64_t seed, int64_t k_min, int64_t k_max)
 {
     lf_test_rng r = {seed};
     for (int iter = 0; iter < 120; iter++) {
         bool ta = iter & 1, tb = (iter >> 1) & 1;
         int64_t M = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
         int64_t N = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
-        int64_t K = lf_test_int(&r, 1, iter < 100 ? 40 : 200);
+        int64_t K = lf_test_int(&r, k_min, iter < 100 ? k_min + (k_max - k_min) / 5 : k_max);
         int64_t pad = lf_test_int(&r, 0, 3);
         int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
         lf_real *A = rand_buf(&r, (ta ? K : M) * lda), *B = rand_buf(&r, (tb ? N : K) * ldb);
@@ -64,6 +64,67 @@ static void check_gemm(gemm_fn *gemm, uint64_t seed)
         free(C2);
     }
 }
+
+static void check_gemm(gemm_fn *gemm, uint64_t seed)
+{
+    check_gemm_sizes(gemm, seed, 1, 200);
+}
+
+/* lf_gemm_avx512 where the CPU has it (it computes nothing and returns
+ * false otherwise: then lf_gemm's test covers the cblas path) */
+static bool have_avx512(void)
+{
+    lf_real a = 1, b = 2, c = 0;
+    return !LF_REAL_IS_DOUBLE && lf_gemm_avx512(false, false, 1, 1, 1, 1, &a, 1, &b, 1, 0, &c, 1) && c == 2;
+}
+
+static void gemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, lf_real alpha, const lf_real *A,
+                        int64_t lda, const lf_real *B, int64_t ldb, lf_real beta, lf_real *C, int64_t ldc)
+{
+    ck_assert(lf_gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+}
+
+START_TEST(test_gemm_avx512_vs_ref)
+{
+    if (!have_avx512())
+        return;
+    check_gemm_sizes(gemm_avx512, 103, 1, 200);
+    /* several blocks of k, and their tail */
+    check_gemm_sizes(gemm_avx512, 104, 250, 1100);
+}
+END_TEST
+
+/* Rows computed in any split (as over threads) equal the whole product bit
+ * for bit: every element is one sequence of multiply-adds wherever its row
+ * falls in a tile. */
+START_TEST(test_gemm_avx512_row_split)
+{
+    if (!have_avx512())
+        return;
+    lf_test_rng r = {105};
+    for (int iter = 0; iter < 40; iter++) {
+        bool ta = iter & 1, tb = (iter >> 1) & 1;
+        int64_t M = lf_test_int(&r, 2, 100), N = lf_test_int(&r, 1, 80), K = lf_test_int(&r, 1, 600);
+        int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        lf_real *A = rand_buf(&r, M * K), *B = rand_buf(&r, K * N);
+        lf_real *C0 = rand_buf(&r, M * N), *C1 = malloc((size_t)(M * N) * sizeof *C1);
+        lf_real beta = iter % 3 == 0 ? 0 : (lf_real)0.5;
+        memcpy(C1, C0, (size_t)(M * N) * sizeof *C1);
+        gemm_avx512(ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C0, N);
+        for (int64_t m0 = 0; m0 < M;) {
+            int64_t m1 = m0 + lf_test_int(&r, 1, M - m0);
+            gemm_avx512(ta, tb, m1 - m0, N, K, 1, ta ? A + m0 : A + m0 * lda, lda, B, ldb, beta, C1 + m0 * N, N);
+            m0 = m1;
+        }
+        ck_assert_msg(memcmp(C0, C1, (size_t)(M * N) * sizeof *C1) == 0, "row split changed the product (%ld x %ld x %ld)",
+                      (long)M, (long)N, (long)K);
+        free(A);
+        free(B);
+        free(C0);
+        free(C1);
+    }
+}
+END_TEST
 
 START_TEST(test_gemm_vs_ref)
 {
@@ -589,6 +650,8 @@ Suite *lf_test_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gemm_vs_ref);
     tcase_add_test(tc, test_gemm_small_vs_ref);
+    tcase_add_test(tc, test_gemm_avx512_vs_ref);
+    tcase_add_test(tc, test_gemm_avx512_row_split);
     tcase_add_test(tc, test_attention_vs_ref);
     tcase_add_test(tc, test_rope_attention_vs_composed);
     tcase_add_test(tc, test_ln_modulate_vs_composed);
