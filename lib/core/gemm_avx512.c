@@ -34,12 +34,17 @@ static AVX512 __mmask16 col_mask(int cols)
 }
 
 /* C[rows x cols] (rows <= MR, cols <= NR) of sum_k a(r, k) B[k, 0:NR] over
- * K values of k, a(r, k) = A[r * ars + k * acs] for MR readable rows; B has
+ * K values of k, a(r, k) = A[r * ars + k * acs] for `rows` readable rows; B has
  * NR readable columns per row. first: C = alpha * sum + beta * C (C not read
  * when beta is 0); otherwise C += alpha * sum (a later block of k). */
 static AVX512 void gk_tile(int64_t K, const float *A, int64_t ars, int64_t acs, const float *B, int64_t ldb,
                            float alpha, float beta, bool first, float *C, int64_t ldc, int rows, int cols)
 {
+    /* rows past the last read the last one again (computed, not stored) */
+    int64_t ro[LF_GK_MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < LF_GK_MR; r++)
+        ro[r] = (r < rows ? r : rows - 1) * ars;
     gk_vec c[LF_GK_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < LF_GK_MR; r++)
@@ -49,7 +54,7 @@ static AVX512 void gk_tile(int64_t K, const float *A, int64_t ars, int64_t acs, 
         const float *a = A + k * acs;
 #pragma GCC unroll 12
         for (int r = 0; r < LF_GK_MR; r++) {
-            float ar = a[r * ars];
+            float ar = a[ro[r]];
             c[r][0] += ar * b0;
             c[r][1] += ar * b1;
         }
@@ -75,7 +80,6 @@ static AVX512 void gk_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int
                            int64_t ldc)
 {
     _Alignas(64) float Bp[LF_GK_KC * LF_GK_NR];
-    _Alignas(64) float Ap[LF_GK_MR * LF_GK_KC];
     const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
     for (int64_t k0 = 0; k0 < K; k0 += LF_GK_KC) {
         const int64_t kc = K - k0 < LF_GK_KC ? K - k0 : LF_GK_KC;
@@ -111,16 +115,7 @@ static AVX512 void gk_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int
             for (int64_t i0 = 0; i0 < M; i0 += LF_GK_MR) {
                 const int rows = (int)(M - i0 < LF_GK_MR ? M - i0 : LF_GK_MR);
                 const float *Ai = A + i0 * ars + k0 * acs;
-                int64_t a_rs = ars, a_cs = acs;
-                if (rows < LF_GK_MR) { /* the last rows, padded with zero rows */
-                    for (int r = 0; r < LF_GK_MR; r++)
-                        for (int64_t k = 0; k < kc; k++)
-                            Ap[r * kc + k] = r < rows ? Ai[r * ars + k * acs] : 0;
-                    Ai = Ap;
-                    a_rs = kc;
-                    a_cs = 1;
-                }
-                gk_tile(kc, Ai, a_rs, a_cs, Bu, ldbu, alpha, beta, first, C + i0 * ldc + j0, ldc, rows, cols);
+                gk_tile(kc, Ai, ars, acs, Bu, ldbu, alpha, beta, first, C + i0 * ldc + j0, ldc, rows, cols);
             }
         }
     }
