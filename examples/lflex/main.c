@@ -20,31 +20,6 @@ static void usage(FILE *f)
                "See doc/cli.md.\n");
 }
 
-/* OpenBLAS releases older than the CPU run it with older kernels (Debian
- * 12's OpenBLAS picks its AVX2 kernels on AMD Zen 5). The kernels are chosen
- * when OpenBLAS loads, from OPENBLAS_CORETYPE, so the program restarts itself
- * once with the AVX-512 kernels when the CPU has them. LFLEX_NO_REEXEC=1 or
- * any OPENBLAS_CORETYPE in the environment leaves things as they are. */
-static void prefer_avx512_blas(char **argv)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (getenv("OPENBLAS_CORETYPE") || getenv("LFLEX_NO_REEXEC"))
-        return;
-    const char *core = openblas_get_corename();
-    if (!core || (strcmp(core, "Haswell") && strcmp(core, "Zen")))
-        return;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-        return;
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    execv("/proc/self/exe", argv); /* returns only on failure: then go on as we are */
-    unsetenv("OPENBLAS_CORETYPE");
-#else
-    (void)argv;
-#endif
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -67,7 +42,6 @@ int main(int argc, char **argv)
                 {"order", cmd_order}, {"rates", cmd_rates},   {"demo", cmd_demo}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) {
-            prefer_avx512_blas(argv);
             return cmds[i].fn(argc - 2, argv + 2);
         }
     fprintf(stderr, "lflex: unknown command '%s'\n", cmd);

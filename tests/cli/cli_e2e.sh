@@ -6,7 +6,6 @@ set -u
 LFLEX=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 cd "$dir" || exit 1
-export LFLEX_NO_REEXEC=1
 n=0; failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 bad() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; }

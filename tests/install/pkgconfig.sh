@@ -39,7 +39,7 @@ echo "ok 3 - examples/embed/embed.c builds against the installed library"
 bin=$(find "$stage" -type f -name lflex -perm -u+x | head -n 1)
 printf 'a b a\na a b\n' > "$stage/data.txt"
 printf 'model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 8}\ndata: {train: data.txt}\nrun: {steps: 2, batch_size: 2, out: run}\n' > "$stage/tiny.yaml"
-if (cd "$stage" && LD_LIBRARY_PATH="$libdir" LFLEX_NO_REEXEC=1 "$bin" train tiny.yaml --quiet 2>/dev/null) &&
+if (cd "$stage" && LD_LIBRARY_PATH="$libdir" "$bin" train tiny.yaml --quiet 2>/dev/null) &&
    out=$(LD_LIBRARY_PATH="$libdir" "$stage/embed" "$stage/run/checkpoint.safetensors") &&
    [ "$(echo "$out" | wc -l)" -eq 4 ] && echo "$out" | grep -q "insert rate"; then
     echo "ok 4 - the installed lflex trains a checkpoint; embed loads it, queries rates and generates"
