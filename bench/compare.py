@@ -11,8 +11,11 @@ time and the ratio PyTorch (best thread count) / liblflex: above 1 means the
 library is faster. Peak resident memory of each process is printed too,
 and for the train step the FLOPs of its matrix products and attention per
 second, against what cblas_sgemm reaches on 1024 x 1024 x 1024 on all cores
-in the same run. --scaling times the library's step for batches of 8 to 64
-and lengths of 32 to 256. --openblas-core sets OPENBLAS_CORETYPE for every
+in the same run, and against what the library's own products reach there
+(bench_products.c). Where the library runs its products on its AVX-512
+kernels (CPUs with AVX-512), each library measurement is repeated with the
+products on cblas (LFLEX_GEMM=blas; rows "lflex-blas"). --scaling times the
+library's step for batches of 8 to 64 and lengths of 32 to 256. --openblas-core sets OPENBLAS_CORETYPE for every
 process (library and PyTorch alike): OpenBLAS releases older than the CPU
 fall back to older kernels (Debian 12's 0.3.21 runs AMD Zen 5 with its
 Haswell kernels); SkylakeX selects the AVX-512 ones.
@@ -47,10 +50,12 @@ def to_yaml(d):
     return "\n".join(lines) + "\n"
 
 
-def run(cmd):
+def run(cmd, blas_products=False):
     """Run one benchmark process; return the JSON line it prints (each
-    process reports its own peak resident memory from getrusage)."""
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    process reports its own peak resident memory from getrusage).
+    blas_products: the library's products on cblas (LFLEX_GEMM=blas)."""
+    env = dict(os.environ, LFLEX_GEMM="blas") if blas_products else None
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -75,6 +80,12 @@ def main():
             and not args.openblas_core:
         print("note: this CPU has AVX-512 but OpenBLAS runs its AVX2 kernels; "
               "try --openblas-core SkylakeX")
+    own = run([exe + "-products", "1024"])
+    print(f"liblflex products 1024^3 on {own['threads']} threads: {own['gflops']:.1f} GFLOP/s "
+          f"(kernels: {own['kernels']})")
+    # where the library runs its own AVX-512 products, also time it with
+    # them on cblas (rows "lflex-blas"): what the same code gets from BLAS
+    args.both = own["kernels"] != "cblas"
     if args.scaling:
         scaling(exe, args)
         return 0
@@ -87,20 +98,27 @@ def main():
             cfg_path = f.name
         try:
             lib = run([exe, "train", cfg_path, str(n_seq), str(seq_len), str(args.steps)])
+            libs = [lib]
+            if args.both:
+                libs.append(run([exe, "train", cfg_path, str(n_seq), str(seq_len), str(args.steps)], True))
+                libs[-1]["impl"] = "lflex-blas"
             peers = [run([PYTHON, os.path.join(HERE, "bench_torch.py"), "train", json.dumps(cfg),
                           str(n_seq), str(seq_len), str(args.steps), str(t)]) for t in (1, 2)]
         finally:
             os.unlink(cfg_path)
-        for r in [lib] + peers:
+        for r in libs + peers:
             label = f"{r['impl']} x{r['threads']}"
             rss = f"{r['peak_rss_kib'] / 1024:9.0f}"
             print(f"{name:8} {label:14} {r['median_s']:9.4f} {r['min_s']:8.4f} {r['max_s']:8.4f} {rss}")
         best = min(peers, key=lambda r: r["median_s"])
-        print(f"{name:8} train step: PyTorch (best, {best['threads']} threads) / liblflex = "
-              f"{best['median_s'] / lib['median_s']:.2f}x")
-        gflops = lib["flops_per_step"] / lib["median_s"] / 1e9
-        print(f"{name:8} liblflex: {lib['flops_per_step'] / 1e9:.1f} GFLOP per step, {gflops:.1f} GFLOP/s = "
-              f"{100 * gflops / gemm['gflops']:.0f}% of cblas_sgemm 1024^3")
+        for r in libs:
+            print(f"{name:8} train step: PyTorch (best, {best['threads']} threads) / {r['impl']} = "
+                  f"{best['median_s'] / r['median_s']:.2f}x")
+        for r in libs:
+            gflops = r["flops_per_step"] / r["median_s"] / 1e9
+            print(f"{name:8} {r['impl']}: {r['flops_per_step'] / 1e9:.1f} GFLOP per step, {gflops:.1f} GFLOP/s = "
+                  f"{100 * gflops / gemm['gflops']:.0f}% of cblas_sgemm 1024^3, "
+                  f"{100 * gflops / own['gflops']:.0f}% of the library's products 1024^3")
     if not args.only or args.only == "generate":
         generation(exe, args)
     return 0
@@ -133,18 +151,22 @@ def generation(exe, args):
         f.write(to_yaml(cfg))
         cfg_path = f.name
     try:
-        lib = run([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)])
+        libs = [run([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)])]
+        if args.both:
+            libs.append(run([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)], True))
+            libs[-1]["impl"] = "lflex-blas"
         peers = [run([PYTHON, os.path.join(HERE, "bench_torch.py"), "generate", json.dumps(cfg), str(n_seq),
                       str(steps), str(args.reps), str(t)]) for t in (1, 2)]
     finally:
         os.unlink(cfg_path)
-    for r in [lib] + peers:
+    for r in libs + peers:
         label = f"{r['impl']} x{r['threads']}"
         print(f"{'generate':8} {label:14} {r['median_s']:9.4f} {r['min_s']:8.4f} {r['max_s']:8.4f} "
               f"{r['peak_rss_kib'] / 1024:9.0f}   mean length {r['mean_len']:.1f}")
     best = min(peers, key=lambda r: r["median_s"])
-    print(f"{'generate':8} 32 x 64 steps: PyTorch (best, {best['threads']} threads) / liblflex = "
-          f"{best['median_s'] / lib['median_s']:.2f}x")
+    for r in libs:
+        print(f"{'generate':8} 32 x 64 steps: PyTorch (best, {best['threads']} threads) / {r['impl']} = "
+              f"{best['median_s'] / r['median_s']:.2f}x")
 
 
 if __name__ == "__main__":
