@@ -15,8 +15,8 @@ in the same run, and against what the library's own products reach there
 (bench_products.c). Where the library runs its products on its AVX-512
 kernels (CPUs with AVX-512), each library measurement is repeated with the
 products on cblas (LFLEX_GEMM=blas; rows "lflex-blas"). --scaling times the
-library's step for batches of 8 to 64 and lengths of 32 to 256. --openblas-core sets OPENBLAS_CORETYPE for every
-process (library and PyTorch alike): OpenBLAS releases older than the CPU
+library's step for batches of 8 to 64 and lengths of 32 to 256.
+--openblas-core sets OPENBLAS_CORETYPE for every process (library and PyTorch alike): OpenBLAS releases older than the CPU
 fall back to older kernels (Debian 12's 0.3.21 runs AMD Zen 5 with its
 Haswell kernels); SkylakeX selects the AVX-512 ones.
 """
@@ -59,6 +59,16 @@ def run(cmd, blas_products=False):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def run_lib(cmd, args):
+    """The library's measurement, and where its products are its own
+    AVX-512 ones (args.both) the same again with them on cblas."""
+    libs = [run(cmd)]
+    if args.both:
+        libs.append(run(cmd, True))
+        libs[-1]["impl"] = "lflex-blas"
+    return libs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="meson build directory")
@@ -97,11 +107,7 @@ def main():
             f.write(to_yaml(cfg))
             cfg_path = f.name
         try:
-            lib = run([exe, "train", cfg_path, str(n_seq), str(seq_len), str(args.steps)])
-            libs = [lib]
-            if args.both:
-                libs.append(run([exe, "train", cfg_path, str(n_seq), str(seq_len), str(args.steps)], True))
-                libs[-1]["impl"] = "lflex-blas"
+            libs = run_lib([exe, "train", cfg_path, str(n_seq), str(seq_len), str(args.steps)], args)
             peers = [run([PYTHON, os.path.join(HERE, "bench_torch.py"), "train", json.dumps(cfg),
                           str(n_seq), str(seq_len), str(args.steps), str(t)]) for t in (1, 2)]
         finally:
@@ -151,10 +157,7 @@ def generation(exe, args):
         f.write(to_yaml(cfg))
         cfg_path = f.name
     try:
-        libs = [run([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)])]
-        if args.both:
-            libs.append(run([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)], True))
-            libs[-1]["impl"] = "lflex-blas"
+        libs = run_lib([exe, "generate", cfg_path, str(n_seq), str(steps), str(args.reps)], args)
         peers = [run([PYTHON, os.path.join(HERE, "bench_torch.py"), "generate", json.dumps(cfg), str(n_seq),
                       str(steps), str(args.reps), str(t)]) for t in (1, 2)]
     finally:

@@ -5,7 +5,8 @@
  * C is computed in tiles of LF_GK_MR rows by 32 columns, the sums of a tile
  * held in 24 zmm registers over a block of at most LF_GK_KC values of k;
  * op(B) is read in place when it already is rows of 32 contiguous columns
- * and otherwise copied per block into a panel on the stack. Every element
+ * and otherwise copied per block into a panel on the stack (gathered when
+ * transposed). Every element
  * of C is the same sequence of fused multiply-adds over k (blocks in
  * order) wherever its row falls in a tile, so splitting the rows of C over
  * threads does not change the result. */
@@ -119,8 +120,6 @@ static AVX512 void gk_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 {
     _Alignas(64) float Bp[LF_GK_KC * LF_GK_NR];
     const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
-    /* gather offsets are 32-bit */
-    const bool gather = ldb > 0 && ldb <= INT32_MAX / LF_GK_NR;
     for (int64_t k0 = 0; k0 < K; k0 += LF_GK_KC) {
         const int64_t kc = K - k0 < LF_GK_KC ? K - k0 : LF_GK_KC;
         const bool first = k0 == 0;
@@ -128,21 +127,8 @@ static AVX512 void gk_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int
             const int cols = (int)(N - j0 < LF_GK_NR ? N - j0 : LF_GK_NR);
             const float *Bu;
             int64_t ldbu;
-            if (trans_b && gather) { /* op(B)[k, j] = B[j, k] */
+            if (trans_b) { /* op(B)[k, j] = B[j, k] */
                 gk_pack_trans(Bp, B, ldb, k0, kc, j0, cols);
-                Bu = Bp;
-                ldbu = LF_GK_NR;
-            } else if (trans_b) { /* the same, one value at a time */
-                for (int j = 0; j < LF_GK_NR; j++) {
-                    if (j < cols) {
-                        const float *src = B + (j0 + j) * ldb + k0;
-                        for (int64_t k = 0; k < kc; k++)
-                            Bp[k * LF_GK_NR + j] = src[k];
-                    } else {
-                        for (int64_t k = 0; k < kc; k++)
-                            Bp[k * LF_GK_NR + j] = 0;
-                    }
-                }
                 Bu = Bp;
                 ldbu = LF_GK_NR;
             } else if (cols < LF_GK_NR) { /* the last columns, zero padded */
@@ -190,13 +176,10 @@ bool lf_gemm_avx512_available(void)
 bool lf_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    if (!__builtin_cpu_supports("avx512f"))
+    /* K = 0 (C = beta C) is lf_gemm's; gather offsets are 32-bit */
+    if (!__builtin_cpu_supports("avx512f") || K <= 0 || (trans_b && ldb > INT32_MAX / LF_GK_NR))
         return false;
-    if (M > 0 && N > 0 && K <= 0) /* C = beta C, not read when beta is 0 */
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
-    else if (M > 0 && N > 0)
+    if (M > 0 && N > 0)
         gk_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return true;
 }

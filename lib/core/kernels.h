@@ -29,9 +29,10 @@ void lf_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, lf_rea
  * (core/gemm_avx512.c), which lf_gemm uses when
  * lf_gemm_avx512_available(): the CPU has AVX-512F, the build kept them
  * (meson option avx512_products) and LFLEX_GEMM=blas is not set in the
- * environment. lf_gemm_avx512 returns false, computing nothing, when the
- * build or the CPU has no such kernels; otherwise the result is that of
- * lf_gemm up to rounding. */
+ * environment. lf_gemm_avx512 returns false, computing nothing, when it
+ * does not take the call (the build or the CPU has no such kernels, K <= 0,
+ * or op(B) transposed with ldb above 2^31 / 32); otherwise the result is
+ * that of lf_gemm up to rounding. */
 bool lf_gemm_avx512_available(void);
 bool lf_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
