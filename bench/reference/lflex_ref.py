@@ -56,6 +56,7 @@ class ModelConfig:
     max_len: int = 128            # also L_norm of the insertion loss
     activation: str = "gelu"      # gelu (tanh form) | relu; block MLPs only
     dropout: float = 0.0
+    pos_emb: bool = False         # learned absolute position embedding [max_len, d], both networks
 
 
 @dataclass
@@ -72,6 +73,8 @@ class ScheduleConfig:
     family: str = "kumaraswamy"   # linear | kumaraswamy
     a: float = 1.0
     b_um: float = 1.0             # constant b_um when not learned
+    learn_b_in: bool = True       # false: constant b_in, no auxiliary network, one state
+    b_in: float = 1.0             # constant b_in when not learned (kumaraswamy only)
     learn_b_um: bool = False
     min_rate: float = 1.001       # auxiliary rate heads (b_in, b_um)
     max_rate: float = 100.0
@@ -90,6 +93,17 @@ class LossConfig:
     w_grid: float = 1.0
     w_tail: float = 1.0
     w_kl: float = 1.0
+    kl_reduction: str = "sum"     # sum | mean: the KL term over a sequence's non-fixed tokens
+    reg_b_in: float = 1.0         # grid term target: mean F(t_g) ~ 1 - (1 - t_g)^reg_b_in
+    time_weight: str = "hazard"   # hazard: generator terms times g_a(t) | flat: times 1
+    unmask_norm: str = "masked"   # masked (1/M) | tokens (1/non-fixed tokens) | max_len (1/model.max_len)
+
+
+# The paper's values of the keys added after fixture format version 2's first
+# three fixtures (MODEL.md section 4); those fixtures' configs lack the keys.
+PAPER_VALUES = {"model.pos_emb": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
+                "loss.kl_reduction": "sum", "loss.reg_b_in": 1.0, "loss.time_weight": "hazard",
+                "loss.unmask_norm": "masked"}
 
 
 @dataclass
@@ -123,7 +137,8 @@ class Config:
     vocab: VocabConfig = field(default_factory=VocabConfig)
 
     # Derived quantities; the linear family is a = b_in = b_um = 1 whatever
-    # the schedule keys say.
+    # the schedule keys say. `learned`: an auxiliary network gives b_in
+    # (kumaraswamy with learn_b_in), so two states, REINFORCE and R.
     @property
     def n_ids(self) -> int:
         """V: all token ids, the 4 reserved ones included."""
@@ -132,6 +147,14 @@ class Config:
     @property
     def linear(self) -> bool:
         return self.schedule.family == "linear"
+
+    @property
+    def learned(self) -> bool:
+        return (not self.linear) and self.schedule.learn_b_in
+
+    @property
+    def n_states(self) -> int:
+        return 2 if self.learned else 1
 
     @property
     def a(self) -> float:
@@ -143,7 +166,11 @@ class Config:
 
     @property
     def learn_b_um(self) -> bool:
-        return (not self.linear) and self.schedule.learn_b_um
+        return self.learned and self.schedule.learn_b_um
+
+    @property
+    def const_b_in(self) -> float:
+        return 1.0 if self.linear else float(self.schedule.b_in)
 
     @property
     def const_b_um(self) -> float:
@@ -157,14 +184,21 @@ class Config:
         assert x.d_model in (0, m.d_model) and x.n_heads in (0, m.n_heads) \
             and x.n_layers in (-1, m.n_layers), "aux.* sizes other than the generator's"
         assert self.schedule.family in ("linear", "kumaraswamy")
-        assert self.schedule.a > 0 and self.schedule.b_um > 0
+        assert self.schedule.a > 0 and self.schedule.b_um > 0 and self.schedule.b_in > 0
         assert not self.schedule.learn_b_um or self.generator.learn_unmask_rate
+        assert not self.schedule.learn_b_um or self.linear or self.schedule.learn_b_in, \
+            "schedule.learn_b_um needs schedule.learn_b_in"
+        lc = self.loss
+        assert lc.kl_reduction in ("sum", "mean") and lc.reg_b_in > 0
+        assert lc.time_weight in ("hazard", "flat")
+        assert lc.unmask_norm in ("masked", "tokens", "max_len")
         assert self.train.lr_schedule in ("constant", "cosine")
         assert self.train.total_steps >= 1
 
-    def to_yaml(self) -> str:
+    def to_yaml(self, omit: Sequence[str] = ()) -> str:
         """The config as YAML the library reads: every key of every section,
-        with d_cond and the aux.* sizes resolved to their values."""
+        with d_cond and the aux.* sizes resolved to their values. Keys named
+        in `omit` ("loss.time_weight") are left out."""
         def fmt(v):
             if isinstance(v, bool):
                 return "true" if v else "false"
@@ -183,6 +217,8 @@ class Config:
         for section in fields(self):
             lines.append(f"{section.name}:")
             for k, v in asdict(getattr(self, section.name)).items():
+                if f"{section.name}.{k}" in omit:
+                    continue
                 lines.append(f"  {k}: {fmt(resolved.get((section.name, k), v))}")
         return "\n".join(lines) + "\n"
 
@@ -453,22 +489,29 @@ class Block(nn.Module):
 
 
 class Backbone(nn.Module):
-    """Token embedding, time embedding and the adaLN transformer blocks."""
+    """Token embedding (plus, with model.pos_emb, a learned absolute position
+    embedding registered right after it), time embedding and the adaLN
+    transformer blocks."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         d = cfg.model.d_model
         self.head_dim = d // cfg.model.n_heads
         self.tok_emb = nn.Parameter(torch.empty(cfg.n_ids, d))
+        self.pos_emb = nn.Parameter(torch.empty(cfg.model.max_len, d)) if cfg.model.pos_emb else None
         self.time = TimeEmbedding(cfg.d_cond)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.model.n_layers)])
         nn.init.normal_(self.tok_emb, 0.0, INIT_STD)
+        if self.pos_emb is not None:
+            nn.init.normal_(self.pos_emb, 0.0, INIT_STD)
 
     def trunk(self, x: torch.Tensor, t: torch.Tensor, key_mask: torch.Tensor):
         """x [B, L] token ids (right-padded), t [B], key_mask [B, L] (True =
         a real token). Returns the final hidden states h [B, L, d] and the
         conditioning vector c [B, d_c]."""
         h = F.embedding(x, self.tok_emb)
+        if self.pos_emb is not None:  # rows: positions 0..L-1 within each sequence, as rotary
+            h = h + self.pos_emb[:x.shape[1]]
         c = self.time(t)
         cos, sin = rope_tables(x.shape[1], self.head_dim, h.dtype, h.device)
         for block in self.blocks:
@@ -563,20 +606,24 @@ class Auxiliary(Backbone):
 
 
 class LFlexModel(nn.Module):
-    """Generator `gen` and, for the kumaraswamy family, auxiliary network `aux`."""
+    """Generator `gen` and, for learned b_in (kumaraswamy, learn_b_in), the
+    auxiliary network `aux`."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
         self.gen = Generator(cfg)
-        self.aux = None if cfg.linear else Auxiliary(cfg)
+        self.aux = Auxiliary(cfg) if cfg.learned else None
 
     def order(self, z, key_mask):
-        """Per-token b_in, b_um of clean sequences (ones for the linear family)."""
+        """Per-token b_in, b_um of clean sequences: without an auxiliary
+        network the constants schedule.b_in, schedule.b_um (ones for the
+        linear family)."""
         if self.aux is None:
-            ones = torch.ones(z.shape, dtype=self.gen.tok_emb.dtype, device=z.device)
-            return ones, ones
+            dt = self.gen.tok_emb.dtype
+            return (torch.full(z.shape, self.cfg.const_b_in, dtype=dt, device=z.device),
+                    torch.full(z.shape, self.cfg.const_b_um, dtype=dt, device=z.device))
         return self.aux(z, key_mask)
 
 
@@ -706,15 +753,25 @@ def stack_partial(xs: Sequence[PartialSeq]):
 # --------------------------------------------------------------------------
 
 def sequence_loss(logits, beta_in, beta_um, xt: PartialSeq, g: torch.Tensor,
-                  max_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence unmasking and insertion parts of L (their sum is L)."""
+                  max_len: int, unmask_norm: str = "masked",
+                  n_tokens: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence unmasking and insertion parts of L (their sum is L).
+    `g` [B] is the time weight (g_a(t), or 1 for loss.time_weight flat); the
+    unmasking sum is divided by M (masked), the non-fixed tokens of the clean
+    sequence `n_tokens` [B] (tokens) or max_len, each at least 1."""
     logp = F.log_softmax(logits, dim=-1)
     tgt = (xt.target - N_SPECIAL).clamp(min=0)
     logq = torch.gather(logp, 2, tgt[..., None]).squeeze(-1)
     r = xt.target_rate
     um = torch.where(xt.masked, -r * logq + bregman(r, beta_um), torch.zeros_like(logq))
-    n_masked = xt.masked.sum(1).clamp(min=1)
-    loss_um = g * um.sum(1) / n_masked
+    if unmask_norm == "masked":
+        norm = xt.masked.sum(1).clamp(min=1).to(um.dtype)
+    elif unmask_norm == "tokens":
+        norm = n_tokens.clamp(min=1).to(um.dtype)
+    else:
+        assert unmask_norm == "max_len"
+        norm = torch.full_like(g, float(max_len))
+    loss_um = g * um.sum(1) / norm
     ins = torch.where(xt.valid, bregman(xt.lam, beta_in), torch.zeros_like(beta_in))
     loss_in = g * ins.sum(1) / max_len
     return loss_um, loss_in
@@ -729,7 +786,10 @@ def state_log_prob(batch: Batch, states, t, a, b_in, b_um) -> torch.Tensor:
 
 
 def schedule_regulariser(batch: Batch, a: float, b: torch.Tensor, lc: LossConfig) -> torch.Tensor:
-    """R per sequence for one learned shape tensor b [B, L]: grid + tail + KL."""
+    """R per sequence for one learned shape tensor b [B, L]: grid + tail + KL.
+    The grid term pulls the mean CDF towards 1 - (1 - t_g)^reg_b_in (t_g for
+    reg_b_in = 1; the library uses this target for b_um's R too); the KL term
+    is summed or (kl_reduction mean) averaged over the non-fixed tokens."""
     free = batch.valid & ~batch.fixed
     w = free.to(b.dtype)
     n = w.sum(1)
@@ -737,13 +797,16 @@ def schedule_regulariser(batch: Batch, a: float, b: torch.Tensor, lc: LossConfig
     grid = (torch.arange(REG_GRID, dtype=b.dtype) + 0.5) / REG_GRID
     cdf = kumaraswamy_cdf(grid, a, bs[..., None])                   # [B, L, G]
     mean_cdf = (cdf * w[..., None]).sum(1) / n.clamp(min=1)[:, None]
-    r_grid = torch.where(n > 0, ((mean_cdf - grid) ** 2).sum(1), torch.zeros_like(n))
+    target = grid if lc.reg_b_in == 1 else -torch.expm1(lc.reg_b_in * torch.log1p(-grid))
+    r_grid = torch.where(n > 0, ((mean_cdf - target) ** 2).sum(1), torch.zeros_like(n))
     lo = torch.tensor(0.01, dtype=b.dtype)
     hi = torch.tensor(0.99, dtype=b.dtype)
     tail = (F.relu(kumaraswamy_cdf(lo, a, bs) - 0.01) ** 2
             + F.relu(kumaraswamy_survival(hi, a, bs) - 0.01) ** 2)
     r_tail = (tail * w).sum(1)
     r_kl = (kl_to_uniform(a, bs) * w).sum(1)
+    if lc.kl_reduction == "mean":
+        r_kl = r_kl / n.clamp(min=1)
     return lc.w_grid * r_grid + lc.w_tail * r_tail + lc.w_kl * r_kl
 
 
@@ -754,8 +817,8 @@ def compute_loss(model: LFlexModel, batch: Batch, t: torch.Tensor,
                  keep: bool = False) -> Dict[str, torch.Tensor]:
     """The training objective for a batch of clean sequences at times t [B].
 
-    `states`: the noised states to use (two for the kumaraswamy family, one for
-    linear); sampled with `generator` when None. `reinforce_coef` replaces
+    `states`: the noised states to use (two with learned b_in, one for linear
+    or constant b_in); sampled with `generator` when None. `reinforce_coef` replaces
     stopgrad(L1 - L2) (used by the finite-difference check, which needs the
     stop-gradient factor frozen). With `keep`, intermediate tensors are
     returned too.
@@ -765,7 +828,7 @@ def compute_loss(model: LFlexModel, batch: Batch, t: torch.Tensor,
     """
     cfg = model.cfg
     a = cfg.a
-    n_states = 1 if cfg.linear else 2
+    n_states = cfg.n_states
     b_in, b_um = model.order(batch.z, batch.valid)
     if states is None:
         states = [sample_states(batch, t, a, b_in.detach(), b_um.detach(), generator)
@@ -776,13 +839,15 @@ def compute_loss(model: LFlexModel, batch: Batch, t: torch.Tensor,
     B = t.shape[0]
     logits, beta_in, beta_um = model.gen(x, t.repeat(n_states), key_mask)
     g = base_hazard(t, a)
+    weight = g if cfg.loss.time_weight == "hazard" else torch.ones_like(g)
+    n_tokens = (batch.valid & ~batch.fixed).sum(1)
     out: Dict[str, torch.Tensor] = {}
     L, U, I, logps = [], [], [], []
     for i, xt in enumerate(xts):
         n = xt.tokens.shape[1]
         sl = slice(i * B, (i + 1) * B)
-        u_i, in_i = sequence_loss(logits[sl, :n], beta_in[sl, :n], beta_um[sl, :n], xt, g,
-                                  cfg.model.max_len)
+        u_i, in_i = sequence_loss(logits[sl, :n], beta_in[sl, :n], beta_um[sl, :n], xt, weight,
+                                  cfg.model.max_len, cfg.loss.unmask_norm, n_tokens)
         U.append(u_i)
         I.append(in_i)
         L.append(u_i + in_i)
@@ -792,7 +857,7 @@ def compute_loss(model: LFlexModel, batch: Batch, t: torch.Tensor,
                                     beta_um=beta_um[sl, :n], L=L[-1], L_um=u_i, L_in=in_i,
                                     logp=logps[-1], states=states[i])
     zero = torch.zeros((), dtype=g.dtype)
-    if cfg.linear:
+    if not cfg.learned:
         out.update(total=L[0].mean(), unmask=U[0].mean(), insert=I[0].mean(),
                    reinforce=zero, reg=zero)
     else:

@@ -234,6 +234,8 @@ def layout_forward(P: dict, prefix: str, x: list, t: float, cfg: R.Config, heads
         return out
 
     h = W("tok_emb")[x]
+    if prefix + "pos_emb" in P:  # model.pos_emb: row p for position p of the sequence
+        h = h + W("pos_emb")[np.arange(n)]
     f = np.exp(-math.log(10000.0) * np.arange(128) / 128)
     e = np.concatenate([np.cos(t * f), np.sin(t * f)])
     c = silu(W("time.w2") @ silu(W("time.w1") @ e + W("time.b1")) + W("time.b2"))
@@ -279,7 +281,7 @@ def check_layout_forward(model: R.LFlexModel, batch: R.Batch, t, out, n_states) 
     close = lambda u, v: np.allclose(u, v.detach().numpy(), rtol=1e-10, atol=1e-10)
     for j in range(batch.z.shape[0]):
         n = int(batch.valid[j].sum())
-        if not cfg.linear:
+        if cfg.learned:
             aux_heads = [("bin", "rate", sc.min_rate, sc.max_rate)]
             if cfg.learn_b_um:
                 aux_heads.append(("bum", "rate", sc.min_rate, sc.max_rate))
@@ -306,6 +308,7 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
     and L, log p(S) and R from the formulas with plain Python loops."""
     cfg = model.cfg
     a = cfg.a
+    lc = cfg.loss
     b_in, b_um = out["b_in"].detach(), out["b_um"].detach()
     for i in range(n_states):
         st = out[f"s{i + 1}"]
@@ -313,7 +316,7 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
         for j in range(batch.z.shape[0]):
             n = int(batch.valid[j].sum())
             m = int(xt.valid[j].sum())
-            if not cfg.linear:
+            if cfg.learned:
                 with torch.no_grad():
                     bi, bu = model.aux(batch.z[j:j + 1, :n], batch.valid[j:j + 1, :n])
                 assert torch.allclose(bi[0], b_in[j, :n], rtol=1e-12, atol=0)
@@ -325,7 +328,7 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
             assert torch.allclose(bin_[0], st["beta_in"][j, :m], rtol=1e-12, atol=0)
             assert torch.allclose(bum_[0], st["beta_um"][j, :m], rtol=1e-12, atol=0)
             tj = float(t[j])
-            g = a * tj ** (a - 1) / (1 - tj ** a)
+            g = a * tj ** (a - 1) / (1 - tj ** a) if lc.time_weight == "hazard" else 1.0
             D = lambda u, v: v - u + (u * math.log(u / v) if u > 0 else 0.0)
             um, n_masked, ins = 0.0, 0, 0.0
             for k in range(m):
@@ -340,7 +343,9 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
                     r = float(b_um[j, src])
                     um += -r * logq + D(r, beta_um)
                     n_masked += 1
-            L = g * (um / max(1, n_masked) + ins / cfg.model.max_len)
+            norm = {"masked": n_masked, "max_len": cfg.model.max_len,
+                    "tokens": sum(1 for k in range(n) if not bool(batch.fixed[j, k]))}[lc.unmask_norm]
+            L = g * (um / max(1, norm) + ins / cfg.model.max_len)
             assert abs(L - float(st["L"][j])) <= 1e-12 * max(1.0, abs(L)), (i, j, L, st["L"][j])
             # log p(S) from the probabilities themselves (not in log space)
             logp = 0.0
@@ -354,9 +359,8 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
                 p = [p_drop, p_mask, 1 - p_drop - p_mask][int(st["states"][j, k])]
                 logp += math.log(p)
             assert abs(logp - float(st["logp"][j])) <= 1e-9 * max(1.0, abs(logp)), (i, j, logp)
-    if cfg.linear:
+    if not cfg.learned:
         return
-    lc = cfg.loss
     for j in range(batch.z.shape[0]):
         n = int(batch.valid[j].sum())
         free = [k for k in range(n) if not bool(batch.fixed[j, k])]
@@ -364,13 +368,16 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
         for bs in [b_in] + ([b_um] if cfg.learn_b_um else []):
             bl = [float(bs[j, k]) for k in free]
             cdf = lambda tt, b: 1 - (1 - tt ** a) ** b
-            grid = sum((sum(cdf((q + 0.5) / 100, b) for b in bl) / len(bl) - (q + 0.5) / 100) ** 2
+            goal = lambda tt: 1 - (1 - tt) ** lc.reg_b_in
+            grid = sum((sum(cdf((q + 0.5) / 100, b) for b in bl) / len(bl) - goal((q + 0.5) / 100)) ** 2
                        for q in range(100)) if bl else 0.0
             tail = sum(max(0.0, cdf(0.01, b) - 0.01) ** 2 + max(0.0, 1 - cdf(0.99, b) - 0.01) ** 2
                        for b in bl)
             psi = lambda x: float(torch.digamma(torch.tensor(x, dtype=torch.float64)))
             kl = sum(math.log(a * b) + (a - 1) / a * (psi(1.0) - psi(b + 1)) - (b - 1) / b
                      for b in bl)
+            if lc.kl_reduction == "mean" and bl:
+                kl /= len(bl)
             total += lc.w_grid * grid + lc.w_tail * tail + lc.w_kl * kl
         assert abs(total - float(out["R"][j])) <= 1e-11 * max(1.0, abs(total)), (j, total)
 
@@ -380,7 +387,7 @@ def finite_difference_check(model, batch, t, states, coef, grads, rng, label) ->
     its value: that function's gradient is what backward() computes."""
     params = dict(model.named_parameters())
     names = [n for n in params if any(n.endswith(s) for s in (
-        "gen.tok_emb", "gen.time.w1", "gen.blocks.0.ada.w", "gen.blocks.1.attn.wqkv",
+        "gen.tok_emb", "gen.pos_emb", "aux.pos_emb", "gen.time.w1", "gen.blocks.0.ada.w", "gen.blocks.1.attn.wqkv",
         "gen.blocks.0.ln2.scale", "gen.blocks.1.mlp.w1", "gen.out.w", "gen.out.ada.b",
         "gen.ins.b2", "gen.ins.ada.w", "gen.um.w1", "aux.tok_emb", "aux.blocks.0.attn.wo",
         "aux.blocks.1.ada.b", "aux.bin.w2", "aux.bin.b2", "aux.bum.w1", "aux.bum.ln.scale"))]
@@ -450,7 +457,7 @@ def randomise(model: R.LFlexModel, gen: torch.Generator) -> None:
         noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
         if name.endswith(".scale"):
             p.add_(0.1 * noise)
-        elif name.endswith("tok_emb"):
+        elif name.endswith(("tok_emb", "pos_emb")):
             p.copy_(noise)
         elif p.dim() == 2:
             std = 1.0 / math.sqrt(p.shape[1])
@@ -482,7 +489,39 @@ def fixture_configs():
             schedule=R.ScheduleConfig(family="linear"),
             generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
             loss=R.LossConfig(), **common)),
+        # constant Kumaraswamy shapes (no auxiliary network, one state), the
+        # loss variants flat / tokens, and the absolute position embedding
+        ("ref_kumaraswamy_fixed", 44, R.Config(
+            model=R.ModelConfig(**base, pos_emb=True),
+            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=False,
+                                      b_in=8.0, learn_b_um=False, min_rate=1.001, max_rate=100.0),
+            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            loss=R.LossConfig(time_weight="flat", unmask_norm="tokens"), **common)),
+        # learned b_in floored at 4 (early insertion), the regulariser's grid
+        # target 1 - (1 - t)^8 and mean KL, the loss variants flat / max_len
+        ("ref_kumaraswamy_early", 55, R.Config(
+            model=R.ModelConfig(**base),
+            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
+                                      learn_b_um=False, min_rate=4.0, max_rate=100.0),
+            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat",
+                              unmask_norm="max_len"), **common)),
     ]
+
+
+# Fixtures written before the keys of R.PAPER_VALUES existed: their stored
+# config leaves those keys out (they hold the paper's values), so the files
+# keep their bytes; readers apply the paper's values for missing keys.
+WITHOUT_NEW_KEYS = ("ref_kumaraswamy_a1", "ref_kumaraswamy_a2_learned", "ref_linear")
+
+
+def config_yaml(name: str, cfg: R.Config) -> str:
+    if name not in WITHOUT_NEW_KEYS:
+        return cfg.to_yaml()
+    for key, value in R.PAPER_VALUES.items():
+        section, k = key.split(".")
+        assert getattr(getattr(cfg, section), k) == value, (name, key)
+    return cfg.to_yaml(omit=tuple(R.PAPER_VALUES))
 
 
 def concat(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -515,7 +554,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
 
     with torch.no_grad():
         b_in, b_um = model.order(batch.z, batch.valid)
-    n_states = 1 if cfg.linear else 2
+    n_states = cfg.n_states
     states = [R.sample_states(batch, t, cfg.a, b_in, b_um, gen) for _ in range(n_states)]
     free = batch.valid & ~batch.fixed
     for s in states:
@@ -542,7 +581,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
     check_against_loops(model, batch, t, out, n_states)
     print("  batched loss agrees with one-sequence-at-a-time loops")
 
-    coef = None if cfg.linear else (out["s1"]["L"] - out["s2"]["L"]).detach()
+    coef = None if not cfg.learned else (out["s1"]["L"] - out["s2"]["L"]).detach()
     worst = finite_difference_check(model, batch, t, states, coef, grads, gen, name)
     print(f"  finite differences: worst relative error {worst:.2e}")
 
@@ -559,7 +598,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
     T["batch.g"] = f64(out["g"])
     for i in range(n_states):
         T[f"state{i + 1}"] = i32(concat(states[i], batch.valid))
-    if not cfg.linear:
+    if cfg.learned:
         T["aux.b_in"] = f32(concat(out["b_in"], batch.valid))
         T["aux.b_um"] = f32(concat(out["b_um"], batch.valid))
     for i in range(n_states):
@@ -577,7 +616,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
         T[f"{s}.L_um"] = f64(st["L_um"])
         T[f"{s}.L_in"] = f64(st["L_in"])
         T[f"{s}.logp"] = f64(st["logp"])
-    if not cfg.linear:
+    if cfg.learned:
         T["reg.R"] = f64(out["R"])
     for k in ("total", "unmask", "insert", "reinforce", "reg"):
         T[f"loss.{k}"] = f64(out[k]).reshape(())
@@ -587,7 +626,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
     meta = {
         "format": "lflex-reference-fixture",
         "format_version": "2",
-        "config": cfg.to_yaml(),
+        "config": config_yaml(name, cfg),
         "source": "bench/reference/make_fixtures.py",
         "torch": torch.__version__,
         "seed": str(seed),
@@ -600,7 +639,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
     for k, v in T.items():
         assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
         assert np.array_equal(back[k], v), k
-    assert R.Config.from_yaml(back_meta["config"]).to_yaml() == meta["config"]
+    assert config_yaml(name, R.Config.from_yaml(back_meta["config"])) == meta["config"]
     check_float32_from_file(path)
     print(f"  wrote {os.path.relpath(path, REPO)} "
           f"({os.path.getsize(path)} bytes, {len(T)} tensors)")
@@ -620,7 +659,7 @@ def check_float32_from_file(path: str) -> None:
                         torch.from_numpy(T["batch.fixed"].copy()),
                         torch.from_numpy(T["batch.offsets"].copy()))
     states = []
-    for i in range(1 if cfg.linear else 2):
+    for i in range(cfg.n_states):
         s = torch.zeros(batch.z.shape, dtype=torch.long)
         s[batch.valid] = torch.from_numpy(T[f"state{i + 1}"].astype(np.int64))
         states.append(s)
@@ -642,13 +681,20 @@ def check_float32_from_file(path: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures"))
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="write only this fixture (repeatable); default: all")
     args = ap.parse_args()
+    known = [name for name, _, _ in fixture_configs()]
+    for name in args.only or ():
+        if name not in known:
+            ap.error(f"unknown fixture {name}; known: {', '.join(known)}")
     torch.set_num_threads(1)  # identical numbers on every machine
     os.makedirs(args.out, exist_ok=True)
     check_schedule_functions()
     check_state_probs_monte_carlo()
     for name, seed, cfg in fixture_configs():
-        make_fixture(name, seed, cfg, args.out)
+        if not args.only or name in args.only:
+            make_fixture(name, seed, cfg, args.out)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ typedef enum lflex_model_property {
     LFLEX_PROP_N_PARAMS = 3,     /**< number of trained parameters */
     LFLEX_PROP_STEP = 4,         /**< optimiser steps taken */
     LFLEX_PROP_THREADS = 5,      /**< worker threads in use */
-    LFLEX_PROP_LEARNED_ORDER = 6, /**< 1 for a learned (Kumaraswamy) schedule, 0 for FlexMDM */
+    LFLEX_PROP_LEARNED_ORDER = 6, /**< 1 when an auxiliary network learns b_in (LFlexMDM), 0 for fixed schedules (FlexMDM) */
     LFLEX_PROP_LAST_FLOPS = 7     /**< floating-point operations of the matrix products and attention
                                        of the last train step or loss evaluation (forward and backward) */
 } lflex_model_property;

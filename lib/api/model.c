@@ -16,7 +16,7 @@ static int model_finish(lflex_model_t *h)
         return st;
     h->schedule.family = h->m.cfg.family;
     h->schedule.a = h->m.a;
-    h->schedule.b_um = h->m.learned ? h->m.cfg.b_um : 1.0;
+    h->schedule.b_um = h->m.b_um;
     h->schedule.owned_by_model = true;
     return LFLEX_OK;
 }

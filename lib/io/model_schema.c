@@ -11,6 +11,9 @@ static const char *const activation_choices[] = {"gelu", "relu", NULL};
 static const char *const family_choices[] = {"kumaraswamy", "linear", NULL};
 static const char *const lr_choices[] = {"constant", "cosine", NULL};
 static const char *const tokenizer_choices[] = {"char", "words", NULL};
+static const char *const norm_choices[] = {"masked", "tokens", "max_len", NULL};
+static const char *const reduction_choices[] = {"sum", "mean", NULL};
+static const char *const time_weight_choices[] = {"hazard", "flat", NULL};
 
 #define C lf_model_config
 static const lf_cfg_key model_keys[] = {
@@ -23,6 +26,9 @@ static const lf_cfg_key model_keys[] = {
                    "longest sequence in tokens (prompt, BOS and EOS included); also L_norm of the loss"),
     LF_CFG_KEY_ENUM(C, activation, "model.activation", activation_choices, LF_ACT_GELU, "MLP activation"),
     LF_CFG_KEY_REAL(C, dropout, "model.dropout", 0, 0.9, 0, "dropout on attention and MLP outputs while training"),
+    LF_CFG_KEY_BOOL(C, pos_emb, "model.pos_emb", 0,
+                    "add a learned absolute position embedding (model.max_len rows) to the token embedding of "
+                    "both networks; rotary embeddings stay"),
     LF_CFG_KEY_INT(C, aux_d_model, "aux.d_model", 0, 8192, 0, "width of the auxiliary network (0: model.d_model)"),
     LF_CFG_KEY_INT(C, aux_n_heads, "aux.n_heads", 0, 256, 0, "heads of the auxiliary network (0: model.n_heads)"),
     LF_CFG_KEY_INT(C, aux_n_layers, "aux.n_layers", -1, 256, -1,
@@ -31,10 +37,16 @@ static const lf_cfg_key model_keys[] = {
                     "kumaraswamy: learned insertion order (LFlexMDM); linear: F(t) = t (FlexMDM)"),
     LF_CFG_KEY_REAL(C, a, "schedule.a", 0.05, 20, 1, "Kumaraswamy shape a shared by all tokens (kumaraswamy only)"),
     LF_CFG_KEY_REAL(C, b_um, "schedule.b_um", 0.01, 100, 1, "constant unmasking shape b_um when it is not learned"),
+    LF_CFG_KEY_BOOL(C, learn_b_in, "schedule.learn_b_in", 1,
+                    "kumaraswamy: the auxiliary network learns b_in per token (LFlexMDM); false: every token "
+                    "has the constant schedule.b_in and there is no auxiliary network"),
+    LF_CFG_KEY_REAL(C, b_in, "schedule.b_in", 0.01, 1000, 1,
+                    "constant insertion shape b_in when it is not learned (kumaraswamy only; larger: earlier)"),
     LF_CFG_KEY_BOOL(C, learn_b_um, "schedule.learn_b_um", 0,
                     "the auxiliary network also learns b_um (needs generator.learn_unmask_rate)"),
-    LF_CFG_KEY_REAL(C, aux_min_rate, "schedule.min_rate", 0, 1000, 1.001,
-                    "floor of the learned b_in (and b_um): min_rate + softplus(s) (max_rate - min_rate)"),
+    LF_CFG_KEY_REAL(C, aux_min_rate, "schedule.min_rate", 0, 1000, 4,
+                    "floor of the learned b_in (and b_um): min_rate + softplus(s) (max_rate - min_rate); 4 keeps insertion "
+                    "early (the paper: 1.001, see doc/learning.md)"),
     LF_CFG_KEY_REAL(C, aux_max_rate, "schedule.max_rate", 0, 100000, 100, "scale of the learned rates (see min_rate)"),
     LF_CFG_KEY_BOOL(C, learn_unmask_rate, "generator.learn_unmask_rate", 0,
                     "the generator predicts its unmasking rate (otherwise the constant b_um)"),
@@ -43,8 +55,19 @@ static const lf_cfg_key model_keys[] = {
                     "scale of the generator's rate heads: min_rate + softplus(s) (max_rate - min_rate)"),
     LF_CFG_KEY_REAL(C, w_reg, "loss.w_reg", 0, 1e6, 1, "weight of the schedule regulariser R"),
     LF_CFG_KEY_REAL(C, w_grid, "loss.w_grid", 0, 1e6, 1, "R: the mean schedule stays near uniform (100-point grid)"),
-    LF_CFG_KEY_REAL(C, w_tail, "loss.w_tail", 0, 1e6, 1, "R: hinges keeping mass off t = 0 and t = 1"),
-    LF_CFG_KEY_REAL(C, w_kl, "loss.w_kl", 0, 1e6, 1, "R: KL(Kumaraswamy(a, b_i) || U(0, 1)) per token"),
+    LF_CFG_KEY_REAL(C, w_tail, "loss.w_tail", 0, 1e6, 0, "R: hinges keeping mass off t = 0 and t = 1 (the paper: 1)"),
+    LF_CFG_KEY_REAL(C, w_kl, "loss.w_kl", 0, 1e6, 0, "R: KL(Kumaraswamy(a, b_i) || U(0, 1)) per token (the paper: 1)"),
+    LF_CFG_KEY_ENUM(C, kl_reduction, "loss.kl_reduction", reduction_choices, LF_REDUCE_MEAN,
+                    "R: the KL term summed over a sequence's tokens (the specification) or averaged over them (the "
+                    "authors' code)"),
+    LF_CFG_KEY_REAL(C, reg_b_in, "loss.reg_b_in", 0.01, 1000, 8,
+                    "R: the grid term pulls the mean insertion CDF towards 1 - (1 - t)^reg_b_in (1: uniform, the paper)"),
+    LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
+                    "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
+                    "(flat; the same minimiser, far less variance; hazard is the paper's)"),
+    LF_CFG_KEY_ENUM(C, unmask_norm, "loss.unmask_norm", norm_choices, LF_NORM_MASKED,
+                    "the unmasking sum of a sequence divided by its masked positions, its non-fixed tokens, "
+                    "or model.max_len"),
     LF_CFG_KEY_REAL(C, lr, "train.lr", 0, 10, 3e-4, "peak learning rate of AdamW"),
     LF_CFG_KEY_INT(C, warmup, "train.warmup", 0, 100000000, 100, "steps of linear warm-up from 0 to train.lr"),
     LF_CFG_KEY_ENUM(C, lr_schedule, "train.lr_schedule", lr_choices, LF_LR_CONSTANT, "learning rate after warm-up"),

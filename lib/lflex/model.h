@@ -54,8 +54,9 @@ void lf_nets_view_free(lf_nets_view *v);
 typedef struct lf_model {
     lf_model_config cfg;
     int64_t vocab;                 /* all ids: LF_N_SPECIAL + user tokens */
-    bool learned;                  /* kumaraswamy family: an auxiliary network exists */
+    bool learned;                  /* learned b_in (kumaraswamy, learn_b_in): an auxiliary network exists */
     double a;                      /* the shape in use (1 for the linear family) */
+    double b_in, b_um;             /* the constant shapes where not learned (1 for the linear family) */
     lf_params params;
     lf_nets net;
     /* optimiser: AdamW moments and the EMA copy, in the params' layout */

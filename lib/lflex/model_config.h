@@ -12,6 +12,12 @@
 typedef enum { LF_FAMILY_KUMARASWAMY = 0, LF_FAMILY_LINEAR = 1 } lf_family;
 typedef enum { LF_LR_CONSTANT = 0, LF_LR_COSINE = 1 } lf_lr_schedule;
 typedef enum { LF_TOKENIZER_CHAR = 0, LF_TOKENIZER_WORDS = 1 } lf_tokenizer;
+/* per-sequence normalisation of the unmasking sum: 1/M (masked positions),
+ * 1/n (non-fixed tokens of the clean sequence), 1/max_len */
+typedef enum { LF_NORM_MASKED = 0, LF_NORM_TOKENS = 1, LF_NORM_MAX_LEN = 2 } lf_unmask_norm;
+typedef enum { LF_REDUCE_SUM = 0, LF_REDUCE_MEAN = 1 } lf_reduction;
+/* the time weight of the loss terms: the hazard g_a(t) (the ELBO) or 1 */
+typedef enum { LF_TW_HAZARD = 0, LF_TW_FLAT = 1 } lf_time_weight;
 
 typedef struct lf_model_config {
     /* model: the generator's backbone (and the auxiliary network's, unless
@@ -19,18 +25,23 @@ typedef struct lf_model_config {
     int64_t d_model, n_heads, n_layers, d_cond, mlp_ratio, max_len;
     int activation;          /* lf_activation */
     double dropout;
+    bool pos_emb;            /* a learned absolute position embedding besides rotary */
     /* aux: sizes of the auxiliary network; 0 means "as the generator" */
     int64_t aux_d_model, aux_n_heads, aux_n_layers;
     /* schedule */
     int family;              /* lf_family */
-    double a, b_um;
-    bool learn_b_um;
+    double a, b_um, b_in;
+    bool learn_b_in, learn_b_um;
     double aux_min_rate, aux_max_rate;
     /* generator heads */
     bool learn_unmask_rate;
     double gen_min_rate, gen_max_rate;
     /* loss */
     double w_reg, w_grid, w_tail, w_kl;
+    int unmask_norm;         /* lf_unmask_norm */
+    int time_weight;         /* lf_time_weight */
+    int kl_reduction;        /* lf_reduction */
+    double reg_b_in;         /* target shape of the grid term: mean F(t) ~ 1 - (1 - t)^reg_b_in */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
     int64_t warmup, total_steps;

@@ -36,8 +36,10 @@ static lf_tensor *regulariser(lf_ctx *ctx, const lf_model *m, lf_tensor *b, lf_t
     lf_tensor *grid_row = const_vec(ctx, REG_GRID, false);
     if (!grid_row)
         return NULL;
-    for (int g = 0; g < REG_GRID; g++)
-        lf_data(grid_row)[g] = (lf_real)(grid[g] = (g + 0.5) / REG_GRID);
+    for (int g = 0; g < REG_GRID; g++) { /* the target mean CDF 1 - (1 - t)^reg_b_in: t for 1 */
+        grid[g] = (g + 0.5) / REG_GRID;
+        lf_data(grid_row)[g] = (lf_real)(cfg->reg_b_in == 1 ? grid[g] : -expm1(cfg->reg_b_in * log1p(-grid[g])));
+    }
     /* (a) sum_g (mean_i F(t_g; b_i) - t_g)^2 */
     lf_tensor *F = lf_kuma_cdf_grid(ctx, b, grid, REG_GRID, a);
     lf_tensor *mean_F = lf_mul(ctx, lf_scatter_add_rows(ctx, F, seq_nf, B), inv_n);
@@ -51,10 +53,18 @@ static lf_tensor *regulariser(lf_ctx *ctx, const lf_model *m, lf_tensor *b, lf_t
     lf_tensor *tail_tok = lf_add(ctx, lf_unary_op(ctx, LF_SQUARE, h0), lf_unary_op(ctx, LF_SQUARE, h1));
     lf_tensor *r_tail = lf_sum(ctx, lf_scatter_add_rows(ctx, tail_tok, seq_nf, B));
     /* (c) KL(Kumaraswamy(a, b_i) || U(0,1)) per token */
-    lf_tensor *r_kl = lf_sum(ctx, lf_scatter_add_rows(ctx, lf_kuma_kl(ctx, b, a), seq_nf, B));
+    int64_t col[2] = {b->shape[0], 1};
+    lf_tensor *kl_tok = lf_kuma_kl(ctx, b, a);
+    lf_tensor *kl_seq = lf_scatter_add_rows(ctx, kl_tok ? lf_reshape(ctx, kl_tok, 2, col) : NULL, seq_nf, B);
+    lf_tensor *r_kl = lf_sum(ctx, cfg->kl_reduction == LF_REDUCE_MEAN ? lf_mul(ctx, kl_seq, inv_n) : kl_seq);
     lf_tensor *r = lf_scale(ctx, r_grid, cfg->w_grid);
     r = lf_add(ctx, r, lf_scale(ctx, r_tail, cfg->w_tail));
     return lf_add(ctx, r, lf_scale(ctx, r_kl, cfg->w_kl));
+}
+
+static double time_weight(const lf_model_config *cfg, double t, double a)
+{
+    return cfg->time_weight == LF_TW_FLAT ? 1.0 : lf_base_hazard(t, a);
 }
 
 int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given, bool backward,
@@ -69,26 +79,27 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     const int64_t B = bt->n_seq, Nz = bt->offsets[B];
     const int n_states = m->learned ? 2 : 1;
     const int64_t SB = n_states * B;
-    const double a = m->a, c_const = m->learned ? cfg->b_um : 1.0;
+    const double a = m->a, c_const = m->b_um;
     ctx->grad_enabled = backward;
 
     /* ---- times, and which sequence each non-fixed token belongs to ---- */
     double *t = lf_arena_alloc(&ctx->arena, (size_t)SB * sizeof *t);
     double *t_tok = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *t_tok);
+    int64_t *n_nf = lf_arena_alloc(&ctx->arena, (size_t)B * sizeof *n_nf);
     lf_tensor *seq_nf = lf_new1(ctx, LF_INT, Nz);
     lf_tensor *inv_n = const_vec(ctx, B, true), *has_nf = const_vec(ctx, B, true);
-    if (!t || !t_tok || !seq_nf || !inv_n || !has_nf)
+    if (!t || !t_tok || !n_nf || !seq_nf || !inv_n || !has_nf)
         return LFLEX_ENOMEM;
     for (int64_t j = 0; j < B; j++) {
         t[j] = given ? given->t[j] : T_EPS + ((double)j + lf_rng_uniform(&m->rng)) / (double)B * (1 - 2 * T_EPS);
-        int64_t n_nf = 0;
+        n_nf[j] = 0;
         for (int64_t i = bt->offsets[j]; i < bt->offsets[j + 1]; i++) {
             t_tok[i] = t[j];
             lf_idata(seq_nf)[i] = bt->fixed[i] ? -1 : (int32_t)j;
-            n_nf += !bt->fixed[i];
+            n_nf[j] += !bt->fixed[i];
         }
-        lf_data(inv_n)[j] = (lf_real)(n_nf ? 1.0 / (double)n_nf : 0.0);
-        lf_data(has_nf)[j] = (lf_real)(n_nf ? 1 : 0);
+        lf_data(inv_n)[j] = (lf_real)(n_nf[j] ? 1.0 / (double)n_nf[j] : 0.0);
+        lf_data(has_nf)[j] = (lf_real)(n_nf[j] ? 1 : 0);
     }
     for (int s = 1; s < n_states; s++)
         memcpy(t + s * B, t, (size_t)B * sizeof *t);
@@ -110,7 +121,7 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         b_in = const_vec(ctx, Nz, false);
         if (b_in)
             for (int64_t i = 0; i < Nz; i++)
-                lf_data(b_in)[i] = 1;
+                lf_data(b_in)[i] = (lf_real)m->b_in;
     }
     if ((st = lf_ctx_status(ctx)))
         return st;
@@ -160,7 +171,7 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         return LFLEX_ENOMEM;
     for (int64_t k = 0; k < Nx; k++) {
         double tk = t[lf_idata(px.seg)[k]];
-        lf_data(w_ins)[k] = (lf_real)(lf_base_hazard(tk, a) / (double)cfg->max_len);
+        lf_data(w_ins)[k] = (lf_real)(time_weight(cfg, tk, a) / (double)cfg->max_len);
     }
     lf_tensor *L_ins = lf_scatter_add_rows(ctx, lf_mul(ctx, lf_bregman(ctx, lambda, beta_in), w_ins), px.seg, SB);
 
@@ -174,14 +185,18 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         int64_t *m_seq = lf_arena_calloc(&ctx->arena, (size_t)SB * sizeof *m_seq);
         if (!rows || !seg_m || !target || !src_m || !w_um || !m_seq)
             return LFLEX_ENOMEM;
-        for (int64_t q = 0; q < M; q++)
-            m_seq[lf_idata(px.seg)[masked[q]]]++;
+        if (cfg->unmask_norm == LF_NORM_MASKED)
+            for (int64_t q = 0; q < M; q++)
+                m_seq[lf_idata(px.seg)[masked[q]]]++;
+        else
+            for (int64_t j = 0; j < SB; j++)
+                m_seq[j] = cfg->unmask_norm == LF_NORM_MAX_LEN ? cfg->max_len : n_nf[j % B];
         for (int64_t q = 0; q < M; q++) {
             int32_t row = masked[q], seq = lf_idata(px.seg)[row];
             lf_idata(seg_m)[q] = seq;
             lf_idata(src_m)[q] = src[row];
             lf_idata(target)[q] = bt->tokens[src[row]] - LF_N_SPECIAL;
-            lf_data(w_um)[q] = (lf_real)(lf_base_hazard(t[seq], a) / (double)m_seq[seq]);
+            lf_data(w_um)[q] = (lf_real)(time_weight(cfg, t[seq], a) / (double)m_seq[seq]);
         }
         lf_tensor *h_m = lf_embedding(ctx, hx, rows);
         logits = lf_token_head_forward(ctx, &m->net.gen_out, h_m, cx, seg_m);

@@ -325,7 +325,7 @@ static int network_pass(lf_sampler *s, lf_ctx *ctx, seq_state *seqs, int64_t B, 
         po->beta_um = lf_new1(ctx, LF_REAL, M);
         if (!po->beta_um)
             return LFLEX_ENOMEM;
-        double c_um = m->learned ? m->cfg.b_um : 1.0;
+        double c_um = m->b_um;
         for (int64_t q = 0; q < M; q++)
             lf_data(po->beta_um)[q] = (lf_real)c_um;
     }
@@ -626,7 +626,7 @@ int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double 
     lf_tensor *b_um = nets->has_um ? lf_rate_head_forward(ctx, &nets->gen_um, h, c, seg) : NULL;
     st = lf_ctx_status(ctx);
     if (!st) {
-        double g = lf_base_hazard(t, m->a), c_um = m->learned ? m->cfg.b_um : 1.0;
+        double g = lf_base_hazard(t, m->a), c_um = m->b_um;
         int64_t V = m->vocab, U = V - LF_N_SPECIAL;
         for (int64_t k = 0; k < n; k++) {
             bool is_mask = x[k] == LF_MASK;
@@ -648,15 +648,15 @@ int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double 
 int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n, float *b_in,
                          float *b_um, float *expected_insert_time)
 {
-    double c_um = m->learned ? m->cfg.b_um : 1.0;
-    if (!m->learned) { /* FlexMDM: every token has b = 1 */
+    double c_um = m->b_um;
+    if (!m->learned) { /* fixed schedules: every token has the same shapes */
         for (int64_t i = 0; i < n; i++) {
             if (b_in)
-                b_in[i] = 1;
+                b_in[i] = (float)m->b_in;
             if (b_um)
-                b_um[i] = 1;
+                b_um[i] = (float)c_um;
             if (expected_insert_time)
-                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : 0.5f;
+                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)lf_kuma_expected_time(m->a, m->b_in);
         }
         return LFLEX_OK;
     }

@@ -37,6 +37,8 @@ int lf_backbone_register(lf_backbone *bb, const lf_backbone_cfg *cfg, lf_params 
     reg_ctx rc = {p, prefix, false}, *r = &rc;
     int64_t d = cfg->d, dc = cfg->d_cond, dff = cfg->d_ff;
     bb->tok_emb = reg(r, "tok_emb", cfg->vocab, d, LF_INIT_NORMAL, INIT_STD, false);
+    if (cfg->n_pos > 0)
+        bb->pos_emb = reg(r, "pos_emb", cfg->n_pos, d, LF_INIT_NORMAL, INIT_STD, false);
     bb->time_w1 = W("time.w1", dc, 2 * LF_TIME_FREQS);
     bb->time_b1 = BIAS("time.b1", dc);
     bb->time_w2 = W("time.w2", dc, dc);
@@ -177,6 +179,8 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
     c1 = lf_linear_act(ctx, c1, bb->time_w2, bb->time_b2, LF_SILU);
     *cond = ROWS(c1);
     lf_tensor *h = lf_embedding(ctx, bb->tok_emb, pk->ids);
+    if (bb->pos_emb)
+        h = lf_add(ctx, h, lf_embedding(ctx, bb->pos_emb, pk->pos));
     /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m; each
      * gated residual is computed in one pass with the norm that follows it */
     lf_tensor *m = cfg->n_layers > 0 ? ROWS(lf_linear(ctx, c1, bb->blocks[0].ada_w, bb->blocks[0].ada_b)) : NULL;

@@ -18,6 +18,7 @@ typedef struct lf_backbone_cfg {
     int64_t d, n_heads, n_layers, d_cond, d_ff;
     lf_activation act;
     double dropout;
+    int64_t n_pos;       /* rows of a learned absolute position embedding (0: none, rotary only) */
 } lf_backbone_cfg;
 
 typedef struct lf_block {
@@ -26,7 +27,7 @@ typedef struct lf_block {
 
 typedef struct lf_backbone {
     lf_backbone_cfg cfg;
-    lf_tensor *tok_emb, *time_w1, *time_b1, *time_w2, *time_b2;
+    lf_tensor *tok_emb, *pos_emb, *time_w1, *time_b1, *time_w2, *time_b2;
     lf_block *blocks;
 } lf_backbone;
 
