@@ -99,13 +99,13 @@ def generate(model: R.LFlexModel, templates: Sequence[Sequence[int]],
     x[valid] = torch.tensor([tok for t in templates for tok in t], dtype=torch.long)
     open_gap[valid] = torch.tensor([bool(o) for g in open_gaps for o in g])
 
-    dt = (1.0 - 1e-5) / (sc.steps + 1)
-    for step in range(sc.steps):
+    dt = (1.0 - 1e-5) / sc.steps  # steps over [0, 1 - 1e-5], then a closing argmax pass
+    for step in range(sc.steps + 1):
         t = step * dt
         tt = torch.full((B,), t, dtype=dtype)
         logits, beta_in, beta_um = model.gen(x, tt, valid)
         masked = x == R.MASK
-        if step == sc.steps - 1:
+        if step == sc.steps:
             x = torch.where(masked, logits.argmax(-1) + R.N_SPECIAL, x)
             break
         g = float(R.base_hazard(torch.tensor(t, dtype=torch.float64), a))

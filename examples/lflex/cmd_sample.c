@@ -17,7 +17,8 @@ static bool sampler_flag(sampler_flags *sf, int argc, char **argv, int *i)
     static const char *const flags[][2] = {{"--steps", "steps"},         {"--temperature", "temperature"},
                                            {"--top-k", "top_k"},         {"--top-p", "top_p"},
                                            {"--confidence", "confidence"}, {"--seed", "seed"},
-                                           {"--max-len", "max_len"},     {"--batch", "batch_size"}};
+                                           {"--max-len", "max_len"},     {"--batch", "batch_size"},
+                                           {"--insertion", "insertion"}};
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
         if (!strcmp(argv[*i], flags[k][0]) && *i + 1 < argc) {
             buf_printf(&sf->yaml, "%s: %s\n", flags[k][1], argv[++*i]);
@@ -79,8 +80,8 @@ int cmd_sample(int argc, char **argv)
     if (rc || !ckpt || n < 1) {
         fprintf(stderr, "usage: lflex sample CKPT [--n N] [--prompt TEXT]... [--prompts FILE] [--infill TEXT]...\n"
                         "                   [--steps N] [--temperature T] [--top-k K] [--top-p P]\n"
-                        "                   [--confidence none|top_prob|prob_diff|entropy] [--seed S] [--max-len N] "
-                        "[--times]\n");
+                        "                   [--confidence none|top_prob|prob_diff|entropy] [--insertion auto|poisson|binomial]\n"
+                        "                   [--seed S] [--max-len N] [--times]\n");
         free(prompts);
         free(infills);
         buf_free(&sf.yaml);
@@ -226,7 +227,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (rc || !ckpt || !data || n < 1) {
         fprintf(stderr, "usage: lflex eval CKPT DATA [--n N] [--steps N] [--temperature T] [--confidence MODE] "
-                        "[--seed S]\n");
+                        "[--insertion MODE] [--seed S]\n");
         buf_free(&sf.yaml);
         return 2;
     }

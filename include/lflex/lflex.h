@@ -318,8 +318,8 @@ LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const 
 
 /**
  * A sampler for a model, configured by YAML (keys in doc/config.md:
- * steps, temperature, top_k, top_p, confidence, max_len, seed, use_ema,
- * batch_size, threads). The sampler borrows the model: free it before the
+ * steps, temperature, top_k, top_p, confidence, insertion, max_len, seed,
+ * use_ema, batch_size, threads). The sampler borrows the model: free it before the
  * model, and do not train, load into or free the model while it is in use.
  * Any number of samplers may run on one model at the same time.
  */
@@ -334,7 +334,8 @@ LFLEX_API int lflex_sampler_set_seed(lflex_sampler_t *s, uint64_t seed);
 
 /**
  * A progress callback for long generations: called on the calling thread
- * after every step of every batch with the steps done and the total; a
+ * after every step of every batch (steps + 1 per batch: the steps and the
+ * closing pass) with the steps done and the total; a
  * non-zero return stops the generation with LFLEX_ECANCELED. NULL removes it.
  */
 typedef int (*lflex_progress_fn)(void *user, uint64_t done, uint64_t total);

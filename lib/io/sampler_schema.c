@@ -4,17 +4,23 @@
 #include "io/sampler_schema.h"
 
 static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", NULL};
+static const char *const insertion_choices[] = {"auto", "poisson", "binomial", NULL};
 
 #define C lf_sampler_config
 static const lf_cfg_key sampler_keys[] = {
     LF_CFG_KEY_INT(C, steps, "steps", 1, 100000, 64,
-                   "tau-leaping steps from t = 0 to 1; the last one turns every MASK into its most likely token"),
+                   "tau-leaping steps from t = 0 to 1, then a closing pass that turns every MASK left into its most likely token"),
     LF_CFG_KEY_REAL(C, temperature, "temperature", 0, 100, 1, "softmax temperature of token sampling (0: greedy)"),
     LF_CFG_KEY_INT(C, top_k, "top_k", 0, 1000000, 0, "sample among the k most likely tokens (0: all; 1: greedy)"),
     LF_CFG_KEY_REAL(C, top_p, "top_p", 0.000001, 1, 1,
                     "sample from the smallest set of most likely tokens whose probability reaches top_p (1: all)"),
     LF_CFG_KEY_ENUM(C, confidence, "confidence", confidence_choices, LF_CONF_NONE,
                     "which masked positions unmask: the random events (none), or as many of the most confident ones"),
+    LF_CFG_KEY_ENUM(C, insertion, "insertion", insertion_choices, LF_INS_AUTO,
+                    "MASKs a gap receives in a step: poisson(rate), or binomial(the expected number of dropped "
+                    "tokens rounded at random, their chance to arrive in the step), which keeps lengths exact "
+                    "when the model is sure of them; auto: binomial when every token has one insertion shape "
+                    "(fixed schedules), poisson for learned ones"),
     LF_CFG_KEY_INT(C, max_len, "max_len", 0, 65536, 0,
                    "longest output in tokens (0: the model's max_len; at most the model's)"),
     LF_CFG_KEY_INT(C, seed, "seed", 0, 9007199254740991.0, 0, "seed of the sampler's random numbers"),

@@ -103,6 +103,15 @@ void lf_sampler_destroy(lf_sampler *s)
 
 /* Poisson(lambda): multiplication of uniforms below 30, otherwise the
  * transformed rejection method PTRS (Hormann, 1993). */
+/* Binomial(m, p) arrivals out of m dropped tokens. */
+static int64_t binomial_arrivals(lf_rng *r, int64_t m, double p)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < m; i++)
+        n += lf_rng_uniform(r) < p;
+    return n;
+}
+
 static int64_t poisson(lf_rng *r, double lam)
 {
     if (!(lam > 0))
@@ -351,7 +360,7 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
                 if (row[v] > row[best])
                     best = v;
             sq->tok[k] = (int32_t)(LF_N_SPECIAL + best);
-            sq->t_um[k] = t_next;
+            sq->t_um[k] = (float)t;
         }
         return;
     }
@@ -391,8 +400,25 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
     /* insertions into open gaps */
     int64_t total = 0;
     int64_t *n_ins = scratch_idx; /* reuse: sized for the sequence */
+    bool binomial = s->cfg.insertion == LF_INS_BINOMIAL || (s->cfg.insertion == LF_INS_AUTO && !m->learned);
+    double p_arrive = -expm1(-m->b_in * G); /* a dropped token's chance to arrive in this step (fixed shape) */
+    /* binomial: the dropped tokens of the gaps, m_k, are the expected numbers
+     * mu_k = beta_in / b_in rounded by one systematic draw over the sequence
+     * (E[m_k] = mu_k, and their sum is the sum of the mu_k rounded down or
+     * up), so that a model sure of the length gets exactly that length */
+    double u_sys = binomial ? lf_rng_uniform(&sq->rng) : 0, cum = 0, cap = (double)s->cfg.max_len;
+    int64_t prev = 0;
     for (int64_t k = 0; k < sq->n; k++) {
-        n_ins[k] = sq->open[k] ? poisson(&sq->rng, (double)lf_data(po->beta_in)[sq->row0 + k] * G) : 0;
+        double beta = sq->open[k] ? (double)lf_data(po->beta_in)[sq->row0 + k] : 0;
+        if (binomial) {
+            double mu = beta > 0 ? beta / m->b_in : 0;
+            cum += mu < cap ? mu : cap;
+            int64_t cur = (int64_t)floor(cum + u_sys);
+            n_ins[k] = binomial_arrivals(&sq->rng, cur - prev, p_arrive);
+            prev = cur;
+        } else {
+            n_ins[k] = poisson(&sq->rng, beta * G);
+        }
         total += n_ins[k];
     }
     if (total == 0 || sq->n + total > s->cfg.max_len)
@@ -439,6 +465,16 @@ typedef struct {
 static void run_group_step(group_job *g)
 {
     double t = (double)g->i * g->dt;
+    if (g->i == g->N) { /* the closing pass: nothing to do without masks */
+        bool any = false;
+        for (int64_t j = 0; j < g->B && !any; j++)
+            for (int64_t k = 0; k < g->seqs[j].n && !any; k++)
+                any = g->seqs[j].tok[k] == LF_MASK;
+        if (!any) {
+            g->status = LFLEX_OK;
+            return;
+        }
+    }
     pass_out po;
     g->status = g->B > 0 ? network_pass(g->s, g->wk->ctx, g->seqs, g->B, t, &po) : LFLEX_OK;
     if (g->status || g->B == 0)
@@ -448,7 +484,7 @@ static void run_group_step(group_job *g)
         int64_t q0 = q, end = g->seqs[j].row0 + g->seqs[j].n;
         while (q < po.n_masked && po.masked_rows[q] < end)
             q++;
-        step_sequence(g->s, g->wk, &g->seqs[j], &po, q0, q, t, g->dt, g->i == g->N - 1);
+        step_sequence(g->s, g->wk, &g->seqs[j], &po, q0, q, t, g->dt, g->i == g->N);
     }
 }
 
@@ -521,9 +557,12 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
         st = LFLEX_ENOMEM;
     /* the whole-context worker: one group, the ops split over the threads */
     lf_sampler_worker whole = {&s->ctx, s->probs, s->order, scratch_idx, scratch_conf};
-    double dt = T_END / (double)(N + 1);
+    /* N steps insert and unmask over [0, T_END]; one more pass at T_END turns
+     * the masks left (those inserted last among them) into their most likely
+     * tokens */
+    double dt = T_END / (double)N;
     int64_t written = 0;
-    uint64_t total_steps = (uint64_t)((tp->n + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)N, done = 0;
+    uint64_t total_steps = (uint64_t)((tp->n + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)(N + 1), done = 0;
     out->offsets[0] = 0;
     for (int64_t c0 = 0; c0 < tp->n && !st; c0 += chunk_cap) {
         int64_t B = tp->n - c0 < chunk_cap ? tp->n - c0 : chunk_cap;
@@ -543,7 +582,7 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
             }
             sq->rng = sequence_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j));
         }
-        for (int64_t i = 0; i < N && !st; i++) {
+        for (int64_t i = 0; i <= N && !st; i++) {
             st = chunk_step(s, &whole, jobs, seqs, B, i, N, dt);
             done++;
             if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)

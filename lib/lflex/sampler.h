@@ -8,6 +8,9 @@
 #include "lflex/model.h"
 
 typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY } lf_confidence;
+/* how many MASKs a gap receives in a step: auto is binomial when every token
+ * has the same insertion shape (fixed schedules), else poisson */
+typedef enum { LF_INS_AUTO = 0, LF_INS_POISSON, LF_INS_BINOMIAL } lf_insertion;
 
 typedef struct lf_sampler_config {
     int64_t steps;        /* tau-leaping steps N; the last one only unmasks */
@@ -15,6 +18,7 @@ typedef struct lf_sampler_config {
     int64_t top_k;        /* 0: off */
     double top_p;         /* 1: off */
     int confidence;       /* lf_confidence */
+    int insertion;        /* lf_insertion */
     int64_t max_len;      /* 0: the model's max_len */
     int64_t seed;
     bool use_ema;         /* use the EMA weights when the model keeps them */

@@ -121,9 +121,10 @@ static double chi2(const double *obs, const double *p, int k, double n, int *df)
 
 static double w_of(double t) { return t <= 0 ? 0 : -log1p(-t); } /* a = 1 */
 
-/* One stochastic step then the final one: the number of MASKs inserted into
- * the single open gap of [EOS] is Poisson(beta_in (w(dt) - w(0))). Checked
- * for a small and a large mean (the two branches of the Poisson sampler). */
+/* One stochastic step over [0, T_END] then the closing pass: with
+ * `insertion: poisson` the number of MASKs inserted into the single open gap
+ * of [EOS] is Poisson(beta_in (w(T_END) - w(0))). Checked for a small and a
+ * large mean (the two branches of the Poisson sampler). */
 START_TEST(test_insertions_poisson)
 {
     lf_model m;
@@ -131,9 +132,9 @@ START_TEST(test_insertions_poisson)
     const double means[2] = {1.7, 45.0};
     for (int c = 0; c < 2; c++) {
         lf_sampler s;
-        lf_sampler_config cfg = sampler_cfg("steps: 2\nbatch_size: 512\nseed: 11");
+        lf_sampler_config cfg = sampler_cfg("steps: 1\nbatch_size: 512\nseed: 11\ninsertion: poisson");
         ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
-        double dt = (1 - 1e-5) / 3, G = w_of(dt);
+        double G = w_of(1 - 1e-5);
         float logits[6] = {0};
         lf_forced_rates fr = {means[c] / G, 0.0, logits};
         s.forced = &fr;
@@ -170,6 +171,51 @@ START_TEST(test_insertions_poisson)
 }
 END_TEST
 
+/* `insertion: binomial` (the default for fixed schedules): in one step over
+ * [0, T_END] a dropped token arrives with probability 1 - exp(-b_in G)
+ * (1 - 1e-5^8 here), and the gap holds mu = beta_in / b_in of them rounded
+ * at random, so the count is floor(mu) or floor(mu) + 1 with probabilities
+ * 1 - frac(mu) and frac(mu): a model sure of a length gets that length,
+ * where Poisson would spread it. Also with the linear family (b_in = 1,
+ * arrival probability 1 - 1e-5). */
+START_TEST(test_insertions_binomial)
+{
+    static const char *const schedules[2] = {"schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}",
+                                             "schedule: {family: linear}"};
+    const double b_in[2] = {8, 1}, mu = 4.3;
+    for (int c = 0; c < 2; c++) {
+        lf_model m;
+        make_model_sized(&m, schedules[c], 200, 6);
+        lf_sampler s;
+        lf_sampler_config cfg = sampler_cfg("steps: 1\nbatch_size: 512\nseed: 5");
+        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+        float logits[6] = {0};
+        lf_forced_rates fr = {mu * b_in[c], 0.0, logits};
+        s.forced = &fr;
+        int32_t eos = LF_EOS;
+        uint8_t open = 1;
+        tmpl_set t = repeat_template(&eos, &open, 1, 4000);
+        gen_out g = run(&s, &t);
+        double obs[3] = {0}; /* 4, 5, anything else */
+        for (int64_t j = 0; j < t.n; j++) {
+            int64_t k = g.off[j + 1] - g.off[j] - 1;
+            obs[k == 4 ? 0 : k == 5 ? 1 : 2] += 1;
+        }
+        double p[2] = {0.7, 0.3};
+        int df;
+        double stat = chi2(obs, p, 2, (double)t.n, &df);
+        printf("# binomial insertions, b_in %g, mu %.1f: %g x 4, %g x 5, %g other; chi2 %.1f on %d df\n", b_in[c], mu,
+               obs[0], obs[1], obs[2], stat, df);
+        ck_assert_msg(obs[2] <= 2, "binomial insertion gave %g counts outside {4, 5}", obs[2]);
+        ck_assert(stat < chi2_crit(df > 0 ? df : 1));
+        free_gen(&g);
+        free_tmpl(&t);
+        lf_sampler_destroy(&s);
+        lf_model_destroy(&m);
+    }
+}
+END_TEST
+
 /* A lone MASK with no open gap: it unmasks in stochastic step i with
  * probability exp(-c w(t_i)) - exp(-c w(t_{i+1})) (the exponential law of
  * rate c g_a in the time w), and in the final step otherwise. */
@@ -189,7 +235,7 @@ START_TEST(test_unmask_times_exponential)
     uint8_t open[2] = {0, 0};
     tmpl_set t = repeat_template(tok, open, 2, 4000);
     gen_out g = run(&s, &t);
-    double dt = (1 - 1e-5) / (N + 1), obs[N] = {0}, p[N];
+    double dt = (1 - 1e-5) / N, obs[N] = {0}, p[N]; /* the closing pass shares bin N - 1 */
     for (int64_t j = 0; j < t.n; j++) {
         ck_assert_int_eq(g.off[j + 1] - g.off[j], 2);
         ck_assert(g.tok[g.off[j]] >= LF_N_SPECIAL);
@@ -445,6 +491,7 @@ Suite *lf_test_suite(void)
     TCase *tc = tcase_create("sampler");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_insertions_poisson);
+    tcase_add_test(tc, test_insertions_binomial);
     tcase_add_test(tc, test_unmask_times_exponential);
     tcase_add_test(tc, test_top_p_set);
     tcase_add_test(tc, test_determinism);

@@ -57,7 +57,7 @@ class Sampler:
     def __init__(self, model: Model, steps: int = 64, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, confidence: str = "none", max_len: int = 0, seed: int = 0,
                  use_ema: bool = True, batch_size: int = 32, threads: int = 0, *,
-                 progress: Optional[Progress] = None) -> None:
+                 insertion: str = "auto", progress: Optional[Progress] = None) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be an lflex.Model, not {type(model).__name__}")
         options = {
@@ -66,6 +66,7 @@ class Sampler:
             "top_k": operator.index(top_k),
             "top_p": float(top_p),
             "confidence": str(confidence),
+            "insertion": str(insertion),
             "max_len": operator.index(max_len),
             "seed": operator.index(seed),
             "use_ema": bool(use_ema),
