@@ -2,7 +2,7 @@
 # Set up liblflex on a Debian 12 machine and run it.
 #
 #   sh setup.sh demo   install what is missing, build, run the demo (lflex demo:
-#                      90 seconds of training on star graphs)
+#                      90 seconds of training: a learned-order model learns to reverse words)
 #   sh setup.sh test   install what is missing, build, run every test suite
 #                      (plain, ASan+UBSan, valgrind) and print "N passed, N failed"
 #
