@@ -394,12 +394,13 @@ class SamplerTest(unittest.TestCase):
             s.generate()
         self.assertIn("canceled", cm.exception.message)
         self.assertEqual([d for d, _ in calls], [1, 2, 3])
-        # after every step of every batch: 12 steps x 2 batches of one
+        # after every step of every batch: (12 steps + the closing pass) x 2
+        # batches of one
         calls.clear()
         s = self.sampler(batch_size=1)
         s.progress = lambda done, total: calls.append((done, total))  # returns None: go on
         s.generate_batch([None, None])
-        self.assertEqual(calls, [(i, 24) for i in range(1, 25)])
+        self.assertEqual(calls, [(i, 26) for i in range(1, 27)])
 
         def fails(done, total):
             raise ZeroDivisionError("from the callback")

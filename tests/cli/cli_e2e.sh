@@ -63,6 +63,8 @@ check "eval reports loss, exact match and token accuracy" \
 "$LFLEX" order out/checkpoint.safetensors "$(printf 'p q\ta b c')" > o.txt
 check "order prints b_in and the expected insertion time of the target" \
     "[ $? -eq 0 ] && grep -q 'E\\[T_in\\]' o.txt && [ \$(grep -c '^ *[0-9]' o.txt) -eq 3 ]"
+check "order prints the order in one line, tied tokens in brackets" \
+    "grep -q '^insertion order: ' o.txt && [ \$(grep '^insertion order: ' o.txt | tr -cd '[]' | wc -c) -ne 1 ]"
 "$LFLEX" rates out/checkpoint.safetensors "a [MASK] c" --t 0.3 > r.txt
 check "rates prints insertion and unmasking rates" "[ $? -eq 0 ] && grep -q 'insert rate' r.txt && grep -q '<mask>' r.txt"
 
