@@ -40,7 +40,7 @@ static lf_tensor *regulariser(lf_ctx *ctx, const lf_model *m, lf_tensor *b, lf_t
         grid[g] = (g + 0.5) / REG_GRID;
         lf_data(grid_row)[g] = (lf_real)(cfg->reg_b_in == 1 ? grid[g] : -expm1(cfg->reg_b_in * log1p(-grid[g])));
     }
-    /* (a) sum_g (mean_i F(t_g; b_i) - t_g)^2 */
+    /* (a) sum_g (mean_i F(t_g; b_i) - target_g)^2 */
     lf_tensor *F = lf_kuma_cdf_grid(ctx, b, grid, REG_GRID, a);
     lf_tensor *mean_F = lf_mul(ctx, lf_scatter_add_rows(ctx, F, seq_nf, B), inv_n);
     lf_tensor *dev = lf_unary_op(ctx, LF_SQUARE, lf_sub(ctx, mean_F, grid_row));
@@ -52,10 +52,9 @@ static lf_tensor *regulariser(lf_ctx *ctx, const lf_model *m, lf_tensor *b, lf_t
     lf_tensor *h1 = lf_unary_op(ctx, LF_RELU, lf_affine(ctx, lf_slice_cols(ctx, Ft, 1, 1), -1, 0.99));
     lf_tensor *tail_tok = lf_add(ctx, lf_unary_op(ctx, LF_SQUARE, h0), lf_unary_op(ctx, LF_SQUARE, h1));
     lf_tensor *r_tail = lf_sum(ctx, lf_scatter_add_rows(ctx, tail_tok, seq_nf, B));
-    /* (c) KL(Kumaraswamy(a, b_i) || U(0,1)) per token */
+    /* (c) KL(Kumaraswamy(a, b_i) || U(0,1)) per token, summed or averaged over the sequence */
     int64_t col[2] = {b->shape[0], 1};
-    lf_tensor *kl_tok = lf_kuma_kl(ctx, b, a);
-    lf_tensor *kl_seq = lf_scatter_add_rows(ctx, kl_tok ? lf_reshape(ctx, kl_tok, 2, col) : NULL, seq_nf, B);
+    lf_tensor *kl_seq = lf_scatter_add_rows(ctx, lf_reshape(ctx, lf_kuma_kl(ctx, b, a), 2, col), seq_nf, B);
     lf_tensor *r_kl = lf_sum(ctx, cfg->kl_reduction == LF_REDUCE_MEAN ? lf_mul(ctx, kl_seq, inv_n) : kl_seq);
     lf_tensor *r = lf_scale(ctx, r_grid, cfg->w_grid);
     r = lf_add(ctx, r, lf_scale(ctx, r_tail, cfg->w_tail));
