@@ -101,8 +101,6 @@ void lf_sampler_destroy(lf_sampler *s)
 
 /* ---- random draws ---------------------------------------------------------- */
 
-/* Poisson(lambda): multiplication of uniforms below 30, otherwise the
- * transformed rejection method PTRS (Hormann, 1993). */
 /* Binomial(m, p) arrivals out of m dropped tokens. */
 static int64_t binomial_arrivals(lf_rng *r, int64_t m, double p)
 {
@@ -112,6 +110,8 @@ static int64_t binomial_arrivals(lf_rng *r, int64_t m, double p)
     return n;
 }
 
+/* Poisson(lambda): multiplication of uniforms below 30, otherwise the
+ * transformed rejection method PTRS (Hormann, 1993). */
 static int64_t poisson(lf_rng *r, double lam)
 {
     if (!(lam > 0))
