@@ -70,8 +70,24 @@ static int valid_loss(lflex_model_t *m, const cli_data *v, size_t n, size_t batc
     return 0;
 }
 
+/* mkdir -p: the run directory and every missing parent. */
 static int make_dir(const char *path)
 {
+    char *p = strdup(path);
+    if (!p)
+        return cli_fail("%s: out of memory", path);
+    for (char *c = p + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            int rc = cli_fail("%s: %s", p, strerror(errno));
+            free(p);
+            return rc;
+        }
+        *c = '/';
+    }
+    free(p);
     if (mkdir(path, 0777) == 0 || errno == EEXIST)
         return 0;
     return cli_fail("%s: %s", path, strerror(errno));

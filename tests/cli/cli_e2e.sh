@@ -47,6 +47,8 @@ check "train writes a checkpoint, the log and the config" \
 check "the log has step records and validation records with exact match" \
     "grep -q '\"step\": 6, \"loss\"' out/log.jsonl && grep -q '\"exact_match\"' out/log.jsonl"
 check "the vocabulary was built from the data (sorted)" "grep -q 'tokens: \"a b c p q\"' out/config.yaml"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=runs/new/deep > deep.out 2>&1
+check "train creates the missing parents of run.out" "[ $? -eq 0 ] && [ -s runs/new/deep/checkpoint.safetensors ]"
 
 "$LFLEX" train tiny.yaml --quiet --set run.steps=9 --resume out/checkpoint.safetensors 2> resume.err
 check "resume continues to the new step count" "[ $? -eq 0 ] && grep -q '\"step\": 9, \"loss\"' out/log.jsonl"
