@@ -77,12 +77,12 @@ int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len,
     return rc;
 }
 
-static bool all_tied(const int *rank, const uint8_t *fixed, size_t n)
+/* The text of one token, or its id when it has none. */
+static void token_text(const lflex_model_t *m, int32_t id, char *buf, size_t cap)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!(fixed && fixed[i]) && rank[i] != 1)
-            return false;
-    return n > 1;
+    size_t len;
+    if (lflex_model_decode(m, &id, 1, buf, cap, &len))
+        snprintf(buf, cap, "%d", id);
 }
 
 /* Two learned shapes are one place in the order when they differ by less
@@ -93,15 +93,17 @@ static bool same_place(float a, float b) { return fabsf(a - b) <= 0.02f * fmaxf(
 int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n)
 {
     float *b = malloc((n ? n : 1) * sizeof *b), *et = malloc((n ? n : 1) * sizeof *et);
-    int *rank = malloc((n ? n : 1) * sizeof *rank);
-    if (!b || !et || !rank || lflex_model_order(m, z, fixed, n, b, NULL, et)) {
+    int *rank = malloc((n ? n : 1) * sizeof *rank), *at_place = calloc(n + 1, sizeof *at_place);
+    if (!b || !et || !rank || !at_place || lflex_model_order(m, z, fixed, n, b, NULL, et)) {
         free(b);
         free(et);
         free(rank);
-        return b && et && rank ? cli_fail_lib("order") : cli_fail("order: out of memory");
+        free(at_place);
+        return b && et && rank && at_place ? cli_fail_lib("order") : cli_fail("order: out of memory");
     }
     /* place of each non-fixed token (1 = first); tied tokens share a place,
-     * which is 1 + the number of tokens strictly earlier */
+     * which is 1 + the number of tokens strictly earlier; at_place[r]: the
+     * tokens at place r */
     int max_rank = 0;
     for (size_t i = 0; i < n; i++) {
         rank[i] = 0;
@@ -111,67 +113,59 @@ int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uin
         for (size_t j = 0; j < n; j++)
             if (!(fixed && fixed[j]) && b[j] > b[i] && !same_place(b[j], b[i]))
                 rank[i]++;
+        at_place[rank[i]]++;
         max_rank = rank[i] > max_rank ? rank[i] : max_rank;
     }
     /* fixed tokens (a prompt, BOS, EOS) are present from the start: one
      * line for them, then a row per generated token with its expected
      * insertion time on a line from t = 0 to t = 1 */
-    size_t n_fixed = 0, n_free = 0;
+    size_t n_fixed = 0;
     for (size_t i = 0; i < n; i++)
         n_fixed += fixed && fixed[i];
-    n_free = n - n_fixed;
+    size_t n_free = n - n_fixed;
     if (n_fixed)
         fprintf(f, "(%zu fixed tokens, present from t = 0)\n", n_fixed);
     enum { W = 40 };
     fprintf(f, "%5s  %-12s %9s %9s %6s  %-*s\n", "pos", "token", "b_in", "E[T_in]", "place", W + 2, "t=0 ... E[T_in] ... t=1");
     for (size_t i = 0; i < n; i++) {
         char tok[64], line[W + 1], place[16];
-        size_t len;
         if (fixed && fixed[i])
             continue;
-        if (lflex_model_decode(m, z + i, 1, tok, sizeof tok, &len))
-            snprintf(tok, sizeof tok, "%d", z[i]);
+        token_text(m, z[i], tok, sizeof tok);
         int col = (int)lroundf(et[i] * (W - 1));
         for (int c = 0; c < W; c++)
             line[c] = c == col ? '*' : (c < col ? '-' : ' ');
         line[W] = '\0';
-        int tied = 0;
-        for (size_t j = 0; j < n; j++)
-            tied += j != i && !(fixed && fixed[j]) && rank[j] == rank[i];
-        snprintf(place, sizeof place, "%d%s", rank[i], tied ? "=" : "");
+        snprintf(place, sizeof place, "%d%s", rank[i], at_place[rank[i]] > 1 ? "=" : "");
         fprintf(f, "%5zu  %-12s %9.3f %9.3f %6s  |%s|\n", i, tok, b[i], et[i], place, line);
     }
     /* the order in one line: tokens in brackets share a place */
     if (n_free) {
         fprintf(f, "insertion order:");
         for (int r = 1; r <= max_rank; r++) {
-            int k = 0;
-            for (size_t i = 0; i < n; i++)
-                k += rank[i] == r;
-            if (!k)
+            if (!at_place[r])
                 continue;
             fputs(r > 1 ? " then" : "", f);
-            fputs(k > 1 ? " [" : " ", f);
+            fputs(at_place[r] > 1 ? " [" : " ", f);
             int w = 0;
             for (size_t i = 0; i < n; i++) {
+                char tok[64];
                 if (rank[i] != r)
                     continue;
-                char tok[64];
-                size_t len;
-                if (lflex_model_decode(m, z + i, 1, tok, sizeof tok, &len))
-                    snprintf(tok, sizeof tok, "%d", z[i]);
+                token_text(m, z[i], tok, sizeof tok);
                 fprintf(f, "%s%s", w++ ? " " : "", tok);
             }
-            fputs(k > 1 ? "]" : "", f);
+            fputs(at_place[r] > 1 ? "]" : "", f);
         }
         int64_t learned = 0;
         lflex_model_get(m, LFLEX_PROP_LEARNED_ORDER, &learned);
         fputs(!learned ? "  (a fixed schedule: every token has the same shape)\n"
-                       : all_tied(rank, fixed, n) ? "  (all tied: no order learned)\n" : "\n",
+                       : max_rank == 1 && n_free > 1 ? "  (all tied: no order learned)\n" : "\n",
               f);
     }
     free(b);
     free(et);
     free(rank);
+    free(at_place);
     return 0;
 }

@@ -20,13 +20,13 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
         return reject(why, cap, "the vocabulary has no user token (set vocab.tokens or vocab.size)");
     if (!heads_ok(cfg->d_model, cfg->n_heads))
         return reject(why, cap, "model.d_model / model.n_heads must be an even whole number");
-    if (cfg->family == LF_FAMILY_KUMARASWAMY && cfg->learn_b_in) {
+    if (lf_config_learns_b_in(cfg)) {
         int64_t d = cfg->aux_d_model ? cfg->aux_d_model : cfg->d_model;
         int64_t h = cfg->aux_n_heads ? cfg->aux_n_heads : cfg->n_heads;
         if (!heads_ok(d, h))
             return reject(why, cap, "aux.d_model / aux.n_heads must be an even whole number");
     }
-    if (cfg->learn_b_um && (cfg->family != LF_FAMILY_KUMARASWAMY || !cfg->learn_b_in))
+    if (cfg->learn_b_um && !lf_config_learns_b_in(cfg))
         return reject(why, cap, "schedule.learn_b_um needs schedule.family: kumaraswamy and schedule.learn_b_in");
     if (cfg->learn_b_um && !cfg->learn_unmask_rate)
         return reject(why, cap,
@@ -65,7 +65,7 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
 {
     memset(n, 0, sizeof *n);
     int64_t n_user = vocab - LF_N_SPECIAL;
-    n->has_aux = cfg->family == LF_FAMILY_KUMARASWAMY && cfg->learn_b_in;
+    n->has_aux = lf_config_learns_b_in(cfg);
     n->has_um = cfg->learn_unmask_rate;
     n->has_bum = n->has_aux && cfg->learn_b_um;
     lf_backbone_cfg g = backbone_cfg(cfg, vocab, false);
@@ -123,7 +123,7 @@ int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_toke
     m->cfg = *cfg;
     m->vocab = LF_N_SPECIAL + n_user_tokens;
     bool kuma = cfg->family == LF_FAMILY_KUMARASWAMY;
-    m->learned = kuma && cfg->learn_b_in;
+    m->learned = lf_config_learns_b_in(cfg);
     m->a = kuma ? cfg->a : 1.0;
     m->b_in = kuma ? cfg->b_in : 1.0;
     m->b_um = kuma ? cfg->b_um : 1.0;

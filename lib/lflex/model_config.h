@@ -54,4 +54,11 @@ typedef struct lf_model_config {
     int64_t vocab_size;      /* user tokens when `tokens` is empty */
 } lf_model_config;
 
+/* An auxiliary network learns b_in (LFlexMDM): the Kumaraswamy family with
+ * schedule.learn_b_in. */
+static inline bool lf_config_learns_b_in(const lf_model_config *cfg)
+{
+    return cfg->family == LF_FAMILY_KUMARASWAMY && cfg->learn_b_in;
+}
+
 #endif
