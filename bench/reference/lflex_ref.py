@@ -57,6 +57,7 @@ class ModelConfig:
     activation: str = "gelu"      # gelu (tanh form) | relu; block MLPs only
     dropout: float = 0.0
     pos_emb: bool = False         # learned absolute position embedding [max_len, d], both networks
+    seg_pos: bool = False         # learned segment position embeddings [4 (max_len + 1), d], both networks
 
 
 @dataclass
@@ -101,7 +102,7 @@ class LossConfig:
 
 # The paper's values of the keys added after fixture format version 2's first
 # three fixtures (MODEL.md section 4); those fixtures' configs lack the keys.
-PAPER_VALUES = {"model.pos_emb": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
+PAPER_VALUES = {"model.pos_emb": False, "model.seg_pos": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
                 "loss.kl_reduction": "sum", "loss.reg_b_in": 1.0, "loss.time_weight": "hazard",
                 "loss.unmask_norm": "masked"}
 
@@ -488,6 +489,25 @@ class Block(nn.Module):
         return h + gate_m * F.dropout(self.mlp(a), self.dropout, self.training)
 
 
+def segment_rows(x: torch.Tensor, key_mask: torch.Tensor, max_len: int):
+    """Rows of the segment position tables (model.seg_pos) for ids x [B, L]
+    with key_mask [B, L]. The prompt is every token before the last BOS; the
+    second segment is BOS (index 0; without BOS the first token is 1) up to
+    EOS. Tables: prompt from start, prompt from end, second segment from
+    start, second segment from end, max_len + 1 rows each."""
+    R = max_len + 1
+    B, L = x.shape
+    i = torch.arange(L).expand(B, L)
+    n = key_mask.sum(1, keepdim=True)
+    is_bos = (x == BOS) & key_mask
+    bos = torch.where(is_bos, i, torch.full_like(i, -1)).max(1, keepdim=True).values
+    prompt = i < bos
+    start = torch.where(prompt, i, 2 * R + i - bos)
+    end = torch.where(prompt, R + bos - 1 - i, 3 * R + n - 1 - i)
+    pad = ~key_mask
+    return start.masked_fill(pad, 0), end.masked_fill(pad, 0)
+
+
 class Backbone(nn.Module):
     """Token embedding (plus, with model.pos_emb, a learned absolute position
     embedding registered right after it), time embedding and the adaLN
@@ -499,11 +519,15 @@ class Backbone(nn.Module):
         self.head_dim = d // cfg.model.n_heads
         self.tok_emb = nn.Parameter(torch.empty(cfg.n_ids, d))
         self.pos_emb = nn.Parameter(torch.empty(cfg.model.max_len, d)) if cfg.model.pos_emb else None
+        self.seg_len = cfg.model.max_len
+        self.seg_pos = nn.Parameter(torch.empty(4 * (self.seg_len + 1), d)) if cfg.model.seg_pos else None
         self.time = TimeEmbedding(cfg.d_cond)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.model.n_layers)])
         nn.init.normal_(self.tok_emb, 0.0, INIT_STD)
         if self.pos_emb is not None:
             nn.init.normal_(self.pos_emb, 0.0, INIT_STD)
+        if self.seg_pos is not None:
+            nn.init.normal_(self.seg_pos, 0.0, INIT_STD)
 
     def trunk(self, x: torch.Tensor, t: torch.Tensor, key_mask: torch.Tensor):
         """x [B, L] token ids (right-padded), t [B], key_mask [B, L] (True =
@@ -512,6 +536,9 @@ class Backbone(nn.Module):
         h = F.embedding(x, self.tok_emb)
         if self.pos_emb is not None:  # rows: positions 0..L-1 within each sequence, as rotary
             h = h + self.pos_emb[:x.shape[1]]
+        if self.seg_pos is not None:
+            start, end = segment_rows(x, key_mask, self.seg_len)
+            h = h + F.embedding(start, self.seg_pos) + F.embedding(end, self.seg_pos)
         c = self.time(t)
         cos, sin = rope_tables(x.shape[1], self.head_dim, h.dtype, h.device)
         for block in self.blocks:

@@ -236,6 +236,14 @@ def layout_forward(P: dict, prefix: str, x: list, t: float, cfg: R.Config, heads
     h = W("tok_emb")[x]
     if prefix + "pos_emb" in P:  # model.pos_emb: row p for position p of the sequence
         h = h + W("pos_emb")[np.arange(n)]
+    if prefix + "seg_pos" in P:  # model.seg_pos: four tables of max_len + 1 rows
+        R1 = cfg.model.max_len + 1
+        bos = max([p for p in range(n) if x[p] == R.BOS], default=-1)
+        for p in range(n):
+            if p < bos:  # prompt: index from its start, index from its end
+                h[p] = h[p] + W("seg_pos")[p] + W("seg_pos")[R1 + bos - 1 - p]
+            else:  # BOS .. EOS (the whole sequence without BOS)
+                h[p] = h[p] + W("seg_pos")[2 * R1 + p - bos] + W("seg_pos")[3 * R1 + n - 1 - p]
     f = np.exp(-math.log(10000.0) * np.arange(128) / 128)
     e = np.concatenate([np.cos(t * f), np.sin(t * f)])
     c = silu(W("time.w2") @ silu(W("time.w1") @ e + W("time.b1")) + W("time.b2"))
@@ -387,7 +395,7 @@ def finite_difference_check(model, batch, t, states, coef, grads, rng, label) ->
     its value: that function's gradient is what backward() computes."""
     params = dict(model.named_parameters())
     names = [n for n in params if any(n.endswith(s) for s in (
-        "gen.tok_emb", "gen.pos_emb", "aux.pos_emb", "gen.time.w1", "gen.blocks.0.ada.w", "gen.blocks.1.attn.wqkv",
+        "gen.tok_emb", "gen.pos_emb", "aux.pos_emb", "gen.seg_pos", "aux.seg_pos", "gen.time.w1", "gen.blocks.0.ada.w", "gen.blocks.1.attn.wqkv",
         "gen.blocks.0.ln2.scale", "gen.blocks.1.mlp.w1", "gen.out.w", "gen.out.ada.b",
         "gen.ins.b2", "gen.ins.ada.w", "gen.um.w1", "aux.tok_emb", "aux.blocks.0.attn.wo",
         "aux.blocks.1.ada.b", "aux.bin.w2", "aux.bin.b2", "aux.bum.w1", "aux.bum.ln.scale"))]
@@ -457,7 +465,7 @@ def randomise(model: R.LFlexModel, gen: torch.Generator) -> None:
         noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
         if name.endswith(".scale"):
             p.add_(0.1 * noise)
-        elif name.endswith(("tok_emb", "pos_emb")):
+        elif name.endswith(("tok_emb", "pos_emb", "seg_pos")):
             p.copy_(noise)
         elif p.dim() == 2:
             std = 1.0 / math.sqrt(p.shape[1])
@@ -506,6 +514,14 @@ def fixture_configs():
             generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
             loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat",
                               unmask_norm="max_len"), **common)),
+        # segment position embeddings (model.seg_pos) in both networks, with
+        # the conditional sequences of the batch splitting at BOS
+        ("ref_kumaraswamy_segpos", 66, R.Config(
+            model=R.ModelConfig(**base, seg_pos=True),
+            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
+                                      learn_b_um=False, min_rate=4.0, max_rate=100.0),
+            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat"), **common)),
     ]
 
 

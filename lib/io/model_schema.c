@@ -29,6 +29,10 @@ static const lf_cfg_key model_keys[] = {
     LF_CFG_KEY_BOOL(C, pos_emb, "model.pos_emb", 0,
                     "add a learned absolute position embedding (model.max_len rows) to the token embedding of "
                     "both networks; rotary embeddings stay"),
+    LF_CFG_KEY_BOOL(C, seg_pos, "model.seg_pos", 0,
+                    "add learned embeddings of each token's index counted from the start and from the end of its "
+                    "segment (the prompt before BOS; BOS, the target and EOS after it) to the token embedding of "
+                    "both networks: a target token and the prompt token it copies or mirrors share an index"),
     LF_CFG_KEY_INT(C, aux_d_model, "aux.d_model", 0, 8192, 0, "width of the auxiliary network (0: model.d_model)"),
     LF_CFG_KEY_INT(C, aux_n_heads, "aux.n_heads", 0, 256, 0, "heads of the auxiliary network (0: model.n_heads)"),
     LF_CFG_KEY_INT(C, aux_n_layers, "aux.n_layers", -1, 256, -1,

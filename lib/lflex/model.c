@@ -58,6 +58,8 @@ static lf_backbone_cfg backbone_cfg(const lf_model_config *cfg, int64_t vocab, b
     b.act = (lf_activation)cfg->activation;
     b.dropout = cfg->dropout;
     b.n_pos = cfg->pos_emb ? cfg->max_len : 0;
+    b.seg_len = cfg->seg_pos ? cfg->max_len : 0;
+    b.bos_id = LF_BOS;
     return b;
 }
 

@@ -39,6 +39,8 @@ int lf_backbone_register(lf_backbone *bb, const lf_backbone_cfg *cfg, lf_params 
     bb->tok_emb = reg(r, "tok_emb", cfg->vocab, d, LF_INIT_NORMAL, INIT_STD, false);
     if (cfg->n_pos > 0)
         bb->pos_emb = reg(r, "pos_emb", cfg->n_pos, d, LF_INIT_NORMAL, INIT_STD, false);
+    if (cfg->seg_len > 0)
+        bb->seg_pos = reg(r, "seg_pos", 4 * (cfg->seg_len + 1), d, LF_INIT_NORMAL, INIT_STD, false);
     bb->time_w1 = W("time.w1", dc, 2 * LF_TIME_FREQS);
     bb->time_b1 = BIAS("time.b1", dc);
     bb->time_w2 = W("time.w2", dc, dc);
@@ -155,6 +157,44 @@ static lf_tensor *maybe_dropout(lf_ctx *ctx, lf_tensor *x, const lf_backbone_cfg
     return lf_dropout(ctx, x, cfg->dropout, seed);
 }
 
+/* Rows of the segment position tables (model.seg_pos). A sequence has two
+ * segments: the prompt (the tokens before its last BOS) and the rest (BOS,
+ * the target, EOS; the whole sequence when there is no BOS). Every token
+ * gets its index counted from the start of its segment and from its end:
+ * prompt token i of P: i and P-1-i (tables 0 and 1); token i of the rest,
+ * with BOS at index b (b = -1 without BOS) and n tokens in the sequence:
+ * i-b and n-1-i (tables 2 and 3), so the first target token is 1 and EOS is
+ * 0 from the end. Each table has L+1 rows, L = model.max_len. */
+static int seg_pos_rows(lf_ctx *ctx, const lf_packed *pk, int64_t L, int32_t bos_id, lf_tensor **from_start, lf_tensor **from_end)
+{
+    const int64_t T = pk->n_tok, R = L + 1;
+    *from_start = lf_new1(ctx, LF_INT, T);
+    *from_end = lf_new1(ctx, LF_INT, T);
+    if (!*from_start || !*from_end)
+        return LFLEX_ENOMEM;
+    const int32_t *ids = lf_idata(pk->ids), *off = lf_idata(pk->offsets);
+    int32_t *fs = lf_idata(*from_start), *fe = lf_idata(*from_end);
+    for (int64_t s = 0; s < pk->n_seq; s++) {
+        int64_t b = off[s], e = off[s + 1], bos = -1;
+        for (int64_t i = b; i < e; i++)
+            if (ids[i] == bos_id)
+                bos = i - b;
+        for (int64_t i = 0; i < e - b; i++) {
+            int64_t a, z;
+            if (i < bos) {
+                a = i;
+                z = R + (bos - 1 - i);
+            } else {
+                a = 2 * R + (i - bos);
+                z = 3 * R + (e - b - 1 - i);
+            }
+            fs[b + i] = (int32_t)a;
+            fe[b + i] = (int32_t)z;
+        }
+    }
+    return 0;
+}
+
 lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_packed *pk, const double *t,
                                bool train, uint64_t seed, lf_tensor **cond)
 {
@@ -181,6 +221,13 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
     lf_tensor *h = lf_embedding(ctx, bb->tok_emb, pk->ids);
     if (bb->pos_emb)
         h = lf_add(ctx, h, lf_embedding(ctx, bb->pos_emb, pk->pos));
+    if (bb->seg_pos) {
+        lf_tensor *from_start = NULL, *from_end = NULL;
+        if (seg_pos_rows(ctx, pk, cfg->seg_len, cfg->bos_id, &from_start, &from_end))
+            return NULL;
+        h = lf_add(ctx, h, lf_embedding(ctx, bb->seg_pos, from_start));
+        h = lf_add(ctx, h, lf_embedding(ctx, bb->seg_pos, from_end));
+    }
     /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m; each
      * gated residual is computed in one pass with the norm that follows it */
     lf_tensor *m = cfg->n_layers > 0 ? ROWS(lf_linear(ctx, c1, bb->blocks[0].ada_w, bb->blocks[0].ada_b)) : NULL;

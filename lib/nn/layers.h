@@ -19,6 +19,8 @@ typedef struct lf_backbone_cfg {
     lf_activation act;
     double dropout;
     int64_t n_pos;       /* rows of a learned absolute position embedding (0: none, rotary only) */
+    int64_t seg_len;     /* > 0: segment position embeddings, 4 tables of seg_len + 1 rows (model.seg_pos) */
+    int32_t bos_id;      /* the token that starts the second segment */
 } lf_backbone_cfg;
 
 typedef struct lf_block {
@@ -27,7 +29,7 @@ typedef struct lf_block {
 
 typedef struct lf_backbone {
     lf_backbone_cfg cfg;
-    lf_tensor *tok_emb, *pos_emb, *time_w1, *time_b1, *time_w2, *time_b2;
+    lf_tensor *tok_emb, *pos_emb, *seg_pos, *time_w1, *time_b1, *time_w2, *time_b2;
     lf_block *blocks;
 } lf_backbone;
 

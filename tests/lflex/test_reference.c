@@ -45,6 +45,7 @@ static const char *const fixture_names[] = {
     "ref_linear",
     "ref_kumaraswamy_fixed",
     "ref_kumaraswamy_early",
+    "ref_kumaraswamy_segpos",
 };
 #define N_FIXTURES ((int)(sizeof fixture_names / sizeof fixture_names[0]))
 
@@ -53,7 +54,7 @@ static const char *const fixture_names[] = {
  * are set before the fixture's YAML is parsed, so a key the fixture has
  * wins. */
 static const char *const paper_values[][2] = {
-    {"model.pos_emb", "false"},     {"schedule.learn_b_in", "true"}, {"schedule.b_in", "1"},
+    {"model.pos_emb", "false"},     {"model.seg_pos", "false"},      {"schedule.learn_b_in", "true"}, {"schedule.b_in", "1"},
     {"loss.time_weight", "hazard"}, {"loss.unmask_norm", "masked"},  {"loss.kl_reduction", "sum"},
     {"loss.reg_b_in", "1"},
 };
@@ -542,6 +543,10 @@ static const struct {
     {3, {"gen.blocks.0.attn.wqkv", 100, 1e-3, -1}},
     {4, {"aux.bin.w1", 23, 1e-3, -1}},
     {4, {"gen.blocks.0.ada.w", 7, 1e-3, -1}},
+    /* seg_pos rows of 32: row 17 = the last prompt token counted from the
+     * prompt's end, row 51 = EOS counted from the sequence's end */
+    {5, {"gen.seg_pos", 17 * 32 + 5, 1e-3, -1}},
+    {5, {"aux.seg_pos", 51 * 32 + 7, 1e-3, -1}},
 };
 
 START_TEST(test_detects_perturbed_weight)
