@@ -156,6 +156,7 @@ static uint32_t file_crc(const unsigned char *b, size_t len, size_t digits)
 struct lf_st_file {
     unsigned char *storage; /* the file's bytes, starting `pad` bytes in */
     lf_st_entry *entries;
+    const lf_st_entry **by_name; /* the entries sorted by name, for lf_st_find */
     size_t n;
     lf_st_meta *meta;
     size_t n_meta;
@@ -192,6 +193,20 @@ static uint64_t key_offset(const lf_st_parser *p, const char *key)
     return 8;
 }
 
+/* bad() at the place where the header mentions `key`. Looking the place up
+ * scans the header, so it is done only once a problem is found: doing it for
+ * every tensor made reading quadratic in the header's size. */
+static int bad_at_key(const lf_st_parser *p, const char *key, const char *fmt, ...) LF_PRINTF(3, 4);
+static int bad_at_key(const lf_st_parser *p, const char *key, const char *fmt, ...)
+{
+    char what[LF_ERROR_MSG_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return bad(p, key_offset(p, key), "%s", what);
+}
+
 static char *copy_string(char **cursor, const char *s)
 {
     size_t k = strlen(s) + 1;
@@ -205,10 +220,10 @@ static int check_metadata(const lf_st_parser *p, json_t *md)
     const char *key;
     json_t *v;
     if (!json_is_object(md))
-        return bad(p, key_offset(p, "__metadata__"), "__metadata__ is not an object");
+        return bad_at_key(p, "__metadata__", "__metadata__ is not an object");
     json_object_foreach(md, key, v)
         if (!json_is_string(v))
-            return bad(p, key_offset(p, key), "metadata '%s' is not a string", key);
+            return bad_at_key(p, key, "metadata '%s' is not a string", key);
     json_t *crc = json_object_get(md, LF_ST_KEY_CRC);
     if (!crc && !json_object_get(md, LF_ST_KEY_WRITER))
         return LFLEX_OK; /* not written by liblflex: no checksum to check */
@@ -216,15 +231,16 @@ static int check_metadata(const lf_st_parser *p, json_t *md)
         return bad(p, key_offset(p, LF_ST_KEY_WRITER), "has " LF_ST_KEY_WRITER " but no "
                    LF_ST_KEY_CRC " (the checksum key is damaged or missing)");
     const char *text = json_string_value(crc);
-    uint64_t at = key_offset(p, LF_ST_KEY_CRC);
     size_t k = strlen(text);
     /* lowercase only: 'a' and 'A' differ by one bit and must not both be valid */
     if (k != 8 || strspn(text, "0123456789abcdef") != 8)
-        return bad(p, at, LF_ST_KEY_CRC " is \"%s\", not 8 lowercase hex digits", text);
+        return bad_at_key(p, LF_ST_KEY_CRC, LF_ST_KEY_CRC " is \"%s\", not 8 lowercase hex digits",
+                          text);
     size_t digits = 0;
     if (find_crc_digits(p->b + 8, p->header_len, &digits) != 1 ||
         memcmp(p->b + 8 + digits, text, 8) != 0)
-        return bad(p, at, "cannot locate the " LF_ST_KEY_CRC " value in the header");
+        return bad_at_key(p, LF_ST_KEY_CRC,
+                          "cannot locate the " LF_ST_KEY_CRC " value in the header");
     digits += 8;
     uint32_t stored = (uint32_t)strtoul(text, NULL, 16);
     uint32_t actual = file_crc(p->b, p->len, digits);
@@ -237,58 +253,59 @@ static int check_metadata(const lf_st_parser *p, json_t *md)
 /* Validate one tensor's header entry and fill *e (but for name and data). */
 static int check_tensor(const lf_st_parser *p, const char *name, json_t *v, lf_st_entry *e)
 {
-    uint64_t at = key_offset(p, name);
     uint64_t data_len = p->len - 8 - p->header_len;
     const char *field;
     json_t *fv;
     if (!json_is_object(v))
-        return bad(p, at, "tensor '%s': entry is not an object", name);
+        return bad_at_key(p, name, "tensor '%s': entry is not an object", name);
     json_object_foreach(v, field, fv)
         if (strcmp(field, "dtype") != 0 && strcmp(field, "shape") != 0 &&
             strcmp(field, "data_offsets") != 0)
-            return bad(p, at, "tensor '%s': unknown field '%s'", name, field);
+            return bad_at_key(p, name, "tensor '%s': unknown field '%s'", name, field);
 
     const char *dtype = json_string_value(json_object_get(v, "dtype"));
     if (!dtype)
-        return bad(p, at, "tensor '%s': dtype is missing or not a string", name);
+        return bad_at_key(p, name, "tensor '%s': dtype is missing or not a string", name);
     size_t d = 0;
     while (d < N_DTYPES && strcmp(dtype, dtype_names[d]) != 0)
         d++;
     if (d == N_DTYPES)
-        return bad(p, at, "tensor '%s': unsupported dtype '%s'", name, dtype);
+        return bad_at_key(p, name, "tensor '%s': unsupported dtype '%s'", name, dtype);
     e->dtype = (lf_st_dtype)d;
 
     json_t *shape = json_object_get(v, "shape");
     if (!json_is_array(shape))
-        return bad(p, at, "tensor '%s': shape is missing or not an array", name);
+        return bad_at_key(p, name, "tensor '%s': shape is missing or not an array", name);
     if (json_array_size(shape) > LF_ST_MAX_DIMS)
-        return bad(p, at, "tensor '%s': %zu dimensions, at most %d are supported", name,
-                   json_array_size(shape), LF_ST_MAX_DIMS);
+        return bad_at_key(p, name, "tensor '%s': %zu dimensions, at most %d are supported", name,
+                          json_array_size(shape), LF_ST_MAX_DIMS);
     e->ndim = (int)json_array_size(shape);
     uint64_t nbytes = dtype_sizes[d];
     for (int i = 0; i < e->ndim; i++) {
         json_t *dim = json_array_get(shape, (size_t)i);
         if (!json_is_integer(dim) || json_integer_value(dim) < 0)
-            return bad(p, at, "tensor '%s': dimension %d is not a non-negative integer", name, i);
+            return bad_at_key(p, name, "tensor '%s': dimension %d is not a non-negative integer",
+                              name, i);
         e->shape[i] = json_integer_value(dim);
         if (__builtin_mul_overflow(nbytes, (uint64_t)e->shape[i], &nbytes))
-            return bad(p, at, "tensor '%s': the shape's size overflows", name);
+            return bad_at_key(p, name, "tensor '%s': the shape's size overflows", name);
     }
 
     json_t *offs = json_object_get(v, "data_offsets");
     json_t *jb = json_array_get(offs, 0), *je = json_array_get(offs, 1);
     if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_is_integer(jb) ||
         !json_is_integer(je))
-        return bad(p, at, "tensor '%s': data_offsets is not an array of two integers", name);
+        return bad_at_key(p, name, "tensor '%s': data_offsets is not an array of two integers",
+                          name);
     json_int_t begin = json_integer_value(jb), end = json_integer_value(je);
     if (begin < 0 || end < begin || (uint64_t)end > data_len)
-        return bad(p, at, "tensor '%s': data_offsets [%lld, %lld] lie outside the data section "
-                   "of %llu bytes", name, (long long)begin, (long long)end,
-                   (unsigned long long)data_len);
+        return bad_at_key(p, name, "tensor '%s': data_offsets [%lld, %lld] lie outside the data "
+                          "section of %llu bytes", name, (long long)begin, (long long)end,
+                          (unsigned long long)data_len);
     if ((uint64_t)(end - begin) != nbytes)
-        return bad(p, at, "tensor '%s': data_offsets [%lld, %lld] hold %llu bytes, but %s with "
-                   "this shape needs %llu", name, (long long)begin, (long long)end,
-                   (unsigned long long)(end - begin), dtype, (unsigned long long)nbytes);
+        return bad_at_key(p, name, "tensor '%s': data_offsets [%lld, %lld] hold %llu bytes, but %s "
+                          "with this shape needs %llu", name, (long long)begin, (long long)end,
+                          (unsigned long long)(end - begin), dtype, (unsigned long long)nbytes);
     e->nbytes = (size_t)nbytes;
     e->file_offset = 8 + p->header_len + (uint64_t)begin;
     return LFLEX_OK;
@@ -319,6 +336,27 @@ static int check_coverage(const lf_st_parser *p, lf_st_entry **sorted, size_t n)
     if (expect < p->len)
         return bad(p, expect, "%llu trailing bytes after the last tensor",
                    (unsigned long long)(p->len - expect));
+    return LFLEX_OK;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const lf_st_entry *const *)a)->name, (*(const lf_st_entry *const *)b)->name);
+}
+
+/* The lookup index: the entries sorted by name (n log n, whatever the names;
+ * a hash could be made slow by chosen names). Equal neighbours would be a
+ * duplicate, which jansson already refuses; checked again here so that
+ * lf_st_find can never pick one of two. */
+static int build_index(const lf_st_parser *p, lf_st_file *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        f->by_name[i] = &f->entries[i];
+    qsort(f->by_name, f->n, sizeof *f->by_name, by_name);
+    for (size_t i = 1; i < f->n; i++)
+        if (strcmp(f->by_name[i - 1]->name, f->by_name[i]->name) == 0)
+            return bad_at_key(p, f->by_name[i]->name, "duplicate tensor name '%s'",
+                              f->by_name[i]->name);
     return LFLEX_OK;
 }
 
@@ -382,11 +420,12 @@ static int parse(lf_st_file **out, unsigned char *storage, size_t pad, size_t le
     f = calloc(1, sizeof *f);
     if (f) {
         f->entries = calloc(n ? n : 1, sizeof *f->entries);
+        f->by_name = calloc(n ? n : 1, sizeof *f->by_name);
         f->meta = calloc(n_meta ? n_meta : 1, sizeof *f->meta);
         f->strings = malloc(string_bytes ? string_bytes : 1);
     }
     sorted = malloc((n ? n : 1) * sizeof *sorted);
-    if (!f || !f->entries || !f->meta || !f->strings || !sorted) {
+    if (!f || !f->entries || !f->by_name || !f->meta || !f->strings || !sorted) {
         err = lf_error_oom(name);
         goto done;
     }
@@ -407,7 +446,8 @@ static int parse(lf_st_file **out, unsigned char *storage, size_t pad, size_t le
         sorted[f->n++] = e;
     }
     qsort(sorted, f->n, sizeof *sorted, by_offset);
-    if ((err = check_coverage(&p, sorted, f->n)) != LFLEX_OK)
+    if ((err = check_coverage(&p, sorted, f->n)) != LFLEX_OK ||
+        (err = build_index(&p, f)) != LFLEX_OK)
         goto done;
     if (LF_ST_BIG_ENDIAN)
         for (size_t i = 0; i < f->n; i++)
@@ -508,10 +548,11 @@ const lf_st_entry *lf_st_at(const lf_st_file *f, size_t i)
 
 const lf_st_entry *lf_st_find(const lf_st_file *f, const char *name)
 {
-    for (size_t i = 0; f && name && i < f->n; i++)
-        if (strcmp(f->entries[i].name, name) == 0)
-            return &f->entries[i];
-    return NULL;
+    if (!f || !name)
+        return NULL;
+    const lf_st_entry key = {.name = name}, *pk = &key;
+    const lf_st_entry *const *hit = bsearch(&pk, f->by_name, f->n, sizeof *f->by_name, by_name);
+    return hit ? *hit : NULL;
 }
 
 const char *lf_st_meta_get(const lf_st_file *f, const char *key)
@@ -528,6 +569,7 @@ void lf_st_free(lf_st_file *f)
         return;
     free(f->storage);
     free(f->entries);
+    free(f->by_name);
     free(f->meta);
     free(f->strings);
     free(f);

@@ -87,7 +87,7 @@ int lf_st_read_buffer(lf_st_file **out, const void *buf, size_t len, const char 
 /* Tensors in header order (the order the writer was given). */
 size_t lf_st_count(const lf_st_file *f);
 const lf_st_entry *lf_st_at(const lf_st_file *f, size_t i); /* NULL if i >= count */
-const lf_st_entry *lf_st_find(const lf_st_file *f, const char *name); /* NULL if absent; O(n) */
+const lf_st_entry *lf_st_find(const lf_st_file *f, const char *name); /* NULL if absent; O(log n) */
 /* Metadata value for `key`, NULL if absent. lflex.writer and lflex.crc32 are
  * visible here too. */
 const char *lf_st_meta_get(const lf_st_file *f, const char *key);

@@ -341,6 +341,81 @@ START_TEST(test_handmade_buffer)
 }
 END_TEST
 
+/* A header of `n` one-element F32 tensors "p.<i>.w", data in the reverse
+ * order of the header; tensor `bad` (if < n) gets the dtype "F16". */
+static unsigned char *build_many(size_t n, size_t bad, size_t *len, size_t *bad_key_at)
+{
+    size_t cap = 32 + n * 80, h = 0;
+    char *header = malloc(cap);
+    ck_assert_ptr_nonnull(header);
+    h += (size_t)snprintf(header + h, cap - h, "{");
+    for (size_t i = 0; i < n; i++) {
+        size_t slot = n - 1 - i;
+        if (i == bad)
+            *bad_key_at = 8 + h + (i ? 1 : 0);
+        h += (size_t)snprintf(header + h, cap - h,
+                              "%s\"p.%zu.w\":{\"dtype\":\"%s\",\"shape\":[1],\"data_offsets\":[%zu,%zu]}",
+                              i ? "," : "", i, i == bad ? "F16" : "F32", 4 * slot, 4 * slot + 4);
+    }
+    snprintf(header + h, cap - h, "}");
+    float *data = malloc(4 * n);
+    ck_assert_ptr_nonnull(data);
+    for (size_t i = 0; i < n; i++)
+        data[n - 1 - i] = (float)i;
+    unsigned char *b = build_raw(header, data, 4 * n, len);
+    free(data);
+    free(header);
+    return b;
+}
+
+/* 100 000 tensors: every one found by name at its place, names that are not
+ * there are not found, and a fault in the last entry is reported at its key.
+ * (Reading once looked up each tensor's key from the start of the header,
+ * quadratic in its size: this file took minutes. bench/bench_safetensors.c
+ * measures the scaling; this test only needs to finish.) */
+START_TEST(test_large_header)
+{
+    enum { N = 100000 };
+    size_t len, unused = 0;
+    unsigned char *b = build_many(N, N, &len, &unused);
+    lf_st_file *f = NULL;
+    int st = lf_st_read_buffer(&f, b, len, "many.safetensors");
+    ck_assert_msg(st == LFLEX_OK, "%s", lflex_last_error());
+    ck_assert_uint_eq(lf_st_count(f), N);
+    uint64_t data_start = len - 4 * (uint64_t)N;
+    char name[32];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "p.%zu.w", i);
+        const lf_st_entry *e = lf_st_find(f, name);
+        ck_assert_msg(e != NULL, "%s not found", name);
+        ck_assert_ptr_eq(e, lf_st_at(f, i)); /* header order kept */
+        ck_assert_str_eq(e->name, name);
+        ck_assert_uint_eq(e->file_offset, data_start + 4 * (N - 1 - i));
+        float v;
+        memcpy(&v, e->data, 4);
+        ck_assert(v == (float)i);
+    }
+    const char *absent[] = {"p.", "p.1", "p.1.", "p.1.ww", "p.100000.w", "", "p.-1.w", "q.0.w"};
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+        ck_assert_ptr_null(lf_st_find(f, absent[i]));
+    ck_assert_ptr_null(lf_st_find(f, NULL));
+    ck_assert_ptr_null(lf_st_find(NULL, "p.0.w"));
+    lf_st_free(f);
+    free(b);
+
+    size_t key_at = 0;
+    b = build_many(N, N - 1, &len, &key_at);
+    char where[64];
+    snprintf(where, sizeof where, "byte %zu:", key_at);
+    f = (lf_st_file *)&f;
+    ck_assert_int_eq(lf_st_read_buffer(&f, b, len, "many.safetensors"), LFLEX_EFORMAT);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(lflex_last_error(), where) && strstr(lflex_last_error(), "tensor 'p.99999.w'"),
+                  "message '%s' should point at %s", lflex_last_error(), where);
+    free(b);
+}
+END_TEST
+
 /* The writer's header, parsed by jansson on its own: exactly the expected
  * keys and values, and a checksum that the reference CRC agrees with. */
 START_TEST(test_writer_header_is_plain_json)
@@ -761,6 +836,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_roundtrip_file_and_buffer);
     tcase_add_test(tc, test_empty_file_and_overwrite);
     tcase_add_test(tc, test_handmade_buffer);
+    tcase_add_test(tc, test_large_header);
     tcase_add_test(tc, test_writer_header_is_plain_json);
     tcase_add_loop_test(tc, test_malformed, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_length_prefix);
