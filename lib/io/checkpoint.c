@@ -1,7 +1,8 @@
 /* Model checkpoints: the model's buffers as safetensors tensors, its config,
  * step and random state as metadata (layout in io/checkpoint.h). Loading
- * builds the model from the stored config and then requires the file to
- * hold exactly the tensors that model has, with their shapes. */
+ * requires the file to hold exactly the tensors of the model that the stored
+ * config describes, with their shapes, and only then creates that model: what
+ * loading allocates stays proportional to the file's size. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,21 +91,9 @@ done:
 /* ---- loading ------------------------------------------------------------ */
 
 typedef struct {
-    const char *name;
-    size_t index; /* in the file */
-} name_index;
-
-static int by_name(const void *pa, const void *pb)
-{
-    return strcmp(((const name_index *)pa)->name, ((const name_index *)pb)->name);
-}
-
-typedef struct {
     const char *path;
     const lf_st_file *file;
-    name_index *sorted; /* the file's tensors by name */
-    bool *used;         /* [file index] claimed by a buffer of the model */
-    size_t n;
+    bool *used; /* [file index] claimed by a buffer of the model */
 } loader;
 
 /* Replace the current message's code: "path: what: <message>". */
@@ -171,16 +160,14 @@ static void shape_text(char *out, size_t cap, int ndim, const int64_t *shape)
         snprintf(out + o, cap - o, "]");
 }
 
-/* Copy the tensor `name` into dst after checking it against parameter p. */
-static int take(loader *L, const char *name, const lf_param *p, lf_real *dst)
+/* The file's tensor `name`, after checking it against parameter p. */
+static int check_tensor(loader *L, const char *name, const lf_param *p, const lf_st_entry **out)
 {
-    name_index key = {name, 0};
-    const name_index *hit = bsearch(&key, L->sorted, L->n, sizeof *L->sorted, by_name);
-    if (!hit)
+    const lf_st_entry *e = lf_st_find(L->file, name);
+    if (!e)
         return lf_error(LFLEX_EFORMAT, "%s: tensor '%s' is missing (the model of its lflex.config has it)", L->path,
                         name);
-    const lf_st_entry *e = lf_st_at(L->file, hit->index);
-    L->used[hit->index] = true;
+    L->used[e - lf_st_at(L->file, 0)] = true;
     bool ok = e->dtype == LF_ST_F32 && e->ndim == p->ndim;
     for (int d = 0; ok && d < p->ndim; d++)
         ok = e->shape[d] == p->shape[d];
@@ -192,7 +179,32 @@ static int take(loader *L, const char *name, const lf_param *p, lf_real *dst)
         return lf_error(LFLEX_EFORMAT, "%s: tensor '%s' at byte offset %llu is %s %s, the model needs F32 %s",
                         L->path, name, (unsigned long long)e->file_offset, dt ? dt : "?", got, want);
     }
-    memcpy(dst, e->data, e->nbytes);
+    *out = e;
+    return LFLEX_OK;
+}
+
+/* Check every tensor of the file against the parameters `P` that the config
+ * describes, before anything of the model's size is allocated: a small file
+ * whose config declares a huge model is refused here. found[b * P->n + i]
+ * gets buffer b's tensor of parameter i. */
+static int check_tensors(loader *L, const lf_params *P, int n_buf, const lf_st_entry **found)
+{
+    char name[NAME_CAP];
+    for (int b = 0; b < n_buf; b++)
+        for (int i = 0; i < P->n; i++) {
+            snprintf(name, sizeof name, "%s%s", buf_prefix[b], P->items[i]->name);
+            int st = check_tensor(L, name, P->items[i], &found[(size_t)b * (size_t)P->n + (size_t)i]);
+            if (st)
+                return st;
+        }
+    for (size_t i = 0; i < lf_st_count(L->file); i++)
+        if (!L->used[i]) {
+            const lf_st_entry *e = lf_st_at(L->file, i);
+            return lf_error(LFLEX_EFORMAT,
+                            "%s: tensor '%s' at byte offset %llu is not part of the model of its " KEY_CONFIG
+                            " (a checkpoint of another model?)",
+                            L->path, e->name, (unsigned long long)e->file_offset);
+        }
     return LFLEX_OK;
 }
 
@@ -225,7 +237,19 @@ static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg
     return LFLEX_OK;
 }
 
-static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_config *cfg, loader *L)
+/* The model's parameters (names, shapes) as the config describes them, with
+ * no weights allocated. */
+static int expected_params(lf_params *P, const lf_model_config *cfg, int64_t n_user)
+{
+    lf_nets nets;
+    lf_params_init(P);
+    int st = lf_nets_register(&nets, cfg, LF_N_SPECIAL + n_user, P);
+    lf_nets_free(&nets);
+    return st ? lf_error_oom("lf_checkpoint_load") : LFLEX_OK;
+}
+
+static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_config *cfg, loader *L,
+                lf_params *expect, const lf_st_entry ***found)
 {
     uint64_t step = 0;
     lf_rng rng;
@@ -241,45 +265,35 @@ static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_con
     char why[256];
     if (lf_model_check_config(cfg, n_user, why, sizeof why))
         return lf_error(LFLEX_EFORMAT, "%s: " KEY_CONFIG " does not describe a valid model: %s", path, why);
+
+    /* the file's tensors against the config's parameters, then the model */
+    if ((st = expected_params(expect, cfg, n_user)) != LFLEX_OK)
+        return st;
+    const int n_buf = cfg->ema > 0 ? N_BUF : N_BUF - 1;
+    const size_t n_found = (size_t)n_buf * (size_t)expect->n;
+    L->path = path;
+    L->file = f;
+    L->used = calloc(lf_st_count(f) ? lf_st_count(f) : 1, sizeof *L->used);
+    *found = calloc(n_found ? n_found : 1, sizeof **found);
+    if (!L->used || !*found)
+        return lf_error_oom("lf_checkpoint_load");
+    if ((st = check_tensors(L, expect, n_buf, *found)) != LFLEX_OK)
+        return st;
+
     st = lf_model_create(m, cfg, n_user);
     if (st)
         return st == LFLEX_ENOMEM ? lf_error_oom("lf_checkpoint_load")
                                   : lf_error(LFLEX_EFORMAT, "%s: cannot create the model of its " KEY_CONFIG, path);
-
-    L->path = path;
-    L->file = f;
-    L->n = lf_st_count(f);
-    L->sorted = malloc((L->n ? L->n : 1) * sizeof *L->sorted);
-    L->used = calloc(L->n ? L->n : 1, sizeof *L->used);
-    if (!L->sorted || !L->used)
-        return lf_error_oom("lf_checkpoint_load");
-    for (size_t i = 0; i < L->n; i++) {
-        L->sorted[i].name = lf_st_at(f, i)->name;
-        L->sorted[i].index = i;
-    }
-    qsort(L->sorted, L->n, sizeof *L->sorted, by_name);
-
-    char name[NAME_CAP];
-    for (int b = 0; b < N_BUF; b++) {
+    if (m->params.n != expect->n || m->params.total != expect->total || (m->ema != NULL) != (n_buf == N_BUF))
+        return lf_error(LFLEX_EINTERNAL, "%s: the model differs from the parameters its config describes", path);
+    for (int b = 0; b < n_buf; b++) {
         lf_real *data = model_buffer(m, b);
-        if (!data) /* no EMA */
-            continue;
         for (int i = 0; i < m->params.n; i++) {
             const lf_param *p = m->params.items[i];
-            snprintf(name, sizeof name, "%s%s", buf_prefix[b], p->name);
-            st = take(L, name, p, data + p->offset);
-            if (st)
-                return st;
+            const lf_st_entry *e = (*found)[(size_t)b * (size_t)expect->n + (size_t)i];
+            memcpy(data + p->offset, e->data, e->nbytes);
         }
     }
-    for (size_t i = 0; i < L->n; i++)
-        if (!L->used[i]) {
-            const lf_st_entry *e = lf_st_at(f, i);
-            return lf_error(LFLEX_EFORMAT,
-                            "%s: tensor '%s' at byte offset %llu is not part of the model of its " KEY_CONFIG
-                            " (a checkpoint of another model?)",
-                            path, e->name, (unsigned long long)e->file_offset);
-        }
     m->step = step;
     m->rng = rng;
     return LFLEX_OK;
@@ -295,13 +309,17 @@ int lf_checkpoint_load(lf_model *m, const char *path)
     lf_model_config *cfg = calloc(1, sizeof *cfg);
     loader L;
     memset(&L, 0, sizeof L);
-    st = cfg ? load(m, path, f, cfg, &L) : lf_error_oom("lf_checkpoint_load");
+    lf_params expect;
+    lf_params_init(&expect);
+    const lf_st_entry **found = NULL;
+    st = cfg ? load(m, path, f, cfg, &L, &expect, &found) : lf_error_oom("lf_checkpoint_load");
     if (st) {
         if (m->params.data)
             lf_model_destroy(m);
         memset(m, 0, sizeof *m);
     }
-    free(L.sorted);
+    lf_params_free(&expect);
+    free(found);
     free(L.used);
     free(cfg);
     lf_st_free(f);

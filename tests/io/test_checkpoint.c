@@ -4,6 +4,7 @@
  * the right code and the file (and tensor, offset) in the message, leaving
  * nothing allocated; saving replaces a file atomically. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,41 @@ static const char *const variants[] = {
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/* Linked with -Wl,--wrap=malloc,... (tests/meson.build): every allocation
+ * of the test and the library's objects comes through here. While
+ * alloc_cap is non-zero, a request above it fails, as under an address-space
+ * limit, and the largest such request is kept in alloc_refused. */
+static size_t alloc_cap, alloc_refused;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+int __wrap_posix_memalign(void **p, size_t a, size_t n);
+
+static bool over_cap(size_t n)
+{
+    if (!alloc_cap || n <= alloc_cap)
+        return false;
+    if (n > alloc_refused)
+        alloc_refused = n;
+    return true;
+}
+
+void *__wrap_malloc(size_t n) { return over_cap(n) ? NULL : __real_malloc(n); }
+void *__wrap_realloc(void *p, size_t n) { return over_cap(n) ? NULL : __real_realloc(p, n); }
+int __wrap_posix_memalign(void **p, size_t a, size_t n) { return over_cap(n) ? ENOMEM : __real_posix_memalign(p, a, n); }
+void *__wrap_calloc(size_t n, size_t m)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, m, &bytes))
+        bytes = SIZE_MAX;
+    return over_cap(bytes) ? NULL : __real_calloc(n, m);
+}
 
 static char dir[64];
 
@@ -496,6 +532,51 @@ START_TEST(test_wrong_shape_names_offset)
 }
 END_TEST
 
+/* A small file whose config declares a huge model is refused by comparing
+ * its tensors with the parameters of that config, before the model is
+ * allocated: with every allocation over 32 MB failing, loading still says
+ * which tensor does not fit (it used to create the model first, hundreds of
+ * MB to terabytes, and only then look at the tensors). */
+START_TEST(test_huge_config_refused_before_allocation)
+{
+    make_dir();
+    char path[128], bad[128];
+    file_in_dir(path, sizeof path, "good.safetensors");
+    file_in_dir(bad, sizeof bad, "bad.safetensors");
+    lf_model a, b;
+    make_model(&a, variants[0]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    static const struct {
+        const char *config, *part;
+    } huge[] = {
+        /* about 150 M parameters: 600 MB for each of weights, gradients and moments */
+        {"model: {d_model: 1024, n_heads: 8, n_layers: 4, max_len: 12}\nvocab: {size: 6}\n",
+         "tensor 'gen.tok_emb' at byte offset"},
+        /* terabytes */
+        {"model: {d_model: 8192, n_heads: 64, n_layers: 256, mlp_ratio: 16, max_len: 65536, pos_emb: true}\n"
+         "vocab: {size: 6}\n",
+         "is F32 [10, 16], the model needs F32 [10, 8192]"},
+    };
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        rewrite(path, bad, &(rewrite_spec){.meta_key = "lflex.config", .meta_value = huge[i].config});
+        alloc_refused = 0;
+        alloc_cap = 32u << 20;
+        assert_load_fails(bad, LFLEX_EFORMAT, huge[i].part);
+        alloc_cap = 0;
+        ck_assert_msg(alloc_refused == 0, "loading %s asked for %zu bytes at once", huge[i].config, alloc_refused);
+    }
+    /* the cap leaves room for loading the model the file does hold */
+    alloc_cap = 32u << 20;
+    int rc = lf_checkpoint_load(&b, path);
+    alloc_cap = 0;
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    ck_assert_uint_eq(alloc_refused, 0);
+    lf_model_destroy(&b);
+    remove_dir();
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("io_checkpoint");
@@ -507,6 +588,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_truncated_and_flipped);
     tcase_add_loop_test(tc, test_foreign_files, 0, (int)(sizeof foreign / sizeof foreign[0]));
     tcase_add_test(tc, test_wrong_shape_names_offset);
+    tcase_add_test(tc, test_huge_config_refused_before_allocation);
     suite_add_tcase(s, tc);
     return s;
 }
