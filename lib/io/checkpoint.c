@@ -4,6 +4,7 @@
  * config describes, with their shapes, and only then creates that model: what
  * loading allocates stays proportional to the file's size. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,8 +161,31 @@ static void shape_text(char *out, size_t cap, int ndim, const int64_t *shape)
         snprintf(out + o, cap - o, "]");
 }
 
-/* The file's tensor `name`, after checking it against parameter p. */
-static int check_tensor(loader *L, const char *name, const lf_param *p, const lf_st_entry **out)
+/* Index of the first of the n floats at `data` (not necessarily aligned)
+ * that is not finite, or negative when `nonneg`; -1 when there is none. */
+static int64_t first_bad_value(const void *data, int64_t n, bool nonneg)
+{
+    enum { BLOCK = 1024 };
+    const unsigned char *bytes = data;
+    for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+        int64_t k = n - i0 < BLOCK ? n - i0 : BLOCK;
+        float x[BLOCK];
+        memcpy(x, bytes + 4 * i0, (size_t)k * 4);
+        bool bad = false;
+        for (int64_t i = 0; i < k; i++) /* no early exit: this loop vectorises */
+            bad |= (!isfinite(x[i])) | (nonneg & (x[i] < 0));
+        for (int64_t i = 0; bad && i < k; i++)
+            if (!isfinite(x[i]) || (nonneg && x[i] < 0))
+                return i0 + i;
+    }
+    return -1;
+}
+
+/* The file's tensor `name`, after checking it against parameter p: dtype,
+ * shape, and values that are finite (and not negative when `nonneg`: second
+ * moments are means of squares). A non-finite weight or moment would only
+ * show up later as NaN losses or samples. */
+static int check_tensor(loader *L, const char *name, const lf_param *p, bool nonneg, const lf_st_entry **out)
 {
     const lf_st_entry *e = lf_st_find(L->file, name);
     if (!e)
@@ -179,6 +203,15 @@ static int check_tensor(loader *L, const char *name, const lf_param *p, const lf
         return lf_error(LFLEX_EFORMAT, "%s: tensor '%s' at byte offset %llu is %s %s, the model needs F32 %s",
                         L->path, name, (unsigned long long)e->file_offset, dt ? dt : "?", got, want);
     }
+    int64_t bad = first_bad_value(e->data, p->numel, nonneg);
+    if (bad >= 0) {
+        float x;
+        memcpy(&x, (const unsigned char *)e->data + 4 * bad, 4);
+        return lf_error(LFLEX_EFORMAT, "%s: tensor '%s' holds %g at element %lld (byte offset %llu): %s", L->path,
+                        name, (double)x, (long long)bad,
+                        (unsigned long long)(e->file_offset + 4 * (uint64_t)bad),
+                        isfinite(x) ? "a second moment is never negative" : "a checkpoint holds finite numbers only");
+    }
     *out = e;
     return LFLEX_OK;
 }
@@ -193,7 +226,7 @@ static int check_tensors(loader *L, const lf_params *P, int n_buf, const lf_st_e
     for (int b = 0; b < n_buf; b++)
         for (int i = 0; i < P->n; i++) {
             snprintf(name, sizeof name, "%s%s", buf_prefix[b], P->items[i]->name);
-            int st = check_tensor(L, name, P->items[i], &found[(size_t)b * (size_t)P->n + (size_t)i]);
+            int st = check_tensor(L, name, P->items[i], b == BUF_V, &found[(size_t)b * (size_t)P->n + (size_t)i]);
             if (st)
                 return st;
         }

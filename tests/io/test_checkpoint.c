@@ -5,6 +5,7 @@
  * nothing allocated; saving replaces a file atomically. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,9 @@ typedef struct {
     const char *reshape;       /* tensor stored with its shape reversed */
     const char *retype;        /* tensor stored as I32 */
     bool add_extra;            /* one more tensor "gen.extra" */
+    const char *poison;        /* tensor whose element poison_at is set to poison_value */
+    int poison_at;
+    float poison_value;
     const char *meta_key;      /* metadata replaced (value NULL: dropped) */
     const char *meta_value;
 } rewrite_spec;
@@ -231,11 +235,20 @@ static void rewrite(const char *src, const char *dst, const rewrite_spec *w)
     size_t n = lf_st_count(f), k = 0;
     lf_st_entry *e = calloc(n + 1, sizeof *e);
     ck_assert_ptr_nonnull(e);
+    float *poisoned = NULL;
     for (size_t i = 0; i < n; i++) {
         const lf_st_entry *s = lf_st_at(f, i);
         if (w->drop && strcmp(s->name, w->drop) == 0)
             continue;
         e[k] = *s;
+        if (w->poison && strcmp(s->name, w->poison) == 0) {
+            ck_assert_uint_gt(s->nbytes, 4 * (size_t)w->poison_at);
+            poisoned = malloc(s->nbytes);
+            ck_assert_ptr_nonnull(poisoned);
+            memcpy(poisoned, s->data, s->nbytes);
+            poisoned[w->poison_at] = w->poison_value;
+            e[k].data = poisoned;
+        }
         if (w->reshape && strcmp(s->name, w->reshape) == 0) {
             ck_assert_int_eq(s->ndim, 2);
             ck_assert_int_ne(s->shape[0], s->shape[1]);
@@ -262,6 +275,8 @@ static void rewrite(const char *src, const char *dst, const rewrite_spec *w)
     }
     rc = lf_st_write(dst, e, k, meta, n_meta);
     ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    ck_assert(!w->poison || poisoned);
+    free(poisoned);
     free(e);
     lf_st_free(f);
 }
@@ -483,6 +498,17 @@ static const struct {
     {{.drop = "optim.m.aux.tok_emb"}, 2, LFLEX_EFORMAT, "'optim.m.aux.tok_emb' is missing"},
     {{.add_extra = true}, 0, LFLEX_EFORMAT, "'gen.extra'"},
     {{.retype = "gen.blocks.0.mlp.w2"}, 1, LFLEX_EFORMAT, "'gen.blocks.0.mlp.w2' at byte offset"},
+    /* values another tool may have written */
+    {{.poison = "gen.blocks.0.attn.wqkv", .poison_at = 5, .poison_value = NAN}, 0, LFLEX_EFORMAT,
+     "tensor 'gen.blocks.0.attn.wqkv' holds nan at element 5 (byte offset"},
+    {{.poison = "gen.out.b", .poison_at = 0, .poison_value = -NAN}, 1, LFLEX_EFORMAT,
+     "tensor 'gen.out.b' holds -nan at element 0"},
+    {{.poison = "optim.m.gen.tok_emb", .poison_at = 159, .poison_value = INFINITY}, 0, LFLEX_EFORMAT,
+     "tensor 'optim.m.gen.tok_emb' holds inf at element 159"},
+    {{.poison = "ema.aux.bin.w2", .poison_at = 3, .poison_value = -INFINITY}, 2, LFLEX_EFORMAT,
+     "tensor 'ema.aux.bin.w2' holds -inf at element 3"},
+    {{.poison = "optim.v.gen.out.b", .poison_at = 1, .poison_value = -0.25f}, 0, LFLEX_EFORMAT,
+     "tensor 'optim.v.gen.out.b' holds -0.25 at element 1 (byte offset"},
 };
 
 START_TEST(test_foreign_files)
