@@ -46,7 +46,7 @@ extern "C" {
 #define LFLEX_EIO        (-3) /**< reading or writing a file failed */
 #define LFLEX_EFORMAT    (-4) /**< a file is truncated, corrupted or inconsistent */
 #define LFLEX_EVERSION   (-5) /**< a file of an unsupported format version */
-#define LFLEX_ENUMERIC   (-6) /**< non-finite loss or gradient; nothing was changed */
+#define LFLEX_ENUMERIC   (-6) /**< non-finite loss, gradient or update; nothing was changed */
 #define LFLEX_ECANCELED  (-7) /**< a callback asked to stop */
 #define LFLEX_ESTATE     (-8) /**< the call is not valid in the handle's state */
 #define LFLEX_ENOTIMPL   (-9) /**< the feature is not available in this build */
@@ -231,8 +231,10 @@ typedef struct lflex_train_stats {
  * @return LFLEX_OK; LFLEX_EINVAL naming the sequence and position of a bad
  *         token (out of range, PAD or MASK, a non-fixed reserved token, a
  *         sequence not ending in a fixed EOS, longer than model.max_len);
- *         LFLEX_ENUMERIC when the loss or a gradient is not finite (the
- *         weights are left unchanged); LFLEX_ENOMEM
+ *         LFLEX_ENUMERIC when the loss or a gradient is not finite, or the
+ *         update would make a weight or optimiser moment non-finite (the
+ *         weights are left unchanged); LFLEX_ESTATE when the step count
+ *         has reached 2^53 - 1; LFLEX_ENOMEM
  */
 LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
                                      const size_t *offsets, size_t n_seq, lflex_train_stats *stats);

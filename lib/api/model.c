@@ -307,13 +307,12 @@ LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, co
     }
     double grad_norm = 0, lr = 0;
     st = lf_model_apply_step(&m->m, parts.total, &grad_norm, &lr);
-    if (st == LFLEX_ENUMERIC) {
+    if (st) {
         m->m.rng = saved_rng;
-        return lf_error(st, "%s: the loss (%g) or the gradient norm (%g) is not finite; the step was not applied", fn,
-                        parts.total, grad_norm);
+        return lf_error_prefix("%s", fn);
     }
     fill_stats(stats, &parts, grad_norm, lr, m->m.step);
-    return st;
+    return LFLEX_OK;
 }
 
 LFLEX_API int lflex_model_eval_loss(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,

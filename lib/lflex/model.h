@@ -106,9 +106,17 @@ int lf_model_loss(lf_model *m, const lf_batch *batch, const lf_given_states *giv
 
 const lf_loss_trace *lf_model_last_trace(const lf_model *m);
 
+/* The most optimiser steps a model counts: 2^53 - 1, the largest count a
+ * double (the learning-rate schedule, the bias corrections) holds exactly.
+ * Checkpoints with a larger lflex.step are refused. */
+#define LF_STEP_MAX UINT64_C(9007199254740991)
+
 /* One optimiser step from the gradients of the last lf_model_loss. Returns
- * LFLEX_ENUMERIC (weights untouched) when the loss or a gradient is not
- * finite. Fills *grad_norm (before clipping) and *lr. */
+ * LFLEX_ENUMERIC when the loss or a gradient is not finite, or when the
+ * update would make a weight or moment non-finite, and LFLEX_ESTATE when
+ * the step count is at LF_STEP_MAX; then nothing is changed (weights,
+ * moments, EMA, step). Failures set the error message. Fills *grad_norm
+ * (before clipping) and *lr. */
 int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr);
 
 /* The learning rate at optimiser step `step` (1-based). */

@@ -1,9 +1,12 @@
 /* AdamW with decoupled weight decay, global-norm clipping, warm-up then
  * constant or cosine learning rate, and an optional EMA of the weights. */
+#include <float.h>
+#include <inttypes.h>
 #include <math.h>
 
 #include "core/kernels.h"
 #include "core/lanes.h"
+#include "lf_error.h"
 #include "lflex/model.h"
 
 double lf_model_lr_at(const lf_model_config *cfg, uint64_t step)
@@ -26,17 +29,27 @@ double lf_model_ema_decay(const lf_model_config *cfg, uint64_t step)
     return cfg->ema < warm ? cfg->ema : warm;
 }
 
-/* AdamW on one parameter tensor (decoupled decay, then the Adam update). */
-LF_SIMD_CLONES static void adamw_update(lf_real *w, const lf_real *g, lf_real *mm, lf_real *vv, int64_t n, float scale,
-                                        float b1, float b2, float c1, float c2, float lr, float decay, float eps)
+/* AdamW on one parameter tensor (decoupled decay, then the Adam update).
+ * With `commit` false nothing is written: the call only finds out whether
+ * every new weight and moment would be finite (the same arithmetic, so the
+ * answer holds for the committing call). Returns whether they are. */
+LF_SIMD_CLONES static bool adamw_update(lf_real *w, const lf_real *g, lf_real *mm, lf_real *vv, int64_t n, float scale,
+                                        float b1, float b2, float c1, float c2, float lr, float decay, float eps,
+                                        bool commit)
 {
+    int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * scale;
         float mi = b1 * mm[i] + (1 - b1) * gi, vi = b2 * vv[i] + (1 - b2) * gi * gi;
-        mm[i] = mi;
-        vv[i] = vi;
-        w[i] = w[i] * (1 - decay) - lr * (mi / c1) / (sqrtf(vi / c2) + eps);
+        float wi = w[i] * (1 - decay) - lr * (mi / c1) / (sqrtf(vi / c2) + eps);
+        bad |= (!(fabsf(mi) <= FLT_MAX)) | (!(fabsf(vi) <= FLT_MAX)) | (!(fabsf(wi) <= FLT_MAX));
+        if (commit) {
+            mm[i] = mi;
+            vv[i] = vi;
+            w[i] = wi;
+        }
     }
+    return !bad;
 }
 
 /* Sum of squares in fixed blocks (so the sum does not depend on the thread
@@ -64,6 +77,8 @@ LF_SIMD_CLONES static void norm_blocks(void *p, int64_t b0, int64_t b1)
 typedef struct {
     const lf_model *m;
     float scale, b1, b2, c1, c2, lr;
+    bool commit;
+    unsigned char *finite; /* [parameter]: its update is (would be) finite */
 } adam_args;
 
 static void adam_params(void *p, int64_t k0, int64_t k1)
@@ -74,19 +89,33 @@ static void adam_params(void *p, int64_t k0, int64_t k1)
     for (int64_t k = k0; k < k1; k++) {
         const lf_param *q = P->items[k];
         float decay = q->decay ? a->lr * (float)m->cfg.weight_decay : 0;
-        adamw_update(P->data + q->offset, P->grad + q->offset, m->adam_m + q->offset, m->adam_v + q->offset,
-                     q->numel, a->scale, a->b1, a->b2, a->c1, a->c2, a->lr, decay, (float)m->cfg.adam_eps);
+        a->finite[k] = adamw_update(P->data + q->offset, P->grad + q->offset, m->adam_m + q->offset,
+                                    m->adam_v + q->offset, q->numel, a->scale, a->b1, a->b2, a->c1, a->c2, a->lr,
+                                    decay, (float)m->cfg.adam_eps, a->commit);
     }
+}
+
+/* The first parameter whose update is not finite, or -1. */
+static int first_nonfinite(const adam_args *a, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (!a->finite[k])
+            return k;
+    return -1;
 }
 
 int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_out)
 {
     const lf_model_config *cfg = &m->cfg;
     lf_params *P = &m->params;
+    if (m->step >= LF_STEP_MAX)
+        return lf_error(LFLEX_ESTATE, "the optimiser has taken %" PRIu64 " steps, the most it counts; the step was "
+                        "not applied", m->step);
     int64_t n_blocks = (P->total + NORM_BLOCK - 1) / NORM_BLOCK;
     double *partial = lf_arena_alloc(&m->ctx.arena, (size_t)(n_blocks + 1) * sizeof *partial);
-    if (!partial)
-        return LFLEX_ENOMEM;
+    unsigned char *finite = lf_arena_alloc(&m->ctx.arena, (size_t)P->n + 1);
+    if (!partial || !finite)
+        return lf_error_oom("lf_model_apply_step");
     norm_args na = {P->grad, P->total, partial};
     lf_parallel_for(&m->ctx, n_blocks, 4, norm_blocks, &na);
     double ss = 0;
@@ -95,8 +124,9 @@ int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_
     double norm = sqrt(ss);
     if (grad_norm)
         *grad_norm = norm;
-    if (!isfinite(loss) || !isfinite(norm))
-        return LFLEX_ENUMERIC; /* nothing touched: weights, moments and step stay */
+    if (!isfinite(loss) || !isfinite(norm)) /* nothing touched: weights, moments and step stay */
+        return lf_error(LFLEX_ENUMERIC, "the loss (%g) or the gradient norm (%g) is not finite; the step was not "
+                        "applied", loss, norm);
     double scale = cfg->clip > 0 && norm > cfg->clip ? cfg->clip / norm : 1.0;
     uint64_t step = m->step + 1;
     double lr = lf_model_lr_at(cfg, step);
@@ -105,9 +135,21 @@ int lf_model_apply_step(lf_model *m, double loss, double *grad_norm, double *lr_
     double b1 = cfg->beta1, b2 = cfg->beta2;
     double c1 = 1 - pow(b1, (double)step), c2 = 1 - pow(b2, (double)step);
     /* each parameter tensor updated by one thread: the same result for any
-     * split */
-    adam_args aa = {m, (float)scale, (float)b1, (float)b2, (float)c1, (float)c2, (float)lr};
+     * split. A first pass only checks that the update keeps every weight and
+     * moment finite (finite gradients can still overflow them, e.g. without
+     * clipping, or from extreme moments), so that a step either happens
+     * whole or not at all. */
+    adam_args aa = {m, (float)scale, (float)b1, (float)b2, (float)c1, (float)c2, (float)lr, false, finite};
     lf_parallel_for(&m->ctx, P->n, 1, adam_params, &aa);
+    int bad = first_nonfinite(&aa, P->n);
+    if (bad >= 0)
+        return lf_error(LFLEX_ENUMERIC, "step %" PRIu64 " would make parameter '%s' or its optimiser moments "
+                        "non-finite (gradient norm %g); the step was not applied", step, P->items[bad]->name, norm);
+    aa.commit = true;
+    lf_parallel_for(&m->ctx, P->n, 1, adam_params, &aa);
+    if ((bad = first_nonfinite(&aa, P->n)) >= 0)
+        return lf_error(LFLEX_EINTERNAL, "step %" PRIu64 " made parameter '%s' non-finite although the check before "
+                        "it found the update finite", step, P->items[bad]->name);
     if (m->ema) {
         /* warm-up of the average: early on the decay is lower, so that a
          * short run's EMA is not dominated by the initial weights */

@@ -198,6 +198,106 @@ START_TEST(test_nonfinite_step_changes_nothing)
 }
 END_TEST
 
+/* A snapshot of everything a step may change. */
+typedef struct {
+    size_t bytes;
+    lf_real *w, *m, *v, *ema;
+    uint64_t step;
+} snapshot;
+
+static void snap(snapshot *s, const lf_model *m)
+{
+    s->bytes = (size_t)m->params.total * sizeof(lf_real);
+    const lf_real *src[4] = {m->params.data, m->adam_m, m->adam_v, m->ema};
+    lf_real **dst[4] = {&s->w, &s->m, &s->v, &s->ema};
+    for (int k = 0; k < 4; k++) {
+        *dst[k] = malloc(s->bytes);
+        ck_assert_ptr_nonnull(*dst[k]);
+        memcpy(*dst[k], src[k], s->bytes);
+    }
+    s->step = m->step;
+}
+
+static void assert_unchanged(snapshot *s, const lf_model *m)
+{
+    ck_assert(memcmp(s->w, m->params.data, s->bytes) == 0);
+    ck_assert(memcmp(s->m, m->adam_m, s->bytes) == 0);
+    ck_assert(memcmp(s->v, m->adam_v, s->bytes) == 0);
+    ck_assert(memcmp(s->ema, m->ema, s->bytes) == 0);
+    ck_assert_uint_eq(m->step, s->step);
+    free(s->w);
+    free(s->m);
+    free(s->v);
+    free(s->ema);
+}
+
+static bool all_finite(const lf_model *m)
+{
+    for (int64_t i = 0; i < m->params.total; i++)
+        if (!isfinite(m->params.data[i]) || !isfinite(m->adam_m[i]) || !isfinite(m->adam_v[i]) ||
+            !isfinite(m->ema[i]))
+            return false;
+    return true;
+}
+
+/* Finite loss and gradients do not make a step safe: a step count at its
+ * end (the bias corrections 1 - beta^0 are 0 after 2^64 - 1 wraps), extreme
+ * moments or an unclipped huge gradient overflow the update. The step is
+ * then refused whole, with a message; it never returns LFLEX_OK with a
+ * non-finite weight or moment. */
+START_TEST(test_step_never_leaves_nonfinite_state)
+{
+    static lf_model_config cfg;
+    lf_model m;
+    make_model(&m, &cfg, "{ema: 0.9, clip: 0}");
+    double gn, lr;
+    for (int64_t i = 0; i < m.params.total; i++)
+        m.params.grad[i] = 0.1f;
+    ck_assert_int_eq(lf_model_apply_step(&m, 1.0, &gn, &lr), LFLEX_OK);
+    const lf_param *q = m.params.items[m.params.n - 1];
+    int64_t k = q->offset + q->numel - 1; /* the last element of the last parameter */
+    snapshot s;
+
+    /* the step counter at its end */
+    const uint64_t counts[] = {UINT64_MAX, LF_STEP_MAX};
+    for (int c = 0; c < 2; c++) {
+        m.step = counts[c];
+        snap(&s, &m);
+        ck_assert_int_eq(lf_model_apply_step(&m, 1.0, &gn, &lr), LFLEX_ESTATE);
+        ck_assert_msg(strstr(lflex_last_error(), "the step was not applied"), "%s", lflex_last_error());
+        assert_unchanged(&s, &m);
+    }
+    m.step = LF_STEP_MAX - 1; /* the last step that can be taken */
+    ck_assert_int_eq(lf_model_apply_step(&m, 1.0, &gn, &lr), LFLEX_OK);
+    ck_assert(all_finite(&m));
+    m.step = 1;
+
+    /* a first moment far beyond its second: the update is -inf */
+    m.adam_m[k] = 1e38f;
+    m.adam_v[k] = 0;
+    snap(&s, &m);
+    ck_assert_int_eq(lf_model_apply_step(&m, 1.0, &gn, &lr), LFLEX_ENUMERIC);
+    ck_assert_msg(strstr(lflex_last_error(), q->name), "'%s' does not name %s", lflex_last_error(), q->name);
+    assert_unchanged(&s, &m);
+    m.adam_m[k] = 0;
+
+    /* a gradient whose square overflows a float (no clipping) */
+    m.params.grad[k] = 1e30f;
+    snap(&s, &m);
+    ck_assert_int_eq(lf_model_apply_step(&m, 1.0, &gn, &lr), LFLEX_ENUMERIC);
+    ck_assert(isfinite(gn));
+    ck_assert_msg(strstr(lflex_last_error(), q->name), "'%s' does not name %s", lflex_last_error(), q->name);
+    assert_unchanged(&s, &m);
+
+    /* and with the gradient back to normal, steps go on */
+    m.params.grad[k] = 0.1f;
+    ck_assert_int_eq(lf_model_apply_step(&m, 1.0, &gn, &lr), LFLEX_OK);
+    ck_assert(all_finite(&m));
+    ck_assert_uint_eq(m.step, 2);
+    lf_model_destroy(&m);
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("lflex_optim");
@@ -206,6 +306,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_ema_warmup);
     tcase_add_test(tc, test_lr_schedules);
     tcase_add_test(tc, test_nonfinite_step_changes_nothing);
+    tcase_add_test(tc, test_step_never_leaves_nonfinite_state);
     suite_add_tcase(s, tc);
     return s;
 }

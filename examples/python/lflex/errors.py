@@ -66,7 +66,7 @@ class VersionError(LflexError):
 
 
 class NumericError(LflexError, ArithmeticError):
-    """LFLEX_ENUMERIC: a non-finite loss or gradient; nothing was changed."""
+    """LFLEX_ENUMERIC: a non-finite loss, gradient or update; nothing was changed."""
 
     code = ENUMERIC
 
