@@ -263,6 +263,10 @@ static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg
     const char *s = lf_st_meta_get(f, KEY_STEP);
     if (!s || !parse_u64(s, step))
         return lf_error(LFLEX_EFORMAT, "%s: " KEY_STEP " is %s", path, s ? "not a decimal step count" : "missing");
+    /* 2^64 - 1 would wrap the next step to 0 (bias corrections 1 - beta^0 = 0: NaN weights) */
+    if (*step > LF_STEP_MAX)
+        return lf_error(LFLEX_EFORMAT, "%s: " KEY_STEP " %" PRIu64 " is more than %" PRIu64 " (2^53 - 1), the most "
+                        "optimiser steps the library counts", path, *step, LF_STEP_MAX);
     s = lf_st_meta_get(f, KEY_RNG);
     if (!s || !parse_rng(s, rng))
         return lf_error(LFLEX_EFORMAT, "%s: " KEY_RNG " is %s", path,

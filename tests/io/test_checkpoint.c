@@ -485,6 +485,10 @@ static const struct {
     {{.meta_key = "lflex.step", .meta_value = NULL}, 0, LFLEX_EFORMAT, "lflex.step is missing"},
     {{.meta_key = "lflex.step", .meta_value = "-1"}, 0, LFLEX_EFORMAT, "lflex.step"},
     {{.meta_key = "lflex.step", .meta_value = "99999999999999999999"}, 0, LFLEX_EFORMAT, "lflex.step"},
+    /* the next step would wrap to 0: bias corrections 1 - beta^0 = 0 */
+    {{.meta_key = "lflex.step", .meta_value = "18446744073709551615"}, 0, LFLEX_EFORMAT,
+     "lflex.step 18446744073709551615 is more than 9007199254740991 (2^53 - 1)"},
+    {{.meta_key = "lflex.step", .meta_value = "9007199254740992"}, 0, LFLEX_EFORMAT, "lflex.step 9007199254740992"},
     {{.meta_key = "lflex.rng", .meta_value = NULL}, 0, LFLEX_EFORMAT, "lflex.rng is missing"},
     {{.meta_key = "lflex.rng", .meta_value = "0123456789abcdef 0123456789abcdef 0123456789abcdef"}, 0,
      LFLEX_EFORMAT, "lflex.rng"},
@@ -603,6 +607,38 @@ START_TEST(test_huge_config_refused_before_allocation)
 }
 END_TEST
 
+/* The largest step count loads; the model then refuses to count further
+ * instead of wrapping (and one step below it is the last one taken). */
+START_TEST(test_step_count_limit)
+{
+    make_dir();
+    char path[128], edge[128];
+    file_in_dir(path, sizeof path, "good.safetensors");
+    file_in_dir(edge, sizeof edge, "edge.safetensors");
+    lf_model a, b;
+    make_model(&a, variants[2]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    rewrite(path, edge, &(rewrite_spec){.meta_key = "lflex.step", .meta_value = "9007199254740990"});
+    int rc = lf_checkpoint_load(&b, edge);
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    ck_assert_uint_eq(b.step, LF_STEP_MAX - 1);
+    train_step(&b);
+    ck_assert_uint_eq(b.step, LF_STEP_MAX);
+    lf_batch batch = {batch_tokens, batch_fixed, batch_offsets, 3};
+    lf_loss_parts parts;
+    ck_assert_int_eq(lf_model_loss(&b, &batch, NULL, true, &parts), LFLEX_OK);
+    double gn, lr;
+    ck_assert_int_eq(lf_model_apply_step(&b, parts.total, &gn, &lr), LFLEX_ESTATE);
+    ck_assert_uint_eq(b.step, LF_STEP_MAX);
+    for (int64_t i = 0; i < b.params.total; i++)
+        ck_assert(isfinite(b.params.data[i]) && isfinite(b.adam_m[i]) && isfinite(b.adam_v[i]) &&
+                  isfinite(b.ema[i]));
+    lf_model_destroy(&b);
+    remove_dir();
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("io_checkpoint");
@@ -615,6 +651,7 @@ Suite *lf_test_suite(void)
     tcase_add_loop_test(tc, test_foreign_files, 0, (int)(sizeof foreign / sizeof foreign[0]));
     tcase_add_test(tc, test_wrong_shape_names_offset);
     tcase_add_test(tc, test_huge_config_refused_before_allocation);
+    tcase_add_test(tc, test_step_count_limit);
     suite_add_tcase(s, tc);
     return s;
 }
