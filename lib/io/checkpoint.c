@@ -339,6 +339,8 @@ static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_con
 int lf_checkpoint_load(lf_model *m, const char *path)
 {
     memset(m, 0, sizeof *m);
+    /* what killed saves left next to the file (a directory listing: cheap) */
+    lf_st_remove_stale_temps(path);
     lf_st_file *f = NULL;
     int st = lf_st_read_file(&f, path);
     if (st)

@@ -1,12 +1,15 @@
 /* safetensors reading and writing (the format and the liblflex checksum are
  * described in safetensors.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -733,6 +736,93 @@ static int sync_directory(const char *path)
     return err;
 }
 
+/* ---- temporary files ---------------------------------------------------- */
+
+#define TMP_MARK ".tmp-"
+
+/* Whether `name` is "<base>.tmp-<decimal>-<hex>", a name write_atomically
+ * gives its temporary files for a file named `base`. */
+static bool is_temp_name(const char *name, const char *base, size_t base_len)
+{
+    if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, TMP_MARK, strlen(TMP_MARK)) != 0)
+        return false;
+    const char *s = name + base_len + strlen(TMP_MARK);
+    size_t k = strspn(s, "0123456789");
+    if (k == 0 || s[k] != '-')
+        return false;
+    s += k + 1;
+    k = strspn(s, "0123456789abcdef");
+    return k > 0 && s[k] == '\0';
+}
+
+/* Remove the temporary file `name` in the directory `dfd` if it is a
+ * regular file that no save holds locked. The name is checked to still be
+ * the file that was locked before it is unlinked. */
+static bool remove_if_stale(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return false;
+    struct stat locked, now;
+    bool removed = fstat(fd, &locked) == 0 && S_ISREG(locked.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+                   fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == locked.st_dev &&
+                   now.st_ino == locked.st_ino && unlinkat(dfd, name, 0) == 0;
+    close(fd);
+    return removed;
+}
+
+int lf_st_remove_stale_temps(const char *path)
+{
+    if (!path)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t base_len = strlen(base);
+    if (!base_len)
+        return 0;
+    char *dir = NULL;
+    if (slash) {
+        size_t k = slash == path ? 1 : (size_t)(slash - path); /* keep "/" itself */
+        if (!(dir = malloc(k + 1)))
+            return 0;
+        memcpy(dir, path, k);
+        dir[k] = '\0';
+    }
+    DIR *d = opendir(dir ? dir : ".");
+    free(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (is_temp_name(e->d_name, base, base_len) && remove_if_stale(dirfd(d), e->d_name))
+            removed++;
+    closedir(d);
+    return removed;
+}
+
+/* Create the temporary file `tmp` and lock it (flock) for as long as the
+ * save runs, so that lf_st_remove_stale_temps leaves it alone. Returns the
+ * descriptor, or -1 with errno set (EEXIST: try another name). A file
+ * system without locks saves unlocked: there, no temporary file is ever
+ * taken for stale. */
+static int create_locked(const char *tmp)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return -1;
+    int r;
+    while ((r = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    struct stat st;
+    if (r == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0) {
+        /* removed between open and flock by a cleaner that took it for stale */
+        close(fd);
+        errno = EEXIST;
+        return -1;
+    }
+    return fd;
+}
+
 /* Header (with the checksum placeholder at `digits`) and data into a
  * temporary file, checksum patched in, fsync, rename over path. */
 static int write_atomically(const char *path, const unsigned char *header, size_t header_size,
@@ -748,7 +838,7 @@ static int write_atomically(const char *path, const unsigned char *header, size_
         clock_gettime(CLOCK_REALTIME, &ts);
         snprintf(tmp, tmp_size, "%s.tmp-%ld-%lx", path, (long)getpid(),
                  (unsigned long)ts.tv_nsec + attempt);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        fd = create_locked(tmp);
         if (fd < 0 && errno != EEXIST)
             break;
     }
@@ -758,6 +848,9 @@ static int write_atomically(const char *path, const unsigned char *header, size_
         free(tmp);
         return err;
     }
+    /* a second descriptor keeps the lock from the close below (whose error
+     * counts) until after the rename */
+    int hold = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     const char *step = NULL;
     uint32_t crc = lf_crc32_update(0, header, header_size);
     if (write_all(fd, header, header_size) != 0)
@@ -788,6 +881,8 @@ static int write_atomically(const char *path, const unsigned char *header, size_
     } else {
         err = sync_directory(path);
     }
+    if (hold >= 0)
+        close(hold);
     free(tmp);
     return err;
 }
@@ -801,6 +896,7 @@ int lf_st_write(const char *path, const lf_st_entry *entries, size_t n, const lf
     int err = build_json(&root, path, entries, n, meta, n_meta);
     if (err != LFLEX_OK)
         return err;
+    lf_st_remove_stale_temps(path);
     size_t text_len = json_dumpb(root, NULL, 0, JSON_COMPACT);
     size_t header_len = text_len + (8 - text_len % 8) % 8; /* data section 8-byte aligned */
     unsigned char *header = text_len ? malloc(8 + header_len) : NULL;

@@ -64,10 +64,12 @@ typedef struct lf_st_meta {
     const char *value;
 } lf_st_meta;
 
-/* Write a file atomically: a temporary file in the same directory, fsync,
+/* Write a file atomically: a temporary file in the same directory
+ * ("<path>.tmp-<pid>-<hex>", locked with flock while the save runs), fsync,
  * rename over `path`, fsync the directory, so that a crash at any point
  * leaves either the old file or the new one (and on failure, no temporary
- * file). Tensors are stored in the given order; "__metadata__" comes first
+ * file; a killed save leaves its temporary file, which the next save to
+ * `path` removes: see lf_st_remove_stale_temps). Tensors are stored in the given order; "__metadata__" comes first
  * and holds `meta` followed by lflex.writer and lflex.crc32. The header is
  * padded with spaces so that the data section starts 8-byte aligned in the
  * file. Names and metadata must be valid UTF-8, unique, and not use the
@@ -75,6 +77,14 @@ typedef struct lf_st_meta {
  * LFLEX_EINVAL. `entries` / `meta` may be NULL when their count is 0. */
 int lf_st_write(const char *path, const lf_st_entry *entries, size_t n,
                 const lf_st_meta *meta, size_t n_meta);
+
+/* Remove the temporary files that saves to `path` left behind when they
+ * were killed: files in the same directory named like the writer's
+ * temporary files for `path` that no running save holds locked (a save in
+ * progress, in this process or another, is never touched). Best effort:
+ * returns how many were removed, never fails, sets no error. lf_st_write
+ * calls it first. */
+int lf_st_remove_stale_temps(const char *path);
 
 typedef struct lf_st_file lf_st_file;
 

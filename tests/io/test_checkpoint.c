@@ -639,6 +639,37 @@ START_TEST(test_step_count_limit)
 }
 END_TEST
 
+/* Saving and loading remove the temporary files that killed saves of the
+ * same checkpoint left behind (named <file>.tmp-<pid>-<hex>), and nothing
+ * else. */
+START_TEST(test_stale_temporary_files_removed)
+{
+    make_dir();
+    char path[128], other[160];
+    file_in_dir(path, sizeof path, "m.safetensors");
+    file_in_dir(other, sizeof other, "m.safetensors.tmp-12-x"); /* not a temporary file's name */
+    lf_model a, b;
+    make_model(&a, variants[0]);
+    for (int round = 0; round < 2; round++) {
+        char stale[2][160];
+        for (int k = 0; k < 2; k++) {
+            snprintf(stale[k], sizeof stale[k], "%s.tmp-%d-%x", path, 4242 + k, 0xbeef + round);
+            write_raw(stale[k], (const unsigned char *)"partial", 7);
+        }
+        write_raw(other, (const unsigned char *)"keep", 4);
+        int rc = round == 0 ? lf_checkpoint_save(&a, path) : lf_checkpoint_load(&b, path);
+        ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(access(stale[k], F_OK) != 0, "%s left after a %s", stale[k], round ? "load" : "save");
+        ck_assert_int_eq(access(other, F_OK), 0);
+        ck_assert_int_eq(count_files(), 2);
+    }
+    lf_model_destroy(&b);
+    lf_model_destroy(&a);
+    remove_dir();
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("io_checkpoint");
@@ -652,6 +683,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_wrong_shape_names_offset);
     tcase_add_test(tc, test_huge_config_refused_before_allocation);
     tcase_add_test(tc, test_step_count_limit);
+    tcase_add_test(tc, test_stale_temporary_files_removed);
     suite_add_tcase(s, tc);
     return s;
 }

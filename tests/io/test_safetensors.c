@@ -4,11 +4,14 @@
  * errors and atomic replacement when a save fails or is killed. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -823,6 +826,91 @@ START_TEST(test_killed_save_leaves_a_whole_file)
         ck_assert(first == last && (first == 1.0f || first == 2.0f));
         lf_st_free(f);
     }
+    /* the killed saves' temporary files go with the next save */
+    ck_assert_int_eq(lf_st_write(path, &e[1], 1, NULL, 0), LFLEX_OK);
+    ck_assert_int_eq(count_files(dir), 1);
+    remove_dir(dir);
+}
+END_TEST
+
+static void touch(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "wb");
+    ck_assert_ptr_nonnull(fp);
+    fputs("partial", fp);
+    fclose(fp);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char p[256];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return lstat(p, &st) == 0;
+}
+
+/* Temporary files that killed saves left behind: the next save to the same
+ * path removes those named as its own temporary files are, but not one that
+ * a save in progress holds (locked), nor any other file. */
+START_TEST(test_stale_temporary_files)
+{
+    char dir[64], path[128], p[256];
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/ck.st", dir);
+    const char *stale[] = {"ck.st.tmp-123-abc", "ck.st.tmp-1-0", "ck.st.tmp-4194304-3b9ac9ff"};
+    const char *other[] = {"ck.st.tmp-1-0x", "ck.st.tmp--1", "ck.st.tmp-1-", "ck.st.tmp-", "ck.st.tmp-12-ab.bak",
+                           "ck.st.tmp-a-1", "ck.st.tmp-1-AB", "ck.st.tmpx", "ck.st.tmp", "ck.s.tmp-1-1",
+                           "other.st.tmp-1-1", "xck.st.tmp-1-1", "ck.st.bak"};
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
+        touch(dir, stale[i]);
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        touch(dir, other[i]);
+    /* a save in progress holds its file locked */
+    touch(dir, "ck.st.tmp-77-ff");
+    snprintf(p, sizeof p, "%s/ck.st.tmp-77-ff", dir);
+    int held = open(p, O_RDONLY);
+    ck_assert_int_ge(held, 0);
+    ck_assert_int_eq(flock(held, LOCK_EX), 0);
+    /* not regular files */
+    snprintf(p, sizeof p, "%s/ck.st.tmp-5-5", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/ck.st.tmp-6-6", dir);
+    ck_assert_int_eq(symlink("ck.st.tmp-1-0x", p), 0);
+
+    sample_set a;
+    make_sample(&a, 5);
+    ck_assert_int_eq(lf_st_write(path, a.e, 6, NULL, 0), LFLEX_OK);
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
+        ck_assert_msg(!exists(dir, stale[i]), "%s is still there", stale[i]);
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        ck_assert_msg(exists(dir, other[i]), "%s was removed", other[i]);
+    ck_assert(exists(dir, "ck.st.tmp-77-ff"));
+    ck_assert(exists(dir, "ck.st.tmp-5-5"));
+    ck_assert(exists(dir, "ck.st.tmp-6-6"));
+    ck_assert(exists(dir, "ck.st"));
+    ck_assert_int_eq(count_files(dir), (int)(sizeof other / sizeof other[0]) + 4);
+
+    /* once the save holding it is gone, the file is stale too */
+    ck_assert_int_eq(lf_st_remove_stale_temps(path), 0);
+    close(held);
+    ck_assert_int_eq(lf_st_remove_stale_temps(path), 1);
+    ck_assert(!exists(dir, "ck.st.tmp-77-ff"));
+    ck_assert_int_eq(lf_st_remove_stale_temps(NULL), 0);
+    ck_assert_int_eq(lf_st_remove_stale_temps(""), 0);
+    ck_assert_int_eq(lf_st_remove_stale_temps("/no/such/dir/ck.st"), 0);
+
+    /* relative paths: the directory is the current one */
+    char cwd[512];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(dir), 0);
+    touch(".", "ck.st.tmp-9-9");
+    ck_assert_int_eq(lf_st_remove_stale_temps("ck.st"), 1);
+    ck_assert_int_eq(chdir(cwd), 0);
+
+    snprintf(p, sizeof p, "%s/ck.st.tmp-5-5", dir);
+    rmdir(p);
     remove_dir(dir);
 }
 END_TEST
@@ -846,6 +934,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_io_errors);
     tcase_add_test(tc, test_failed_save_keeps_old_file);
     tcase_add_test(tc, test_killed_save_leaves_a_whole_file);
+    tcase_add_test(tc, test_stale_temporary_files);
     suite_add_tcase(s, tc);
     return s;
 }
