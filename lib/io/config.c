@@ -555,6 +555,39 @@ static int yaml_problem(const yaml_parser_t *p, const char *src, const char *tex
                     p->problem_mark.column + 1, problem);
 }
 
+/* Read the events of the whole stream once, refusing nesting deeper than
+ * LF_CFG_DEPTH_MAX at the first collection that goes past it, so that
+ * neither the scanner (quadratic in the flow depth) nor the loader ever sees
+ * a deep document. Syntax errors are reported as the loader would. */
+static int check_depth(const char *src, const char *text, size_t len)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return lf_error_oom("YAML parser");
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int rc = LFLEX_OK;
+    size_t depth = 0;
+    for (bool end = false; !end && rc == LFLEX_OK;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            rc = yaml_problem(&p, src, text, len);
+            break;
+        }
+        if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
+            if (++depth > LF_CFG_DEPTH_MAX)
+                rc = lf_error(LFLEX_EINVAL, "%s:%zu:%zu: %s nested deeper than %d levels of mappings and "
+                              "sequences", src, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                              ev.type == YAML_MAPPING_START_EVENT ? "a mapping" : "a sequence",
+                              LF_CFG_DEPTH_MAX);
+        } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT)
+            depth--;
+        end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
 int lf_config_parse(const lf_cfg_schema *s, void *out, size_t out_size, const char *yaml, size_t len,
                     const char *source)
 {
@@ -588,12 +621,14 @@ int lf_config_parse(const lf_cfg_schema *s, void *out, size_t out_size, const ch
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
 
-    if (!(have_doc = yaml_parser_load(&parser, &doc)))
-        rc = yaml_problem(&parser, src, yaml, len);
-    else if (!(have_extra = yaml_parser_load(&parser, &extra)))
-        rc = yaml_problem(&parser, src, yaml, len);
-    else if (yaml_document_get_root_node(&extra))
-        rc = fail_at(&w, extra.start_mark, "a second YAML document; expected one");
+    if ((rc = check_depth(src, yaml ? yaml : "", len)) == LFLEX_OK) {
+        if (!(have_doc = yaml_parser_load(&parser, &doc)))
+            rc = yaml_problem(&parser, src, yaml, len);
+        else if (!(have_extra = yaml_parser_load(&parser, &extra)))
+            rc = yaml_problem(&parser, src, yaml, len);
+        else if (yaml_document_get_root_node(&extra))
+            rc = fail_at(&w, extra.start_mark, "a second YAML document; expected one");
+    }
     if (rc == LFLEX_OK) {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         char b[80];

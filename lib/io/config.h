@@ -23,6 +23,12 @@
  *    the path "model.d_model". Setting one path twice, by either spelling,
  *    is an error, as is a repeated key in one mapping. A section whose value
  *    is null (`model:` with nothing under it) changes nothing.
+ *  - At most LF_CFG_DEPTH_MAX mappings and sequences nested in one another
+ *    (the top-level mapping is the first). Deeper input is refused at the
+ *    first collection too deep, while the events are read and before a
+ *    document is built: libyaml's scanner slows quadratically with flow
+ *    nesting (100 000 levels took 25 s), and no schema needs more than a
+ *    few levels.
  *  - Anchors and aliases are resolved as YAML defines them. An explicit tag
  *    is accepted when it is the standard one for the node (`!!int` on an
  *    INT, `!!float` or `!!int` on a REAL, `!!bool` on a BOOL, `!!str`,
@@ -64,6 +70,8 @@
 
 /* Longest dotted path a schema may use (longer keys in input are unknown). */
 #define LF_CFG_PATH_MAX 128
+/* Deepest nesting of mappings and sequences accepted (see above). */
+#define LF_CFG_DEPTH_MAX 64
 
 typedef enum { LF_CFG_INT, LF_CFG_REAL, LF_CFG_BOOL, LF_CFG_ENUM, LF_CFG_STRING } lf_cfg_type;
 

@@ -670,6 +670,32 @@ START_TEST(test_stale_temporary_files_removed)
 }
 END_TEST
 
+/* A configuration nested 100 000 deep (25 s in libyaml's scanner) is
+ * refused at its 65th level, before the rest is read. */
+START_TEST(test_deep_config_refused_at_once)
+{
+    make_dir();
+    char path[128], bad[128];
+    file_in_dir(path, sizeof path, "good.safetensors");
+    file_in_dir(bad, sizeof bad, "bad.safetensors");
+    lf_model a;
+    make_model(&a, variants[0]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    enum { LEVELS = 100000 };
+    char *yaml = malloc(2 * LEVELS + 32);
+    ck_assert_ptr_nonnull(yaml);
+    size_t k = (size_t)sprintf(yaml, "vocab: {size: 6}\nmodel: ");
+    memset(yaml + k, '[', LEVELS);
+    memset(yaml + k + LEVELS, ']', LEVELS);
+    yaml[k + 2 * LEVELS] = '\0';
+    rewrite(path, bad, &(rewrite_spec){.meta_key = "lflex.config", .meta_value = yaml});
+    free(yaml);
+    assert_load_fails(bad, LFLEX_EFORMAT, "lflex.config:2:71: a sequence nested deeper than 64 levels");
+    remove_dir();
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("io_checkpoint");
@@ -681,6 +707,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_truncated_and_flipped);
     tcase_add_loop_test(tc, test_foreign_files, 0, (int)(sizeof foreign / sizeof foreign[0]));
     tcase_add_test(tc, test_wrong_shape_names_offset);
+    tcase_add_test(tc, test_deep_config_refused_at_once);
     tcase_add_test(tc, test_huge_config_refused_before_allocation);
     tcase_add_test(tc, test_step_count_limit);
     tcase_add_test(tc, test_stale_temporary_files_removed);

@@ -99,12 +99,24 @@ START_TEST(test_doc_matches_schema)
 }
 END_TEST
 
+/* The prose states the nesting limit the reader enforces. */
+START_TEST(test_doc_states_depth_limit)
+{
+    char *doc = read_all(DOC_PATH), want[64];
+    ck_assert_ptr_nonnull(doc);
+    snprintf(want, sizeof want, "nest at most %d deep", LF_CFG_DEPTH_MAX);
+    ck_assert_msg(strstr(doc, want) != NULL, "doc/config.md does not say '%s'", want);
+    free(doc);
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("config_doc");
     TCase *tc = tcase_create("config_doc");
     tcase_add_test(tc, test_schemas_valid);
     tcase_add_test(tc, test_doc_matches_schema);
+    tcase_add_test(tc, test_doc_states_depth_limit);
     suite_add_tcase(s, tc);
     return s;
 }
