@@ -30,6 +30,10 @@ void buf_free(cli_buf *b);
 
 /* ---- the configuration file of `lflex train` (config.c) ---- */
 
+/* Deepest nesting of mappings and sequences read, the library's limit
+ * (doc/config.md): deeper input is refused as the parser reaches it. */
+#define CLI_YAML_DEPTH_MAX 64
+
 typedef struct {
     char key[64];
     char *value;

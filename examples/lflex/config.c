@@ -63,78 +63,233 @@ static void section_free(cli_section *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The parser with the nesting depth so far: every event goes through
+ * next_event, which refuses a mapping or sequence nested deeper than
+ * CLI_YAML_DEPTH_MAX when it starts, before anything recurses into it. */
+typedef struct {
+    yaml_parser_t p;
+    const char *file, *text;
+    size_t len;
+    int depth;
+} reader;
+
+static int next_event(reader *r, yaml_event_t *ev)
+{
+    if (!yaml_parser_parse(&r->p, ev)) {
+        const char *problem = r->p.problem ? r->p.problem : "unknown problem";
+        if (r->p.error == YAML_READER_ERROR) { /* a byte offset: count lines and characters up to it */
+            size_t line = 1, col = 1;
+            for (size_t i = 0; i < r->p.problem_offset && i < r->len; i++) {
+                if (r->text[i] == '\n')
+                    line++, col = 1;
+                else if (((unsigned char)r->text[i] & 0xC0) != 0x80)
+                    col++;
+            }
+            return cli_fail("%s:%zu:%zu: invalid YAML input: %s", r->file, line, col, problem);
+        }
+        return cli_fail("%s:%zu:%zu: YAML error: %s", r->file, r->p.problem_mark.line + 1,
+                        r->p.problem_mark.column + 1, problem);
+    }
+    if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT) {
+        if (++r->depth > CLI_YAML_DEPTH_MAX) {
+            int rc = cli_fail("%s:%zu:%zu: %s nested deeper than %d levels of mappings and sequences", r->file,
+                              ev->start_mark.line + 1, ev->start_mark.column + 1,
+                              ev->type == YAML_MAPPING_START_EVENT ? "a mapping" : "a sequence", CLI_YAML_DEPTH_MAX);
+            yaml_event_delete(ev);
+            return rc;
+        }
+    } else if (ev->type == YAML_MAPPING_END_EVENT || ev->type == YAML_SEQUENCE_END_EVENT)
+        r->depth--;
+    return 0;
+}
+
+static const char *event_kind(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_MAPPING_START_EVENT: return "a mapping";
+    case YAML_SEQUENCE_START_EVENT: return "a sequence";
+    case YAML_ALIAS_EVENT: return "an alias";
+    default: return "a scalar";
+    }
+}
+
+/* A key of a mapping must be a scalar (the library refuses others too). */
+static int check_key(reader *r, const yaml_event_t *k)
+{
+    if (k->type == YAML_SCALAR_EVENT)
+        return 0;
+    return cli_fail("%s:%zu:%zu: a key must be a scalar, got %s", r->file, k->start_mark.line + 1,
+                    k->start_mark.column + 1, event_kind(k));
+}
+
 /* Read a flat mapping of scalars into a section (the mapping start has been
  * read). */
-static int read_section(yaml_parser_t *p, cli_section *s, const char *file, const char *name)
+static int read_section(reader *r, cli_section *s, const char *name)
 {
-    int rc = 0;
     for (;;) {
         yaml_event_t k, v;
-        if (!yaml_parser_parse(p, &k)) {
-            rc = cli_fail("%s: YAML error: %s", file, p->problem);
-            break;
-        }
+        if (next_event(r, &k))
+            return 1;
         if (k.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&k);
-            break;
+            return 0;
         }
-        if (!yaml_parser_parse(p, &v)) {
+        if (k.type != YAML_SCALAR_EVENT) {
+            int rc = check_key(r, &k);
             yaml_event_delete(&k);
-            rc = cli_fail("%s: YAML error: %s", file, p->problem);
-            break;
+            return rc;
         }
-        if (k.type != YAML_SCALAR_EVENT || v.type != YAML_SCALAR_EVENT) {
-            rc = cli_fail("%s:%zu:%zu: %s: expected `key: value` pairs", file, k.start_mark.line + 1,
-                          k.start_mark.column + 1, name);
+        if (next_event(r, &v)) {
+            yaml_event_delete(&k);
+            return 1;
+        }
+        if (v.type != YAML_SCALAR_EVENT) {
+            int rc = cli_fail("%s:%zu:%zu: %s.%s: expected a value, got %s", r->file, v.start_mark.line + 1,
+                              v.start_mark.column + 1, name, (const char *)k.data.scalar.value, event_kind(&v));
             yaml_event_delete(&k);
             yaml_event_delete(&v);
-            break;
+            return rc;
         }
         section_add(s, (const char *)k.data.scalar.value, (const char *)v.data.scalar.value,
                     (int)k.start_mark.line + 1, (int)k.start_mark.column + 1);
         yaml_event_delete(&k);
         yaml_event_delete(&v);
     }
-    return rc;
 }
 
-/* Copy the events of one value (scalar or whole subtree) to the emitter.
- * prefix is the dotted path of the value; scalar values of matching
- * overrides are replaced. */
-static int copy_value(yaml_parser_t *p, yaml_emitter_t *em, yaml_event_t *first, const char *prefix, override *ov,
-                      int n_ov, cli_config *c)
+/* Copy the events of one value (scalar, alias or whole subtree) to the
+ * emitter. path is the dotted path of the value (NULL inside a sequence);
+ * scalar values of matching overrides are replaced. Recursion is at most
+ * CLI_YAML_DEPTH_MAX deep (next_event refuses deeper input). */
+static int copy_value(reader *r, yaml_emitter_t *em, yaml_event_t *first, const char *path, override *ov, int n_ov,
+                      cli_config *c)
 {
-    if (first->type == YAML_SCALAR_EVENT) {
+    if (first->type == YAML_SCALAR_EVENT && path) {
         for (int i = 0; i < n_ov; i++)
-            if (strcmp(ov[i].path, prefix) == 0) {
+            if (strcmp(ov[i].path, path) == 0) {
                 ov[i].used = true;
                 yaml_event_delete(first);
                 return emit_scalar(em, ov[i].value);
             }
-        if (strcmp(prefix, "vocab.tokenizer") == 0)
+        if (strcmp(path, "vocab.tokenizer") == 0)
             snprintf(c->tokenizer, sizeof c->tokenizer, "%s", (const char *)first->data.scalar.value);
-        if ((strcmp(prefix, "vocab.tokens") == 0 && first->data.scalar.length > 0) ||
-            (strcmp(prefix, "vocab.size") == 0 && strcmp((const char *)first->data.scalar.value, "0") != 0))
+        if ((strcmp(path, "vocab.tokens") == 0 && first->data.scalar.length > 0) ||
+            (strcmp(path, "vocab.size") == 0 && strcmp((const char *)first->data.scalar.value, "0") != 0))
             c->has_vocab = true;
-        return emit(em, first);
     }
-    if (first->type != YAML_MAPPING_START_EVENT)
-        return emit(em, first); /* sequences are refused by the library */
+    yaml_event_type_t type = first->type;
     if (emit(em, first))
-        return -1;
+        return cli_fail("%s: YAML error while copying '%s'", r->file, path ? path : "a sequence");
+    if (type == YAML_SEQUENCE_START_EVENT) { /* copied whole; the library refuses sequences */
+        for (;;) {
+            yaml_event_t v;
+            if (next_event(r, &v))
+                return 1;
+            if (v.type == YAML_SEQUENCE_END_EVENT)
+                return emit(em, &v) ? cli_fail("%s: YAML error while copying a sequence", r->file) : 0;
+            if (copy_value(r, em, &v, NULL, ov, n_ov, c))
+                return 1;
+        }
+    }
+    if (type != YAML_MAPPING_START_EVENT)
+        return 0;
     for (;;) {
         yaml_event_t k, v;
-        if (!yaml_parser_parse(p, &k))
-            return -1;
+        if (next_event(r, &k))
+            return 1;
         if (k.type == YAML_MAPPING_END_EVENT)
-            return emit(em, &k);
-        char path[256];
-        snprintf(path, sizeof path, "%s.%s", prefix,
-                 k.type == YAML_SCALAR_EVENT ? (const char *)k.data.scalar.value : "?");
-        if (emit(em, &k) || !yaml_parser_parse(p, &v))
-            return -1;
-        if (copy_value(p, em, &v, path, ov, n_ov, c))
-            return -1;
+            return emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, path ? path : "a mapping")
+                                : 0;
+        if (check_key(r, &k)) {
+            yaml_event_delete(&k);
+            return 1;
+        }
+        char *sub = NULL;
+        if (path) {
+            const char *key = (const char *)k.data.scalar.value;
+            sub = malloc(strlen(path) + strlen(key) + 2);
+            if (!sub) {
+                yaml_event_delete(&k);
+                return cli_fail("out of memory");
+            }
+            sprintf(sub, "%s.%s", path, key);
+        }
+        int rc = emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, sub ? sub : "a key") : 0;
+        if (!rc && !(rc = next_event(r, &v)))
+            rc = copy_value(r, em, &v, sub, ov, n_ov, c);
+        free(sub);
+        if (rc)
+            return rc;
+    }
+}
+
+/* The top-level mapping (its start has been read and emitted): the data,
+ * run and sample sections are kept, everything else copied for the
+ * library. */
+static int read_top(reader *r, yaml_emitter_t *em, override *ov, int n_ov, cli_config *c)
+{
+    for (;;) {
+        yaml_event_t k, v;
+        if (next_event(r, &k))
+            return 1;
+        if (k.type == YAML_MAPPING_END_EVENT) {
+            /* overrides of model keys the file does not have */
+            for (int i = 0; i < n_ov; i++) {
+                const char *sec = ov[i].path;
+                bool cli_sec = !strncmp(sec, "data.", 5) || !strncmp(sec, "run.", 4) || !strncmp(sec, "sample.", 7);
+                if (!ov[i].used && !cli_sec) {
+                    emit_scalar(em, ov[i].path);
+                    emit_scalar(em, ov[i].value);
+                    if (!strcmp(ov[i].path, "vocab.tokens") || !strcmp(ov[i].path, "vocab.size"))
+                        c->has_vocab = true;
+                    if (!strcmp(ov[i].path, "vocab.tokenizer"))
+                        snprintf(c->tokenizer, sizeof c->tokenizer, "%s", ov[i].value);
+                }
+            }
+            return emit(em, &k) ? cli_fail("%s: YAML error while copying the configuration", r->file) : 0;
+        }
+        if (check_key(r, &k)) {
+            yaml_event_delete(&k);
+            return 1;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%s", (const char *)k.data.scalar.value);
+        cli_section *sec = !strcmp(key, "data") ? &c->data : !strcmp(key, "run") ? &c->run : NULL;
+        bool is_sample = !strcmp(key, "sample");
+        if (!sec && !is_sample) {
+            char *path = strdup((const char *)k.data.scalar.value);
+            if (!path) {
+                yaml_event_delete(&k);
+                return cli_fail("out of memory");
+            }
+            int rc = emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, path) : 0;
+            if (!rc && !(rc = next_event(r, &v)))
+                rc = copy_value(r, em, &v, path, ov, n_ov, c);
+            free(path);
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t line = k.start_mark.line + 1, col = k.start_mark.column + 1;
+        yaml_event_delete(&k);
+        if (next_event(r, &v))
+            return 1;
+        if (v.type == YAML_SCALAR_EVENT && v.data.scalar.length == 0) {
+            yaml_event_delete(&v); /* an empty section */
+            continue;
+        }
+        bool mapping = v.type == YAML_MAPPING_START_EVENT;
+        yaml_event_delete(&v);
+        if (!mapping)
+            return cli_fail("%s:%zu:%zu: %s: expected a mapping", r->file, line, col, key);
+        cli_section sample = {0};
+        int rc = read_section(r, is_sample ? &sample : sec, key);
+        if (!rc && is_sample) /* re-emitted as plain lines; the library checks the keys */
+            for (int i = 0; i < sample.n; i++)
+                buf_printf(&c->sample_yaml, "%s: %s\n", sample.items[i].key, sample.items[i].value);
+        section_free(&sample);
+        if (rc)
+            return rc;
     }
 }
 
@@ -149,6 +304,8 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
     for (int i = 0; i < n_overrides; i++) {
         char *eq = strchr(overrides[i], '=');
         if (!eq || !strchr(overrides[i], '.') || strchr(overrides[i], '.') > eq) {
+            for (int j = 0; j < i; j++)
+                free(ov[j].path);
             free(ov);
             free(text);
             return cli_fail("--set %s: expected section.key=value", overrides[i]);
@@ -156,99 +313,42 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
         ov[i].path = strndup(overrides[i], (size_t)(eq - overrides[i]));
         ov[i].value = eq + 1;
     }
-    yaml_parser_t p;
+    reader r = {.file = path, .text = text, .len = len};
     yaml_emitter_t em;
     cli_buf model = {0};
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    yaml_parser_initialize(&r.p);
+    yaml_parser_set_input_string(&r.p, (const unsigned char *)text, len);
     yaml_emitter_initialize(&em);
     yaml_emitter_set_output(&em, yaml_write, &model);
-    int rc = 0, depth = 0;
-    for (;;) {
+    int rc = 0, documents = 0;
+    while (!rc) {
         yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            rc = cli_fail("%s:%zu:%zu: YAML error: %s", path, p.problem_mark.line + 1, p.problem_mark.column + 1,
-                          p.problem);
+        if ((rc = next_event(&r, &ev)))
             break;
-        }
         yaml_event_type_t type = ev.type;
-        if (type == YAML_STREAM_END_EVENT) {
-            emit(&em, &ev);
+        if (type == YAML_DOCUMENT_START_EVENT && documents++) {
+            rc = cli_fail("%s:%zu:%zu: a second YAML document; expected one", path, ev.start_mark.line + 1,
+                          ev.start_mark.column + 1);
+            yaml_event_delete(&ev);
             break;
         }
-        if (type == YAML_MAPPING_START_EVENT && depth == 0) {
-            depth = 1;
-            emit(&em, &ev);
-            continue;
-        }
-        if (type == YAML_MAPPING_END_EVENT && depth == 1) {
-            /* overrides of model keys the file does not have */
-            for (int i = 0; i < n_overrides && !rc; i++) {
-                const char *sec = ov[i].path;
-                bool cli_sec = !strncmp(sec, "data.", 5) || !strncmp(sec, "run.", 4) || !strncmp(sec, "sample.", 7);
-                if (!ov[i].used && !cli_sec) {
-                    emit_scalar(&em, ov[i].path);
-                    emit_scalar(&em, ov[i].value);
-                    if (!strcmp(ov[i].path, "vocab.tokens") || !strcmp(ov[i].path, "vocab.size"))
-                        c->has_vocab = true;
-                    if (!strcmp(ov[i].path, "vocab.tokenizer"))
-                        snprintf(c->tokenizer, sizeof c->tokenizer, "%s", ov[i].value);
-                }
-            }
-            depth = 0;
-            emit(&em, &ev);
-            continue;
-        }
-        if (depth == 1 && type == YAML_SCALAR_EVENT) {
-            const char *key = (const char *)ev.data.scalar.value;
-            cli_section *sec = !strcmp(key, "data") ? &c->data : !strcmp(key, "run") ? &c->run : NULL;
-            bool is_sample = !strcmp(key, "sample");
-            if (sec || is_sample) {
-                yaml_event_t v;
-                int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-                yaml_event_delete(&ev);
-                if (!yaml_parser_parse(&p, &v)) {
-                    rc = cli_fail("%s: YAML error: %s", path, p.problem);
-                    break;
-                }
-                if (v.type == YAML_SCALAR_EVENT && v.data.scalar.length == 0) {
-                    yaml_event_delete(&v); /* an empty section */
-                    continue;
-                }
-                if (v.type != YAML_MAPPING_START_EVENT) {
-                    yaml_event_delete(&v);
-                    rc = cli_fail("%s:%d:%d: %s: expected a mapping", path, line, col, key);
-                    break;
-                }
-                yaml_event_delete(&v);
-                cli_section sample = {0};
-                if ((rc = read_section(&p, is_sample ? &sample : sec, path, key)))
-                    break;
-                if (is_sample) { /* re-emit as plain lines; the library checks the keys */
-                    for (int i = 0; i < sample.n; i++)
-                        buf_printf(&c->sample_yaml, "%s: %s\n", sample.items[i].key, sample.items[i].value);
-                    section_free(&sample);
-                }
-                continue;
-            }
-            char prefix[128];
-            snprintf(prefix, sizeof prefix, "%s", key);
-            yaml_event_t v;
-            if (emit(&em, &ev) || !yaml_parser_parse(&p, &v) || copy_value(&p, &em, &v, prefix, ov, n_overrides, c)) {
-                rc = cli_fail("%s: YAML error while copying '%s'", path, prefix);
-                break;
-            }
-            continue;
-        }
-        if (type == YAML_SEQUENCE_START_EVENT || (type == YAML_SCALAR_EVENT && depth == 0 && ev.data.scalar.length)) {
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_ALIAS_EVENT ||
+            (type == YAML_SCALAR_EVENT && ev.data.scalar.length)) {
             rc = cli_fail("%s:%zu:%zu: the configuration must be a mapping of sections", path,
                           ev.start_mark.line + 1, ev.start_mark.column + 1);
             yaml_event_delete(&ev);
             break;
         }
-        emit(&em, &ev);
+        if (emit(&em, &ev)) {
+            rc = cli_fail("%s: YAML error while copying the configuration", path);
+            break;
+        }
+        if (type == YAML_STREAM_END_EVENT)
+            break;
+        if (type == YAML_MAPPING_START_EVENT)
+            rc = read_top(&r, &em, ov, n_overrides, c);
     }
-    yaml_parser_delete(&p);
+    yaml_parser_delete(&r.p);
     yaml_emitter_delete(&em);
     free(text);
     /* overrides of the program's sections */

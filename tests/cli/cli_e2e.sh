@@ -78,6 +78,25 @@ check "an unknown model key is one error line naming key, line and column" \
 printf 'model: {max_len: 12}\ndata: {train: train.txt}\nrun: {out: o3, stepz: 3}\n' > badrun.yaml
 "$LFLEX" train badrun.yaml 2> err2.txt
 check "an unknown run key is an error with its place" "[ $? -eq 1 ] && grep -q \"3:16: unknown key 'run.stepz'\" err2.txt"
+# nesting: 64 levels are read (the library then names the unknown key),
+# deeper is refused with its place before any recursion, at once
+nest() { # nest N OPEN CLOSE: N opening strings, 1, N closing strings
+    head -c "$1" /dev/zero | sed "s/\x0/$2/g"; printf 1; head -c "$1" /dev/zero | sed "s/\x0/$3/g"; echo
+}
+{ printf 'data: {train: train.txt}\nrun: {out: o4}\nmodel: '; nest 63 '{a: ' '}'; } > nest64.yaml
+"$LFLEX" train nest64.yaml 2> err5.txt
+check "64 levels of nesting are read" "[ $? -eq 1 ] && grep -q \"unknown key 'model.a'\" err5.txt && ! grep -q nested err5.txt"
+{ printf 'data: {train: train.txt}\nrun: {out: o4}\nmodel: '; nest 64 '{a: ' '}'; } > nest65.yaml
+"$LFLEX" train nest65.yaml 2> err6.txt
+check "65 levels are refused with file, line and column" \
+    "[ $? -eq 1 ] && [ \$(wc -l < err6.txt) -eq 1 ] && grep -q 'nest65.yaml:3:260: a mapping nested deeper than 64 levels' err6.txt"
+{ printf 'data: {train: train.txt}\nrun: {out: o4}\nmodel: '; nest 20000 '{a: ' '}'; } > nest20k.yaml
+"$LFLEX" train nest20k.yaml 2> err7.txt
+check "20 000 levels of mappings are refused (no crash)" "[ $? -eq 1 ] && grep -q 'nest20k.yaml:3:260: a mapping nested deeper' err7.txt"
+{ printf 'data: {train: train.txt}\nrun: {out: o4}\nmodel: '; nest 100000 '[' ']'; } > nest100k.yaml
+timeout 10 "$LFLEX" train nest100k.yaml 2> err8.txt
+check "100 000 levels of sequences are refused at once" "[ $? -eq 1 ] && grep -q 'nest100k.yaml:3:71: a sequence nested deeper' err8.txt"
+
 printf 'p q\ta b zz\n' > badline.txt
 "$LFLEX" eval out/checkpoint.safetensors badline.txt 2> err3.txt
 check "a data line with an unknown token names file and line" "[ $? -eq 1 ] && grep -q 'badline.txt:1:' err3.txt"
