@@ -63,14 +63,74 @@ static void section_free(cli_section *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Every key read so far by its dotted path, with its place: a hash set
+ * with open addressing, so that many keys cost linear time. */
+typedef struct {
+    char *path;
+    size_t line, col;
+} seen_key;
+
+typedef struct {
+    seen_key *slots;
+    size_t n, cap;
+} key_set;
+
+static size_t slot_of(const seen_key *slots, size_t cap, const char *path)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    size_t i = (size_t)h & (cap - 1);
+    while (slots[i].path && strcmp(slots[i].path, path) != 0)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+/* The key already at `path`, or NULL after adding it (NULL too when out of
+ * memory: the check is then skipped, the library still refuses). */
+static const seen_key *key_set_add(key_set *s, const char *path, size_t line, size_t col)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        seen_key *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return NULL;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i].path)
+                slots[slot_of(slots, cap, s->slots[i].path)] = s->slots[i];
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    size_t i = slot_of(s->slots, s->cap, path);
+    if (s->slots[i].path)
+        return &s->slots[i];
+    if ((s->slots[i].path = strdup(path))) {
+        s->slots[i].line = line;
+        s->slots[i].col = col;
+        s->n++;
+    }
+    return NULL;
+}
+
+static void key_set_free(key_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slots[i].path);
+    free(s->slots);
+    memset(s, 0, sizeof *s);
+}
+
 /* The parser with the nesting depth so far: every event goes through
  * next_event, which refuses a mapping or sequence nested deeper than
- * CLI_YAML_DEPTH_MAX when it starts, before anything recurses into it. */
+ * CLI_YAML_DEPTH_MAX when it starts, before anything recurses into it.
+ * keys holds the path of every key read, for duplicates. */
 typedef struct {
     yaml_parser_t p;
     const char *file, *text;
     size_t len;
     int depth;
+    key_set keys;
 } reader;
 
 static int next_event(reader *r, yaml_event_t *ev)
@@ -113,13 +173,31 @@ static const char *event_kind(const yaml_event_t *ev)
     }
 }
 
-/* A key of a mapping must be a scalar (the library refuses others too). */
-static int check_key(reader *r, const yaml_event_t *k)
+/* A key of a mapping must be a scalar (the library refuses others too),
+ * and its dotted path (prefix.key; prefix "": at the top level; NULL:
+ * within a sequence, not checked) must be new: a key given twice, in one
+ * mapping or once nested and once dotted (`model: {d_model: 8}` and
+ * `model.d_model: 16`), is an error in every section, as the library has
+ * it for its own. */
+static int check_key(reader *r, const yaml_event_t *k, const char *prefix)
 {
-    if (k->type == YAML_SCALAR_EVENT)
+    if (k->type != YAML_SCALAR_EVENT)
+        return cli_fail("%s:%zu:%zu: a key must be a scalar, got %s", r->file, k->start_mark.line + 1,
+                        k->start_mark.column + 1, event_kind(k));
+    if (!prefix)
         return 0;
-    return cli_fail("%s:%zu:%zu: a key must be a scalar, got %s", r->file, k->start_mark.line + 1,
-                    k->start_mark.column + 1, event_kind(k));
+    const char *key = (const char *)k->data.scalar.value;
+    char *path = malloc(strlen(prefix) + 1 + strlen(key) + 1);
+    if (!path)
+        return cli_fail("out of memory");
+    sprintf(path, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+    size_t line = k->start_mark.line + 1, col = k->start_mark.column + 1;
+    const seen_key *first = key_set_add(&r->keys, path, line, col);
+    int rc = first ? cli_fail("%s:%zu:%zu: duplicate key '%s' (first at %zu:%zu)", r->file, line, col, path,
+                              first->line, first->col)
+                   : 0;
+    free(path);
+    return rc;
 }
 
 /* Read a flat mapping of scalars into a section (the mapping start has been
@@ -134,10 +212,9 @@ static int read_section(reader *r, cli_section *s, const char *name)
             yaml_event_delete(&k);
             return 0;
         }
-        if (k.type != YAML_SCALAR_EVENT) {
-            int rc = check_key(r, &k);
+        if (check_key(r, &k, name)) {
             yaml_event_delete(&k);
-            return rc;
+            return 1;
         }
         if (next_event(r, &v)) {
             yaml_event_delete(&k);
@@ -200,7 +277,7 @@ static int copy_value(reader *r, yaml_emitter_t *em, yaml_event_t *first, const 
         if (k.type == YAML_MAPPING_END_EVENT)
             return emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, path ? path : "a mapping")
                                 : 0;
-        if (check_key(r, &k)) {
+        if (check_key(r, &k, path)) {
             yaml_event_delete(&k);
             return 1;
         }
@@ -248,7 +325,7 @@ static int read_top(reader *r, yaml_emitter_t *em, override *ov, int n_ov, cli_c
             }
             return emit(em, &k) ? cli_fail("%s: YAML error while copying the configuration", r->file) : 0;
         }
-        if (check_key(r, &k)) {
+        if (check_key(r, &k, "")) {
             yaml_event_delete(&k);
             return 1;
         }
@@ -349,6 +426,7 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
             rc = read_top(&r, &em, ov, n_overrides, c);
     }
     yaml_parser_delete(&r.p);
+    key_set_free(&r.keys);
     yaml_emitter_delete(&em);
     free(text);
     /* overrides of the program's sections */

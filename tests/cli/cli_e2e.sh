@@ -78,6 +78,23 @@ check "an unknown model key is one error line naming key, line and column" \
 printf 'model: {max_len: 12}\ndata: {train: train.txt}\nrun: {out: o3, stepz: 3}\n' > badrun.yaml
 "$LFLEX" train badrun.yaml 2> err2.txt
 check "an unknown run key is an error with its place" "[ $? -eq 1 ] && grep -q \"3:16: unknown key 'run.stepz'\" err2.txt"
+# a key given twice is an error with its place, in every section
+dup() { # dup NAME CONFIG EXPECTED
+    printf "$2" > "dup_$1.yaml"
+    "$LFLEX" train "dup_$1.yaml" --quiet --set run.steps=1 > /dev/null 2> "dup_$1.err"
+    check "a duplicate key in $1 is an error with its place" \
+        "[ $? -eq 1 ] && [ \$(wc -l < dup_$1.err) -eq 1 ] && grep -q \"dup_$1.yaml:$3\" dup_$1.err"
+}
+dup run 'data: {train: train.txt}\nrun:\n  out: o5\n  steps: 1\n  steps: 2\n' "5:3: duplicate key 'run.steps' (first at 4:3)"
+dup data 'data: {train: train.txt, train: valid.txt}\nrun: {out: o5}\n' "1:26: duplicate key 'data.train' (first at 1:8)"
+dup sample 'data: {train: train.txt}\nrun: {out: o5}\nsample: {steps: 2, steps: 3}\n' \
+    "3:20: duplicate key 'sample.steps' (first at 3:10)"
+dup section 'data: {train: train.txt}\nrun: {out: o5}\nrun: {steps: 1}\n' "3:1: duplicate key 'run' (first at 2:1)"
+dup model 'data: {train: train.txt}\nrun: {out: o5}\nmodel:\n  d_model: 16\n  d_model: 32\n' \
+    "5:3: duplicate key 'model.d_model' (first at 4:3)"
+dup dotted 'data: {train: train.txt}\nrun: {out: o5}\nmodel.max_len: 12\nmodel: {max_len: 16}\n' \
+    "4:9: duplicate key 'model.max_len' (first at 3:1)"
+
 # nesting: 64 levels are read (the library then names the unknown key),
 # deeper is refused with its place before any recursion, at once
 nest() { # nest N OPEN CLOSE: N opening strings, 1, N closing strings
