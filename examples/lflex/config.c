@@ -242,17 +242,23 @@ static int copy_value(reader *r, yaml_emitter_t *em, yaml_event_t *first, const 
                       cli_config *c)
 {
     if (first->type == YAML_SCALAR_EVENT && path) {
-        for (int i = 0; i < n_ov; i++)
-            if (strcmp(ov[i].path, path) == 0) {
-                ov[i].used = true;
-                yaml_event_delete(first);
-                return emit_scalar(em, ov[i].value);
-            }
+        const char *value = (const char *)first->data.scalar.value;
+        int over = -1;
+        for (int i = 0; i < n_ov && over < 0; i++)
+            if (strcmp(ov[i].path, path) == 0)
+                over = i;
+        if (over >= 0)
+            value = ov[over].value;
         if (strcmp(path, "vocab.tokenizer") == 0)
-            snprintf(c->tokenizer, sizeof c->tokenizer, "%s", (const char *)first->data.scalar.value);
-        if ((strcmp(path, "vocab.tokens") == 0 && first->data.scalar.length > 0) ||
-            (strcmp(path, "vocab.size") == 0 && strcmp((const char *)first->data.scalar.value, "0") != 0))
+            snprintf(c->tokenizer, sizeof c->tokenizer, "%s", value);
+        if ((strcmp(path, "vocab.tokens") == 0 && value[0]) ||
+            (strcmp(path, "vocab.size") == 0 && strcmp(value, "0") != 0))
             c->has_vocab = true;
+        if (over >= 0) {
+            ov[over].used = true;
+            yaml_event_delete(first);
+            return emit_scalar(em, ov[over].value);
+        }
     }
     yaml_event_type_t type = first->type;
     if (emit(em, first))

@@ -47,6 +47,9 @@ check "train writes a checkpoint, the log and the config" \
 check "the log has step records and validation records with exact match" \
     "grep -q '\"step\": 6, \"loss\"' out/log.jsonl && grep -q '\"exact_match\"' out/log.jsonl"
 check "the vocabulary was built from the data (sorted)" "grep -q 'tokens: \"a b c p q\"' out/config.yaml"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=out_chars --set vocab.tokenizer=char 2> chars.err
+check "--set vocab.tokenizer=char over the file's tokenizer builds a vocabulary of characters" \
+    "[ $? -eq 0 ] && grep -q 'tokens: \" abcpq\"' out_chars/config.yaml"
 "$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=runs/new/deep > deep.out 2>&1
 check "train creates the missing parents of run.out" "[ $? -eq 0 ] && [ -s runs/new/deep/checkpoint.safetensors ]"
 
