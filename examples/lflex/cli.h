@@ -67,6 +67,16 @@ int cli_check_keys(const cli_section *s, const char *sec, const char *const *kno
 
 /* ---- data files (data.c) ---- */
 
+/* The lines of a text in memory (text[len] is NUL, as cli_read_file
+ * leaves it). A line ends at "\n", "\r\n" or a lone "\r"; the break is
+ * not part of it and its first byte is overwritten with NUL. */
+typedef struct {
+    char *text;
+    size_t len, pos;
+    size_t line_no;             /* of the line last returned, from 1 */
+} cli_lines;
+bool cli_next_line(cli_lines *it, char **line, size_t *n);
+
 typedef struct {
     int32_t *tokens;            /* sequences concatenated */
     uint8_t *fixed;

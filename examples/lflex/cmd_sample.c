@@ -105,19 +105,19 @@ int cmd_sample(int argc, char **argv)
     int32_t *ids = malloc(((size_t)max_len + 1) * sizeof *ids);
     uint8_t *open = malloc((size_t)max_len + 1);
     char *file_text = NULL;
+    size_t file_len = 0;
     if (prompts_file) {
-        file_text = cli_read_file(prompts_file, NULL);
+        file_text = cli_read_file(prompts_file, &file_len);
         if (!file_text)
             rc = cli_fail("%s: %s", prompts_file, strerror(errno));
-        for (char *line = file_text; !rc && line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            if (*line) {
+        cli_lines it = {.text = file_text, .len = file_len};
+        char *line;
+        size_t ll;
+        while (!rc && cli_next_line(&it, &line, &ll)) {
+            if (ll) {
                 prompts = realloc(prompts, ((size_t)n_prompts + 2) * sizeof *prompts);
                 prompts[n_prompts++] = line;
             }
-            line = nl ? nl + 1 : NULL;
         }
     }
     int kinds = n_prompts + n_infills ? n_prompts + n_infills : 1;

@@ -26,6 +26,23 @@ static size_t utf8_len(const unsigned char *s)
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 
+bool cli_next_line(cli_lines *it, char **line, size_t *n)
+{
+    if (it->pos >= it->len)
+        return false;
+    char *s = it->text + it->pos;
+    size_t k = 0, rest = it->len - it->pos;
+    while (k < rest && s[k] != '\n' && s[k] != '\r')
+        k++;
+    size_t brk = k == rest ? 0 : s[k] == '\r' && k + 1 < rest && s[k + 1] == '\n' ? 2 : 1;
+    s[k] = '\0';
+    it->pos += k + brk;
+    it->line_no++;
+    *line = s;
+    *n = k;
+    return true;
+}
+
 int cli_vocab_from_file(const char *path, const char *tokenizer, char **tokens)
 {
     size_t len;
@@ -33,30 +50,35 @@ int cli_vocab_from_file(const char *path, const char *tokenizer, char **tokens)
     if (!text)
         return cli_fail("%s: %s", path, strerror(errno));
     bool chars = !strcmp(tokenizer, "char");
-    char **items = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < len;) {
-        size_t k;
-        if (chars) {
-            if (text[i] == '\n' || text[i] == '\t' || text[i] == '\r') {
-                i++;
-                continue;
+    char **items = NULL, *line;
+    size_t n = 0, cap = 0, ll;
+    cli_lines it = {.text = text, .len = len};
+    while (cli_next_line(&it, &line, &ll)) {
+        for (size_t i = 0; i < ll;) {
+            size_t k;
+            if (chars) {
+                if (line[i] == '\t') { /* the prompt's separator */
+                    i++;
+                    continue;
+                }
+                k = utf8_len((const unsigned char *)line + i);
+                if (k > ll - i)
+                    k = ll - i;
+            } else {
+                if (is_space(line[i])) {
+                    i++;
+                    continue;
+                }
+                for (k = 0; i + k < ll && !is_space(line[i + k]); k++)
+                    ;
             }
-            k = utf8_len((const unsigned char *)text + i);
-        } else {
-            if (is_space(text[i])) {
-                i++;
-                continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 1024;
+                items = realloc(items, cap * sizeof *items);
             }
-            for (k = 0; i + k < len && !is_space(text[i + k]); k++)
-                ;
+            items[n++] = strndup(line + i, k);
+            i += k;
         }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            items = realloc(items, cap * sizeof *items);
-        }
-        items[n++] = strndup(text + i, k);
-        i += k;
     }
     free(text);
     qsort(items, n, sizeof *items, cmp_str);
@@ -144,20 +166,13 @@ int cli_data_load(cli_data *d, const lflex_model_t *m, const char *path, bool sk
     size_t cap = (size_t)max_len + 1;
     int32_t *p = malloc(cap * sizeof *p), *t = malloc(cap * sizeof *t);
     int rc = 0;
-    size_t line_no = 0;
-    for (char *line = text; line && *line && !rc; line_no++) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        size_t ll = strlen(line);
-        if (ll && line[ll - 1] == '\r')
-            line[--ll] = '\0';
-        char *next = nl ? nl + 1 : NULL;
-        if (ll == 0) { /* blank lines are not examples */
-            line = next;
+    char *line;
+    size_t ll;
+    cli_lines it = {.text = text, .len = len};
+    while (!rc && cli_next_line(&it, &line, &ll)) {
+        if (ll == 0) /* blank lines are not examples */
             continue;
-        }
-        char *tab = strchr(line, '\t');
+        char *tab = memchr(line, '\t', ll);
         const char *target = tab ? tab + 1 : line;
         size_t np = 0, nt = 0;
         int st = 0;
@@ -165,7 +180,7 @@ int cli_data_load(cli_data *d, const lflex_model_t *m, const char *path, bool sk
         if (tab)
             st = lflex_model_encode(m, line, (size_t)(tab - line), p, cap, &np);
         if (!st)
-            st = lflex_model_encode(m, target, strlen(target), t, cap, &nt);
+            st = lflex_model_encode(m, target, (size_t)(line + ll - target), t, cap, &nt);
         if (st)
             why = lflex_last_error();
         else if (nt == 0)
@@ -176,11 +191,10 @@ int cli_data_load(cli_data *d, const lflex_model_t *m, const char *path, bool sk
             if (skip_bad)
                 d->skipped++;
             else
-                rc = cli_fail("%s:%zu: %s", path, line_no + 1, why);
+                rc = cli_fail("%s:%zu: %s", path, it.line_no, why);
         } else {
             rc = cli_data_add(d, tab ? p : NULL, np, t, nt);
         }
-        line = next;
     }
     free(p);
     free(t);

@@ -73,6 +73,22 @@ check "order prints the order in one line, tied tokens in brackets" \
 "$LFLEX" rates out/checkpoint.safetensors "a [MASK] c" --t 0.3 > r.txt
 check "rates prints insertion and unmasking rates" "[ $? -eq 0 ] && grep -q 'insert rate' r.txt && grep -q '<mask>' r.txt"
 
+# line endings: CRLF and a lone CR end a line as LF does, in data and prompt files
+sed 's/$/\r/' train.txt > train_crlf.txt
+tr '\n' '\r' < train.txt > train_cr.txt
+for e in crlf cr; do
+    "$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=out_$e --set data.train=train_$e.txt \
+        --set data.valid=train_$e.txt 2> train_$e.err
+    check "$e line endings: every line is an example" "[ $? -eq 0 ] && grep -q '60 training examples' train_$e.err"
+done
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=out_char --set vocab.tokenizer=char \
+    --set data.train=train_cr.txt --set data.valid=train_crlf.txt 2> train_char.err
+check "CR and CRLF line endings with the char tokenizer" \
+    "[ $? -eq 0 ] && grep -q '60 training examples' train_char.err && grep -q 'tokens: \" abcpq\"' out_char/config.yaml"
+printf 'p q\rq p\r\np p' > prompts_cr.txt
+"$LFLEX" sample out/checkpoint.safetensors --prompts prompts_cr.txt --n 1 --steps 4 > s4.txt
+check "sample --prompts reads CR and CRLF line endings" "[ $? -eq 0 ] && [ \$(wc -l < s4.txt) -eq 3 ]"
+
 # errors: one line on stderr, non-zero status
 printf 'model: {d_modle: 16}\ndata: {train: train.txt}\nrun: {out: o2}\n' > badkey.yaml
 "$LFLEX" train badkey.yaml 2> err1.txt
