@@ -76,6 +76,15 @@ typedef struct {
     size_t line_no;             /* of the line last returned, from 1 */
 } cli_lines;
 bool cli_next_line(cli_lines *it, char **line, size_t *n);
+/* Whether the model's tokenizer reads the reserved spellings <pad>, <mask>,
+ * <bos>, <eos> as those tokens (the words tokenizer does; the character
+ * tokenizer reads characters). */
+bool cli_reads_reserved(const lflex_model_t *m);
+/* What a line of a data or prompt file may not hold: a NUL byte, or (when
+ * `reserved`) a word spelt as a reserved token. NULL when the line is
+ * fine, else the reason (in buf) and *col its column (1-based, in
+ * characters). */
+const char *cli_line_problem(const char *line, size_t n, bool reserved, size_t *col, char *buf, size_t cap);
 
 typedef struct {
     int32_t *tokens;            /* sequences concatenated */

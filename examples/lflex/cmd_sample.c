@@ -106,15 +106,19 @@ int cmd_sample(int argc, char **argv)
     uint8_t *open = malloc((size_t)max_len + 1);
     char *file_text = NULL;
     size_t file_len = 0;
+    bool reserved = cli_reads_reserved(m);
+    int n_args = n_prompts; /* prompts from --prompt, before those of the file */
     if (prompts_file) {
         file_text = cli_read_file(prompts_file, &file_len);
         if (!file_text)
             rc = cli_fail("%s: %s", prompts_file, strerror(errno));
         cli_lines it = {.text = file_text, .len = file_len};
-        char *line;
-        size_t ll;
+        char *line, why[160];
+        size_t ll, col;
         while (!rc && cli_next_line(&it, &line, &ll)) {
-            if (ll) {
+            if (cli_line_problem(line, ll, reserved, &col, why, sizeof why))
+                rc = cli_fail("%s:%zu:%zu: %s", prompts_file, it.line_no, col, why);
+            else if (ll) {
                 prompts = realloc(prompts, ((size_t)n_prompts + 2) * sizeof *prompts);
                 prompts[n_prompts++] = line;
             }
@@ -124,7 +128,12 @@ int cmd_sample(int argc, char **argv)
     for (int k = 0; k < kinds && !rc; k++) {
         size_t len = 0;
         if (k < n_prompts) {
-            size_t np;
+            size_t np, col;
+            char why[160];
+            if (k < n_args && cli_line_problem(prompts[k], strlen(prompts[k]), reserved, &col, why, sizeof why)) {
+                rc = cli_fail("--prompt %d, column %zu: %s", k + 1, col, why);
+                break;
+            }
             if (lflex_model_encode(m, prompts[k], strlen(prompts[k]), ids, (size_t)max_len, &np)) {
                 rc = cli_fail("prompt %d: %s", k + 1, lflex_last_error());
                 break;

@@ -43,6 +43,58 @@ bool cli_next_line(cli_lines *it, char **line, size_t *n)
     return true;
 }
 
+static const char *const reserved_spelling[] = {"<pad>", "<mask>", "<bos>", "<eos>"};
+
+static const char *reserved_at(const char *s, size_t n)
+{
+    for (size_t r = 0; r < sizeof reserved_spelling / sizeof *reserved_spelling; r++)
+        if (strlen(reserved_spelling[r]) == n && memcmp(s, reserved_spelling[r], n) == 0)
+            return reserved_spelling[r];
+    return NULL;
+}
+
+bool cli_reads_reserved(const lflex_model_t *m)
+{
+    int32_t ids[8];
+    size_t n = 0;
+    return lflex_model_encode(m, "<eos>", 5, ids, 8, &n) == LFLEX_OK && n == 1 && ids[0] == LFLEX_TOKEN_EOS;
+}
+
+static size_t column_of(const char *line, size_t at)
+{
+    size_t col = 1;
+    for (size_t i = 0; i < at; i++)
+        col += ((unsigned char)line[i] & 0xC0) != 0x80;
+    return col;
+}
+
+const char *cli_line_problem(const char *line, size_t n, bool reserved, size_t *col, char *buf, size_t cap)
+{
+    const char *nul = memchr(line, '\0', n);
+    if (nul) {
+        *col = column_of(line, (size_t)(nul - line));
+        snprintf(buf, cap, "a NUL byte (data and prompt files are text)");
+        return buf;
+    }
+    for (size_t i = 0; reserved && i < n;) {
+        if (is_space(line[i])) {
+            i++;
+            continue;
+        }
+        size_t k = 0;
+        while (i + k < n && !is_space(line[i + k]))
+            k++;
+        const char *r = reserved_at(line + i, k);
+        if (r) {
+            *col = column_of(line, i);
+            snprintf(buf, cap, "%s is a reserved token, not text (<bos> and <eos> are added to every example)", r);
+            return buf;
+        }
+        i += k;
+    }
+    return NULL;
+}
+
 int cli_vocab_from_file(const char *path, const char *tokenizer, char **tokens)
 {
     size_t len;
@@ -54,6 +106,15 @@ int cli_vocab_from_file(const char *path, const char *tokenizer, char **tokens)
     size_t n = 0, cap = 0, ll;
     cli_lines it = {.text = text, .len = len};
     while (cli_next_line(&it, &line, &ll)) {
+        size_t col;
+        char why[160];
+        if (cli_line_problem(line, ll, false, &col, why, sizeof why)) {
+            for (size_t i = 0; i < n; i++)
+                free(items[i]);
+            free(items);
+            free(text);
+            return cli_fail("%s:%zu:%zu: %s", path, it.line_no, col, why);
+        }
         for (size_t i = 0; i < ll;) {
             size_t k;
             if (chars) {
@@ -71,6 +132,10 @@ int cli_vocab_from_file(const char *path, const char *tokenizer, char **tokens)
                 }
                 for (k = 0; i + k < ll && !is_space(line[i + k]); k++)
                     ;
+                if (reserved_at(line + i, k)) { /* never a user token: the loader names it */
+                    i += k;
+                    continue;
+                }
             }
             if (n == cap) {
                 cap = cap ? 2 * cap : 1024;
@@ -169,20 +234,35 @@ int cli_data_load(cli_data *d, const lflex_model_t *m, const char *path, bool sk
     char *line;
     size_t ll;
     cli_lines it = {.text = text, .len = len};
+    bool reserved = cli_reads_reserved(m);
     while (!rc && cli_next_line(&it, &line, &ll)) {
         if (ll == 0) /* blank lines are not examples */
             continue;
         char *tab = memchr(line, '\t', ll);
         const char *target = tab ? tab + 1 : line;
-        size_t np = 0, nt = 0;
+        size_t np = 0, nt = 0, col = 0;
         int st = 0;
-        const char *why = NULL;
+        char buf[160];
+        const char *why = cli_line_problem(line, ll, reserved, &col, buf, sizeof buf);
+        if (why && !memchr(line, '\0', ll) && skip_bad) { /* a NUL is never skipped: the file is not text */
+            d->skipped++;
+            continue;
+        }
+        if (why) {
+            rc = cli_fail("%s:%zu:%zu: %s", path, it.line_no, col, why);
+            break;
+        }
         if (tab)
             st = lflex_model_encode(m, line, (size_t)(tab - line), p, cap, &np);
         if (!st)
             st = lflex_model_encode(m, target, (size_t)(line + ll - target), t, cap, &nt);
+        bool special = false; /* cli_line_problem names them; this is a safety net */
+        for (size_t i = 0; !st && i < np + nt; i++)
+            special |= (i < np ? p[i] : t[i - np]) < LFLEX_TOKEN_FIRST_USER;
         if (st)
             why = lflex_last_error();
+        else if (special)
+            why = "a reserved token, not text";
         else if (nt == 0)
             why = "the target is empty";
         else if ((tab ? np + 1 : 0) + nt + 1 > (size_t)max_len)

@@ -133,6 +133,33 @@ check "20 000 levels of mappings are refused (no crash)" "[ $? -eq 1 ] && grep -
 timeout 10 "$LFLEX" train nest100k.yaml 2> err8.txt
 check "100 000 levels of sequences are refused at once" "[ $? -eq 1 ] && grep -q 'nest100k.yaml:3:71: a sequence nested deeper' err8.txt"
 
+# a NUL byte or a reserved token's spelling in a data or prompt file: an
+# error naming file, line and column (columns count characters)
+printf 'p q\ta b c\nq p\tc\000 b a\np p\ta a\n' > nul.txt
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=o6 --set data.train=nul.txt 2> err9.txt
+check "a NUL byte in the training file is an error with its place" \
+    "[ $? -eq 1 ] && [ \$(wc -l < err9.txt) -eq 1 ] && grep -q 'nul.txt:2:6: a NUL byte' err9.txt"
+printf 'p q\ta b\np \303\251\000 q\ta\n' > nul2.txt
+"$LFLEX" eval out/checkpoint.safetensors nul2.txt 2> err10.txt
+check "a NUL byte in an evaluation file is an error with its place" "[ $? -eq 1 ] && grep -q 'nul2.txt:2:4: a NUL byte' err10.txt"
+printf 'p q\ta b c\np q\ta <eos> b\n' > eos.txt
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=o7 --set data.train=eos.txt 2> err11.txt
+check "<eos> in a training line is an error with its place" \
+    "[ $? -eq 1 ] && [ \$(wc -l < err11.txt) -eq 1 ] && grep -q 'eos.txt:2:7: <eos> is a reserved token' err11.txt"
+for tok in '<bos>' '<mask>' '<pad>'; do
+    printf 'p q\ta b c\r\nq %s\tc b\r\n' "$tok" > reserved.txt
+    "$LFLEX" eval out/checkpoint.safetensors reserved.txt 2> err12.txt
+    check "$tok in a data line is an error with its place" "[ $? -eq 1 ] && grep -q \"reserved.txt:2:3: $tok is a reserved token\" err12.txt"
+done
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=o8 --set data.train=eos.txt --set data.skip_bad_lines=true \
+    2> skip.err
+check "data.skip_bad_lines skips a line with a reserved token" "[ $? -eq 0 ] && grep -q '1 training examples (conditional) (some lines skipped)' skip.err"
+printf 'p q\nq <bos> p\n' > prompts_bad.txt
+"$LFLEX" sample out/checkpoint.safetensors --prompts prompts_bad.txt --steps 4 > /dev/null 2> err13.txt
+check "a reserved token in a prompt file is an error with its place" "[ $? -eq 1 ] && grep -q 'prompts_bad.txt:2:3: <bos> is a reserved' err13.txt"
+"$LFLEX" sample out/checkpoint.safetensors --prompt 'p <eos>' --steps 4 > /dev/null 2> err14.txt
+check "a reserved token in --prompt is an error with its column" "[ $? -eq 1 ] && grep -q -- '--prompt 1, column 3: <eos> is a reserved' err14.txt"
+
 printf 'p q\ta b zz\n' > badline.txt
 "$LFLEX" eval out/checkpoint.safetensors badline.txt 2> err3.txt
 check "a data line with an unknown token names file and line" "[ $? -eq 1 ] && grep -q 'badline.txt:1:' err3.txt"
