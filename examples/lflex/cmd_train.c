@@ -8,6 +8,12 @@
 
 #include "cli.h"
 
+/* Steps skipped one after another for a non-finite loss or gradient
+ * (the library leaves the model as it was) before training gives up:
+ * each draws a new batch and new times, so a few are bad luck, and this
+ * many mean weights that give nothing finite (the loop ran forever). */
+#define MAX_SKIPPED_IN_ROW 100
+
 typedef struct {
     long steps, batch, log_every, eval_every, eval_examples, save_every, seed, time_limit;
     const char *out;
@@ -231,6 +237,7 @@ int cmd_train(int argc, char **argv)
         lflex_model_get(m, LFLEX_PROP_STEP, &step);
     long first_step = (long)step;
     bool stopped = false;
+    int skipped_in_row = 0;
     while (!rc && step < o.steps) {
         /* a batch from a shuffled pass over the data */
         size_t need = 0;
@@ -259,18 +266,26 @@ int cmd_train(int argc, char **argv)
         }
         lflex_train_stats st = {.struct_size = sizeof st};
         int r = lflex_model_train_step(m, bt, bf, boff, (size_t)o.batch, &st);
+        double now = cli_now();
+        stopped = cli_interrupted || (o.time_limit && now - t_start >= (double)o.time_limit);
         if (r == LFLEX_ENUMERIC) {
             fprintf(stderr, "\nlflex: step %ld skipped: %s\n", (long)step + 1, lflex_last_error());
+            if (++skipped_in_row >= MAX_SKIPPED_IN_ROW) { /* the weights give nothing finite any more */
+                rc = cli_fail("step %ld: %d steps in a row were not finite; stopping (the last checkpoint is "
+                              "kept; lower train.lr or raise train.warmup)", (long)step + 1, MAX_SKIPPED_IN_ROW);
+                break;
+            }
+            if (!stopped) /* not a step: nothing to log, evaluate or save again */
+                continue;
         } else if (r) {
             rc = cli_fail_lib("train step");
             break;
         } else {
+            skipped_in_row = 0;
             acc_add(&acc, &st);
             step = (int64_t)st.step;
         }
-        double now = cli_now();
         bool last = step >= o.steps;
-        stopped = cli_interrupted || (o.time_limit && now - t_start >= (double)o.time_limit);
         if (acc.n && (step % o.log_every == 0 || last || stopped)) {
             double dt = now - t_last, tps = acc.tokens / (dt > 0 ? dt : 1e-9);
             double per_step = (now - t_start) / (double)(step - first_step);

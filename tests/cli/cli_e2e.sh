@@ -89,6 +89,14 @@ printf 'p q\rq p\r\np p' > prompts_cr.txt
 "$LFLEX" sample out/checkpoint.safetensors --prompts prompts_cr.txt --n 1 --steps 4 > s4.txt
 check "sample --prompts reads CR and CRLF line endings" "[ $? -eq 0 ] && [ \$(wc -l < s4.txt) -eq 3 ]"
 
+# a learning rate that makes every step non-finite: training stops with an
+# error after 100 skipped steps in a row (it looped forever)
+timeout 60 "$LFLEX" train tiny.yaml --quiet --set train.lr=10 --set train.warmup=1 --set run.steps=5 \
+    --set run.log_every=1 --set run.eval_every=1 --set run.out=diverge 2> diverge.err
+check "training stops after 100 non-finite steps in a row" \
+    "[ $? -eq 1 ] && grep -q 'step 2: 100 steps in a row were not finite; stopping' diverge.err"
+check "a skipped step is not evaluated again" "[ \$(grep -c valid_loss diverge/log.jsonl) -eq 1 ]"
+
 # errors: one line on stderr, non-zero status
 printf 'model: {d_modle: 16}\ndata: {train: train.txt}\nrun: {out: o2}\n' > badkey.yaml
 "$LFLEX" train badkey.yaml 2> err1.txt
