@@ -39,6 +39,35 @@ static void acc_add(acc_stats *a, const lflex_train_stats *s)
     a->n++;
 }
 
+/* Fields of a log.jsonl record: ", \"name\": value" with `prec`
+ * significant digits (json_num) or decimals (json_fixed). JSON has no NaN
+ * or infinity (printf's nan and inf make the line unreadable), so a
+ * non-finite value is written null. */
+static void json_num(cli_buf *b, const char *name, int prec, double v)
+{
+    if (isfinite(v))
+        buf_printf(b, ", \"%s\": %.*g", name, prec, v);
+    else
+        buf_printf(b, ", \"%s\": null", name);
+}
+
+static void json_fixed(cli_buf *b, const char *name, int prec, double v)
+{
+    if (isfinite(v))
+        buf_printf(b, ", \"%s\": %.*f", name, prec, v);
+    else
+        buf_printf(b, ", \"%s\": null", name);
+}
+
+/* Close a record, write it as one line and free it. */
+static void log_record(FILE *log, cli_buf *rec)
+{
+    buf_add(rec, "}\n", 2);
+    fwrite(rec->s, 1, rec->len, log);
+    fflush(log);
+    buf_free(rec);
+}
+
 static void format_eta(char *buf, size_t cap, double s)
 {
     if (!(s >= 0) || s > 1e7)
@@ -292,11 +321,18 @@ int cmd_train(int argc, char **argv)
             char eta[32];
             format_eta(eta, sizeof eta, per_step * (double)(o.steps - step));
             double n = (double)acc.n;
-            fprintf(log, "{\"step\": %ld, \"loss\": %.6g, \"unmask\": %.6g, \"insert\": %.6g, \"reinforce\": %.6g, "
-                         "\"reg\": %.6g, \"grad_norm\": %.6g, \"lr\": %.6g, \"tokens_per_s\": %.1f, \"elapsed_s\": %.1f}\n",
-                    (long)step, acc.loss / n, acc.unmask / n, acc.insert / n, acc.reinforce / n, acc.reg / n,
-                    acc.grad_norm / n, acc.lr, tps, now - t_start);
-            fflush(log);
+            cli_buf rec = {0};
+            buf_printf(&rec, "{\"step\": %ld", (long)step);
+            json_num(&rec, "loss", 6, acc.loss / n);
+            json_num(&rec, "unmask", 6, acc.unmask / n);
+            json_num(&rec, "insert", 6, acc.insert / n);
+            json_num(&rec, "reinforce", 6, acc.reinforce / n);
+            json_num(&rec, "reg", 6, acc.reg / n);
+            json_num(&rec, "grad_norm", 6, acc.grad_norm / n);
+            json_num(&rec, "lr", 6, acc.lr);
+            json_fixed(&rec, "tokens_per_s", 1, tps);
+            json_fixed(&rec, "elapsed_s", 1, now - t_start);
+            log_record(log, &rec);
             if (o.tty) {
                 int width = 24, filled = (int)(width * (double)step / (double)o.steps);
                 char bar[32];
@@ -322,13 +358,18 @@ int cmd_train(int argc, char **argv)
                 rc = cli_exact_match(m, sample_yaml, sample_len, &valid, (size_t)o.eval_examples, NULL, 0, &mt);
             if (rc)
                 break;
-            fprintf(log, "{\"step\": %ld, \"valid_loss\": %.6g, \"valid_unmask\": %.6g, \"valid_insert\": %.6g",
-                    (long)step, parts[0], parts[1], parts[2]);
-            if (valid.conditional)
-                fprintf(log, ", \"exact_match\": %.4f, \"token_acc\": %.4f, \"eval_examples\": %zu", mt.exact,
-                        mt.token_acc, mt.n);
-            fprintf(log, ", \"elapsed_s\": %.1f}\n", cli_now() - t_start);
-            fflush(log);
+            cli_buf rec = {0};
+            buf_printf(&rec, "{\"step\": %ld", (long)step);
+            json_num(&rec, "valid_loss", 6, parts[0]);
+            json_num(&rec, "valid_unmask", 6, parts[1]);
+            json_num(&rec, "valid_insert", 6, parts[2]);
+            if (valid.conditional) {
+                json_fixed(&rec, "exact_match", 4, mt.exact);
+                json_fixed(&rec, "token_acc", 4, mt.token_acc);
+                buf_printf(&rec, ", \"eval_examples\": %zu", mt.n);
+            }
+            json_fixed(&rec, "elapsed_s", 1, cli_now() - t_start);
+            log_record(log, &rec);
             if (!o.quiet) {
                 fprintf(stderr, "%sstep %ld: validation loss %.4f (unmask %.4f insert %.4f)", o.tty ? "\n" : "",
                         (long)step, parts[0], parts[1], parts[2]);

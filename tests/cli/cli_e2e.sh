@@ -96,6 +96,23 @@ timeout 60 "$LFLEX" train tiny.yaml --quiet --set train.lr=10 --set train.warmup
 check "training stops after 100 non-finite steps in a row" \
     "[ $? -eq 1 ] && grep -q 'step 2: 100 steps in a row were not finite; stopping' diverge.err"
 check "a skipped step is not evaluated again" "[ \$(grep -c valid_loss diverge/log.jsonl) -eq 1 ]"
+# every line of the log is JSON (NaN and infinity, which JSON lacks, are null)
+json_ok() { # json_ok FILE: every line parses, without the NaN/Infinity extension
+    /usr/bin/python3 -c '
+import json, sys
+def bad(c): raise ValueError("not JSON: " + c)
+for n, line in enumerate(open(sys.argv[1]), 1):
+    json.loads(line, parse_constant=bad)
+' "$1"
+}
+if [ -x /usr/bin/python3 ]; then
+    check "log.jsonl writes a non-finite validation loss as null" \
+        "grep -q '\"valid_loss\": null' diverge/log.jsonl && json_ok diverge/log.jsonl"
+    check "every line of a normal log.jsonl is JSON" "json_ok out/log.jsonl"
+else
+    ok "log.jsonl is JSON # SKIP no /usr/bin/python3"
+    ok "every line of a normal log.jsonl is JSON # SKIP no /usr/bin/python3"
+fi
 
 # errors: one line on stderr, non-zero status
 printf 'model: {d_modle: 16}\ndata: {train: train.txt}\nrun: {out: o2}\n' > badkey.yaml
