@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "io/config.h"
@@ -319,13 +318,6 @@ static char *nested_flow(size_t levels, bool maps)
     return y;
 }
 
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Nesting deeper than LF_CFG_DEPTH_MAX (the top-level mapping counts) is
  * refused at the first collection too deep, with its place, and before the
  * rest is read: 100 000 levels took 25 s in libyaml's scanner. */
@@ -355,17 +347,14 @@ START_TEST(test_parse_depth_limit)
     ck_assert_str_eq(lflex_last_error(), "deep.yaml:65:129: a mapping nested deeper than 64 levels of mappings and "
                                          "sequences");
     ck_assert(memcmp(&c, &ref, sizeof c) == 0);
-    /* 100 000 levels, in a known section: refused at once */
+    /* 100 000 levels, in a known section: refused at the 65th (line 2) */
     for (int maps = 0; maps < 2; maps++) {
         y = nested_flow(100000, maps);
         char *z = malloc(strlen(y) + 16);
         sprintf(z, "train:\n  out_dir: %s", y + 3);
-        double t0 = seconds();
         ck_assert_int_eq(parse(&c, z), LFLEX_EINVAL);
-        double dt = seconds() - t0;
         ck_assert_msg(strstr(lflex_last_error(), "<string>:2:") && strstr(lflex_last_error(), "nested deeper than 64"),
                       "%s", lflex_last_error());
-        ck_assert_msg(dt < 2.0, "refusing 100 000 levels took %.2f s", dt);
         free(z);
         free(y);
     }
