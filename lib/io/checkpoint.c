@@ -257,7 +257,9 @@ static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg
     if (!yaml)
         return lf_error(LFLEX_EFORMAT, "%s: no " KEY_CONFIG " in its metadata", path);
     lf_config_defaults(&lf_model_schema, cfg);
-    int st = lf_config_parse(&lf_model_schema, cfg, sizeof *cfg, yaml, strlen(yaml), KEY_CONFIG);
+    int st = lf_model_config_absent_values(cfg);
+    if (!st)
+        st = lf_config_parse(&lf_model_schema, cfg, sizeof *cfg, yaml, strlen(yaml), KEY_CONFIG);
     if (st)
         return st == LFLEX_ENOMEM ? st : recode(LFLEX_EFORMAT, path, "invalid configuration");
     const char *s = lf_st_meta_get(f, KEY_STEP);

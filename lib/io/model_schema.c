@@ -99,3 +99,24 @@ static const lf_cfg_key model_keys[] = {
 #undef C
 
 const lf_cfg_schema lf_model_schema = {model_keys, sizeof model_keys / sizeof model_keys[0], "model"};
+
+/* Keys added after the first checkpoints, with what a stored configuration
+ * without them meant. Every configuration the library stores lists every
+ * key it knows, so a missing key means an older writer. Add a key here when
+ * it is added with a default other than the old behaviour, or before its
+ * default changes. */
+static const char *const absent_values[][2] = {
+    {"model.pos_emb", "false"},     {"model.seg_pos", "false"},     {"schedule.learn_b_in", "true"},
+    {"schedule.b_in", "1"},         {"loss.time_weight", "hazard"}, {"loss.unmask_norm", "masked"},
+    {"loss.kl_reduction", "sum"},   {"loss.reg_b_in", "1"},
+};
+
+int lf_model_config_absent_values(lf_model_config *cfg)
+{
+    for (size_t k = 0; k < sizeof absent_values / sizeof absent_values[0]; k++) {
+        int st = lf_config_set(&lf_model_schema, cfg, absent_values[k][0], absent_values[k][1]);
+        if (st)
+            return st;
+    }
+    return 0;
+}

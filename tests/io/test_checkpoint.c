@@ -696,6 +696,58 @@ START_TEST(test_deep_config_refused_at_once)
 }
 END_TEST
 
+/* A checkpoint written before a key existed lacks it in its stored
+ * configuration (the library stores every key it knows): the key reads as
+ * what its absence meant then, not as today's default, so changing a
+ * default never changes what an old checkpoint is. */
+START_TEST(test_absent_keys_keep_their_old_meaning)
+{
+    make_dir();
+    char path[128], old[128];
+    file_in_dir(path, sizeof path, "new.safetensors");
+    file_in_dir(old, sizeof old, "old.safetensors");
+    lf_model a, b;
+    make_model(&a, variants[0]);
+    ck_assert_int_eq(a.cfg.time_weight, LF_TW_FLAT); /* today's default */
+    ck_assert_int_eq(a.cfg.kl_reduction, LF_REDUCE_MEAN);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+    lf_st_file *f = NULL;
+    ck_assert_int_eq(lf_st_read_file(&f, path), LFLEX_OK);
+    const char *yaml = lf_st_meta_get(f, "lflex.config");
+    ck_assert_ptr_nonnull(yaml);
+    /* the stored config without the lines of two later keys */
+    char *edited = malloc(strlen(yaml) + 1), *o = edited;
+    ck_assert_ptr_nonnull(edited);
+    int dropped = 0;
+    for (const char *l = yaml; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l + 1) : strlen(l);
+        if (strstr(l, "time_weight:") == l + 2 || strstr(l, "kl_reduction:") == l + 2)
+            dropped++;
+        else {
+            memcpy(o, l, n);
+            o += n;
+        }
+        l += n;
+    }
+    *o = '\0';
+    lf_st_free(f);
+    ck_assert_int_eq(dropped, 2);
+    rewrite(path, old, &(rewrite_spec){.meta_key = "lflex.config", .meta_value = edited});
+    free(edited);
+    ck_assert_int_eq(lf_checkpoint_load(&b, old), LFLEX_OK);
+    ck_assert_int_eq(b.cfg.time_weight, LF_TW_HAZARD);
+    ck_assert_int_eq(b.cfg.kl_reduction, LF_REDUCE_SUM);
+    lf_model_destroy(&b);
+    ck_assert_int_eq(lf_checkpoint_load(&b, path), LFLEX_OK);
+    ck_assert_int_eq(b.cfg.time_weight, LF_TW_FLAT);
+    ck_assert_int_eq(b.cfg.kl_reduction, LF_REDUCE_MEAN);
+    lf_model_destroy(&b);
+    remove_dir();
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("io_checkpoint");
@@ -708,6 +760,7 @@ Suite *lf_test_suite(void)
     tcase_add_loop_test(tc, test_foreign_files, 0, (int)(sizeof foreign / sizeof foreign[0]));
     tcase_add_test(tc, test_wrong_shape_names_offset);
     tcase_add_test(tc, test_deep_config_refused_at_once);
+    tcase_add_test(tc, test_absent_keys_keep_their_old_meaning);
     tcase_add_test(tc, test_huge_config_refused_before_allocation);
     tcase_add_test(tc, test_step_count_limit);
     tcase_add_test(tc, test_stale_temporary_files_removed);
