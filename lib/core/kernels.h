@@ -68,8 +68,8 @@ void lf_parallel_for(const lf_ctx *ctx, int64_t n, int64_t grain, lf_range_fn fn
 void lf_parallel_dynamic(const lf_ctx *ctx, int64_t n, int64_t chunk, lf_range_fn fn, void *arg);
 
 /* Independent loops run in one hand-off to the pool (one wait instead of
- * one per loop): thread s runs share s of every task. The same rule as for
- * lf_parallel_for applies to each fn. */
+ * one per loop): share s of every task runs on one thread. The same rule as
+ * for lf_parallel_for applies to each fn. */
 typedef struct {
     lf_range_fn fn;
     void *arg;

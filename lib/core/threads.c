@@ -1,6 +1,15 @@
 /* The library's thread pool. One pool per context; the calling thread takes
  * the first share of every parallel loop and the workers the others.
  *
+ * A share goes to whichever thread claims it first: worker i claims share i
+ * when it wakes, and a thread whose own share is done claims the shares not
+ * yet started, so that a worker that is asleep or waits for a core delays
+ * nothing (the caller then runs its share). The split into shares does not
+ * change, only which thread runs a share, so results stay the same. Claims
+ * are marked with the job's generation; a worker that wakes after the job
+ * it was woken for finds every share of it claimed and reads nothing else of
+ * that job.
+ *
  * Waiting: a thread that waits (a worker for the next loop, the caller for
  * the workers' shares) spins for at most SPIN_NS with a pause instruction,
  * since the next op or the last share usually comes within microseconds, and
@@ -40,10 +49,13 @@ struct lf_pool {
     pthread_cond_t work;        /* workers block here for the next job */
     pthread_cond_t done;        /* the caller blocks here for the workers */
     atomic_uint_fast64_t generation;
-    atomic_int pending;         /* workers still running the current job */
+    atomic_int pending;         /* shares 1.. of the current job not yet done */
     atomic_int sleepers;        /* workers blocked (or about to block) on `work` */
     atomic_bool caller_sleeps;  /* the caller is blocked (or about to block) on `done` */
     atomic_bool stop;
+    /* claim[i]: the last generation whose share i a thread has claimed (or
+     * that had no share i); i >= 1 */
+    atomic_uint_fast64_t *claim;
     /* the current job */
     lf_range_fn fn;
     void *arg;
@@ -149,6 +161,15 @@ static void share_done(lf_pool *p)
     }
 }
 
+/* Whether this thread takes share i of job g: a share unclaimed in g means
+ * job g is not finished, so its fields are still the current ones. */
+static bool claim_share(lf_pool *p, int i, uint64_t g)
+{
+    uint_fast64_t v = atomic_load_explicit(&p->claim[i], memory_order_relaxed);
+    return v < g && atomic_compare_exchange_strong_explicit(&p->claim[i], &v, g, memory_order_relaxed,
+                                                            memory_order_relaxed);
+}
+
 static void *worker_main(void *varg)
 {
     worker_arg *wa = varg;
@@ -160,9 +181,16 @@ static void *worker_main(void *varg)
         wait_for_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             return NULL;
-        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
-        run_share(p, id);
-        share_done(p);
+        uint64_t g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        seen = g;
+        /* its own share, then any other not yet started */
+        for (int k = 0; k < p->n_threads - 1; k++) {
+            int i = 1 + (id - 1 + k) % (p->n_threads - 1);
+            if (claim_share(p, i, g)) {
+                run_share(p, i);
+                share_done(p);
+            }
+        }
     }
 }
 
@@ -184,10 +212,13 @@ int lf_pool_create(lf_pool **out, int n_threads)
     atomic_init(&p->next, 0);
     if (p->n_threads > 1) {
         p->threads = calloc((size_t)p->n_threads - 1, sizeof *p->threads);
-        if (!p->threads) {
+        p->claim = calloc((size_t)p->n_threads, sizeof *p->claim);
+        if (!p->threads || !p->claim) {
             lf_pool_free(p);
             return LFLEX_ENOMEM;
         }
+        for (int i = 0; i < p->n_threads; i++)
+            atomic_init(&p->claim[i], 0);
         for (int i = 1; i < p->n_threads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
             if (wa) {
@@ -220,6 +251,7 @@ void lf_pool_free(lf_pool *p)
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
+    free((void *)p->claim);
     free(p);
 }
 
@@ -230,13 +262,19 @@ int lf_pool_threads(const lf_pool *p)
 
 static void pool_start(lf_pool *p, int64_t n, int shares, int64_t chunk, lf_range_fn fn, void *arg)
 {
+    /* only this thread raises the generation */
+    uint64_t g = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;
     p->fn = fn;
     p->arg = arg;
     p->n = n;
     p->shares = shares;
     p->chunk = chunk;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
+    /* with chunks every thread has a "share" (its turn at the chunks) */
+    int used = chunk > 0 ? p->n_threads : shares;
+    for (int i = used; i < p->n_threads; i++)
+        atomic_store_explicit(&p->claim[i], g, memory_order_relaxed);
+    atomic_store_explicit(&p->pending, used - 1, memory_order_relaxed);
     /* publishes the job (release); sequentially consistent against the
      * sleeper count, see wait_for_job */
     atomic_fetch_add(&p->generation, 1);
@@ -246,6 +284,12 @@ static void pool_start(lf_pool *p, int64_t n, int shares, int64_t chunk, lf_rang
         pthread_mutex_unlock(&p->mu);
     }
     run_share(p, 0);
+    /* the shares no worker has started yet, from the last */
+    for (int i = used - 1; i >= 1; i--)
+        if (claim_share(p, i, g)) {
+            run_share(p, i);
+            atomic_fetch_sub_explicit(&p->pending, 1, memory_order_relaxed);
+        }
     spin_state sp = {0};
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
         if (!spin_more(&sp))

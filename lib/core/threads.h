@@ -11,7 +11,9 @@ int lf_pool_create(lf_pool **out, int n_threads);
 void lf_pool_free(lf_pool *p);
 int lf_pool_threads(const lf_pool *p);
 /* Split [0, n) into `shares` contiguous ranges (at most the thread count);
- * range i runs on thread i (0 = the caller). Returns when all are done. */
+ * range i runs on thread i (0 = the caller), or on another thread of the
+ * pool when thread i has not started it by the time that one is free (a
+ * worker that sleeps or waits for a core). Returns when all are done. */
 void lf_pool_run(lf_pool *p, int64_t n, int shares, lf_range_fn fn, void *arg);
 /* The same with the threads taking chunks of `chunk` indices in turn until
  * none are left: for items of uneven cost (attention over sequences of
