@@ -4,7 +4,7 @@
  * is fast on idle cores and many times slower than one thread as soon as
  * another program keeps a core busy.
  *
- *   lflex-bench-threads [--steps N] [--rounds R] [--config YAML] [--batch N_SEQ] [--len LEN]
+ *   lflex-bench-threads [--steps N] [--rounds R] [--tiny | --config YAML] [--batch N_SEQ] [--len LEN]
  *
  * Each round times N steps of every (condition, threads) pair, one after the
  * other: "idle" with nothing else started, then "busy" with a child process
@@ -17,7 +17,10 @@
  * warm-up and not counted.
  *
  * The default model is the one of `lflex demo`: d_model 128, 4 layers, an
- * auxiliary network of d_model 64, batches of 32 sequences of 12 tokens. */
+ * auxiliary network of d_model 64, batches of 32 sequences of 12 tokens.
+ * --tiny: d_model 32, 2 layers, an auxiliary network of 1 layer, batches of
+ * 16 sequences (a step of a few milliseconds, hundreds of hand-offs to the
+ * pool of a few microseconds each: where waiting costs most). */
 #define _GNU_SOURCE
 #include <lflex/lflex.h>
 #include <sched.h>
@@ -38,6 +41,11 @@ static const char default_config[] = "model: {d_model: 128, n_heads: 4, n_layers
                                      "schedule: {family: kumaraswamy}\n"
                                      "vocab: {size: 16}\n"
                                      "train: {lr: 1.0e-3, warmup: 200, seed: 1}\n";
+static const char tiny_config[] = "model: {d_model: 32, n_heads: 2, n_layers: 2, max_len: 16}\n"
+                                  "aux: {d_model: 32, n_heads: 2, n_layers: 1}\n"
+                                  "schedule: {family: kumaraswamy}\n"
+                                  "vocab: {size: 16}\n"
+                                  "train: {lr: 1.0e-3, warmup: 200, seed: 1}\n";
 
 enum { N_THREADS = 2, N_COND = 2, WARMUP = 2 };
 static const int thread_counts[N_THREADS] = {1, 2};
@@ -163,16 +171,21 @@ static int train_steps(lflex_model_t *m, batch *b, int steps, double *times)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lflex-bench-threads [--steps N] [--rounds R] [--config YAML] [--batch N_SEQ] [--len LEN]\n");
+    fprintf(stderr, "usage: lflex-bench-threads [--steps N] [--rounds R] [--tiny | --config YAML] [--batch N_SEQ] "
+                    "[--len LEN]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     int steps = 20, rounds = 5;
-    size_t n_seq = 32, len = 12;
-    const char *cfg_path = NULL;
+    size_t n_seq = 0, len = 12;
+    const char *cfg_path = NULL, *config = default_config;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tiny")) {
+            config = tiny_config;
+            continue;
+        }
         if (i + 1 >= argc)
             return usage();
         if (!strcmp(argv[i], "--steps"))
@@ -188,10 +201,12 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (steps < 1 || rounds < 1 || n_seq < 1 || len < 2)
+    if (n_seq == 0)
+        n_seq = config == tiny_config ? 16 : 32;
+    if (steps < 1 || rounds < 1 || len < 2)
         return usage();
 
-    size_t ylen = sizeof default_config - 1;
+    size_t ylen = strlen(config);
     char *yaml = NULL;
     if (cfg_path && !(yaml = read_file(cfg_path, &ylen))) {
         fprintf(stderr, "lflex-bench-threads: cannot read %s\n", cfg_path);
@@ -200,7 +215,7 @@ int main(int argc, char **argv)
     lflex_model_t *models[N_THREADS] = {NULL};
     int rc = 0;
     for (int t = 0; t < N_THREADS && rc == 0; t++) {
-        if (lflex_model_new(&models[t], yaml ? yaml : default_config, ylen) != LFLEX_OK ||
+        if (lflex_model_new(&models[t], yaml ? yaml : config, ylen) != LFLEX_OK ||
             lflex_model_set_threads(models[t], thread_counts[t]) != LFLEX_OK) {
             fprintf(stderr, "lflex-bench-threads: %s\n", lflex_last_error());
             rc = 1;
