@@ -403,10 +403,16 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
     bool binomial = s->cfg.insertion == LF_INS_BINOMIAL || (s->cfg.insertion == LF_INS_AUTO && !m->learned);
     double p_arrive = -expm1(-m->b_in * G); /* a dropped token's chance to arrive in this step (fixed shape) */
     /* binomial: the dropped tokens of the gaps, m_k, are the expected numbers
-     * mu_k = beta_in / b_in rounded by one systematic draw over the sequence
+     * mu_k = beta_in / b_in rounded by one systematic draw u over the sequence
      * (E[m_k] = mu_k, and their sum is the sum of the mu_k rounded down or
      * up), so that a model sure of the length gets exactly that length */
-    double u_sys = binomial ? lf_rng_uniform(&sq->rng) : 0, cum = 0, cap = (double)s->cfg.max_len;
+    /* greedy decoding (temperature 0 or top_k 1) also decodes the length
+     * greedily: u = 1/2 rounds the running sums to the nearest whole number,
+     * so the small expected counts a trained model leaves in gaps that are
+     * complete add no tokens (a random u adds one with probability sum mu,
+     * step after step, and an inserted token is never removed) */
+    bool greedy = s->cfg.temperature == 0 || s->cfg.top_k == 1;
+    double u_sys = !binomial ? 0 : greedy ? 0.5 : lf_rng_uniform(&sq->rng), cum = 0, cap = (double)s->cfg.max_len;
     int64_t prev = 0;
     for (int64_t k = 0; k < sq->n; k++) {
         double beta = sq->open[k] ? (double)lf_data(po->beta_in)[sq->row0 + k] : 0;

@@ -177,7 +177,7 @@ END_TEST
  * at random, so the count is floor(mu) or floor(mu) + 1 with probabilities
  * 1 - frac(mu) and frac(mu): a model sure of a length gets that length,
  * where Poisson would spread it. Also with the linear family (b_in = 1,
- * arrival probability 1 - 1e-5). */
+ * arrival probability 1 - 1e-5). Greedy decoding rounds to the nearest. */
 START_TEST(test_insertions_binomial)
 {
     static const char *const schedules[2] = {"schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}",
@@ -209,8 +209,26 @@ START_TEST(test_insertions_binomial)
         ck_assert_msg(obs[2] <= 2, "binomial insertion gave %g counts outside {4, 5}", obs[2]);
         ck_assert(stat < chi2_crit(df > 0 ? df : 1));
         free_gen(&g);
-        free_tmpl(&t);
         lf_sampler_destroy(&s);
+        /* greedy decoding rounds to the nearest count: 4.3 -> 4, 4.6 -> 5 */
+        const double greedy_mu[2] = {4.3, 4.6};
+        for (int v = 0; v < 2; v++) {
+            cfg = sampler_cfg("steps: 1\nbatch_size: 512\nseed: 5\ntemperature: 0");
+            ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+            lf_forced_rates gr = {greedy_mu[v] * b_in[c], 0.0, logits};
+            s.forced = &gr;
+            g = run(&s, &t);
+            int64_t want = v == 0 ? 4 : 5, other = 0;
+            for (int64_t j = 0; j < t.n; j++)
+                other += g.off[j + 1] - g.off[j] - 1 != want;
+            printf("# greedy binomial insertions, b_in %g, mu %.1f: %ld of %ld not %ld\n", b_in[c], greedy_mu[v],
+                   (long)other, (long)t.n, (long)want);
+            ck_assert_msg(other <= 2, "greedy decoding of mu = %g gave %ld counts other than %ld", greedy_mu[v],
+                          (long)other, (long)want);
+            free_gen(&g);
+            lf_sampler_destroy(&s);
+        }
+        free_tmpl(&t);
         lf_model_destroy(&m);
     }
 }
