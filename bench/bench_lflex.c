@@ -112,9 +112,6 @@ static int bench_train(const char *cfg_path, size_t n_seq, size_t len, int steps
         }
     }
     if (rc == 0) {
-        double sum = 0;
-        for (int s = 0; s < steps; s++)
-            sum += times[s];
         qsort(times, (size_t)steps, sizeof *times, cmp_double);
         printf("{\"what\": \"train\", \"impl\": \"lflex\", \"threads\": %ld, \"n_seq\": %zu, \"len\": %zu, "
                "\"params\": %ld, \"steps\": %d, \"median_s\": %.6f, \"min_s\": %.6f, \"max_s\": %.6f, "
