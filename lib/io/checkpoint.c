@@ -347,13 +347,21 @@ int lf_checkpoint_load(lf_model *m, const char *path)
     int st = lf_st_read_file(&f, path);
     if (st)
         return st;
+    st = lf_checkpoint_load_st(m, f, path);
+    lf_st_free(f);
+    return st;
+}
+
+int lf_checkpoint_load_st(lf_model *m, const lf_st_file *f, const char *path)
+{
+    memset(m, 0, sizeof *m);
     lf_model_config *cfg = calloc(1, sizeof *cfg);
     loader L;
     memset(&L, 0, sizeof L);
     lf_params expect;
     lf_params_init(&expect);
     const lf_st_entry **found = NULL;
-    st = cfg ? load(m, path, f, cfg, &L, &expect, &found) : lf_error_oom("lf_checkpoint_load");
+    int st = cfg ? load(m, path, f, cfg, &L, &expect, &found) : lf_error_oom("lf_checkpoint_load");
     if (st) {
         if (m->params.data)
             lf_model_destroy(m);
@@ -363,6 +371,5 @@ int lf_checkpoint_load(lf_model *m, const char *path)
     free(found);
     free(L.used);
     free(cfg);
-    lf_st_free(f);
     return st;
 }

@@ -10,6 +10,7 @@
 #ifndef LF_IO_CHECKPOINT_H
 #define LF_IO_CHECKPOINT_H
 
+#include "io/safetensors.h"
 #include "io/vocab.h"
 #include "lflex/model.h"
 
@@ -21,5 +22,11 @@ int lf_checkpoint_save(const lf_model *m, const char *path);
  * is left allocated on failure: LFLEX_EIO, LFLEX_EFORMAT (file and byte
  * offset in the message), LFLEX_EVERSION for another format version. */
 int lf_checkpoint_load(lf_model *m, const char *path);
+
+/* The same from a safetensors file already read (lf_st_read_file or
+ * lf_st_read_buffer); `path` names it in messages. `f` is only read: its
+ * tensors are copied into the model. The fuzz target drives loading
+ * through this. */
+int lf_checkpoint_load_st(lf_model *m, const lf_st_file *f, const char *path);
 
 #endif

@@ -3,10 +3,24 @@
 valid files, with and without the liblflex checksum, and one file for each kind of
 damage that the reader must reject ("valid_*" / "bad_*"). Built with the standard library
 only, independently of liblflex (the checksum uses zlib.crc32). The one file not made here,
-valid_from_writer, was written by lf_st_write."""
+valid_from_writer, was written by lf_st_write.
+
+The target also loads every file that reads as a checkpoint. With the library given,
+
+    LFLEX_LIBRARY=build/lib/liblflex.so python3 tests/fuzz/make_safetensors_corpus.py
+
+this also writes checkpoints of small models ("ckpt_valid_*", saved by lflex_model_save
+through the Python binding in examples/python, most with the checksum keys taken out so
+that mutations are not all stopped by the checksum) and one damaged copy for each check
+of the loader ("ckpt_bad_*"). The io_checkpoint test loads them all and expects the valid
+ones to load and the others to be refused, so they stay meaningful when the model's
+layout changes (then run this again). Without LFLEX_LIBRARY the checkpoint seeds are left
+as they are."""
 import json
 import os
 import struct
+import sys
+import tempfile
 import zlib
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "safetensors")
@@ -102,6 +116,112 @@ flipped[-1] ^= 0x01  # a damaged data byte
 FILES["bad_crc_mismatch"] = bytes(flipped)
 FILES["bad_crc_key_damaged"] = good.replace(b'"lflex.crc32"', b'"lflex.crc33"')
 
+
+# ---- checkpoints -----------------------------------------------------------------------
+
+def parse(blob):
+    """A safetensors file as (metadata dict, [(name, dtype, shape, bytes)] in data order)."""
+    (n,) = struct.unpack_from("<Q", blob)
+    head = json.loads(blob[8:8 + n].decode("utf-8"))
+    data = blob[8 + n:]
+    meta = head.pop("__metadata__", {})
+    items = sorted(head.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    return meta, [(k, v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
+                  for k, v in items]
+
+
+def build(meta, items):
+    """The file again, without the checksum keys (files with neither are not checked)."""
+    meta = {k: v for k, v in meta.items() if k not in ("lflex.writer", "lflex.crc32")}
+    return raw(*tensors(items, meta))
+
+
+def replace_tensor(items, name, payload=None, **fields):
+    out = []
+    for n, dtype, shape, data in items:
+        if n == name:
+            dtype, shape = fields.get("dtype", dtype), fields.get("shape", shape)
+            data = data if payload is None else payload(data)
+        out.append((n, dtype, shape, data))
+    return out
+
+
+def set_float(data, i, value):
+    return data[:4 * i] + struct.pack("<f", value) + data[4 * i + 4:]
+
+
+# Small models: every config key that changes the set of tensors appears in one of them.
+TINY = {"model": {"d_model": 8, "n_heads": 1, "n_layers": 0, "d_cond": 1, "mlp_ratio": 1, "max_len": 4},
+        "schedule": {"family": "linear"}, "vocab": {"tokenizer": "char", "tokens": "ab"},
+        "train": {"threads": 1, "warmup": 0, "seed": 1}}
+LEARNED = {"model": {"d_model": 8, "n_heads": 2, "n_layers": 1, "d_cond": 2, "mlp_ratio": 1, "max_len": 6,
+                     "pos_emb": True, "seg_pos": True},
+           "aux": {"n_layers": 0},
+           "schedule": {"family": "kumaraswamy", "learn_b_in": True, "learn_b_um": True},
+           "generator": {"learn_unmask_rate": True},
+           "vocab": {"tokenizer": "words", "tokens": "x y z"},
+           "train": {"threads": 1, "warmup": 0, "seed": 2, "ema": 0.5}}
+SIZE_ONLY = {"model": {"d_model": 8, "n_heads": 1, "n_layers": 0, "d_cond": 1, "mlp_ratio": 1, "max_len": 3},
+             "schedule": {"family": "kumaraswamy", "learn_b_in": False},
+             "vocab": {"size": 2}, "train": {"threads": 1}}
+
+
+def checkpoint(lflex, config, batch, steps):
+    with lflex.Model(config) as model, tempfile.TemporaryDirectory() as tmp:
+        for _ in range(steps):
+            model.train_step(batch)
+        path = os.path.join(tmp, "ckpt.safetensors")
+        model.save(path)
+        with open(path, "rb") as fp:
+            return fp.read()
+
+
+def checkpoint_files():
+    if not os.environ.get("LFLEX_LIBRARY"):
+        print("LFLEX_LIBRARY is not set: the ckpt_* seeds are left as they are")
+        return {}
+    sys.path.insert(0, os.path.join(os.path.dirname(OUT), "..", "..", "..", "examples", "python"))
+    import lflex  # noqa: E402 (the binding in examples/python)
+
+    EOS, A = lflex.EOS, lflex.FIRST_USER
+    tiny = checkpoint(lflex, TINY, [[A, A + 1, EOS], [A + 1, EOS]], 2)
+    learned = checkpoint(lflex, LEARNED, [[A, A + 1, A + 2, EOS], [A + 2, EOS]], 2)
+    size_only = checkpoint(lflex, SIZE_ONLY, [[A, EOS]], 0)
+    meta, items = parse(tiny)
+    lmeta, litems = parse(learned)
+    w = items[0][0]  # the first parameter (gen.tok_emb)
+    config = meta["lflex.config"]
+    files = {
+        "ckpt_valid_tiny": build(meta, items),
+        "ckpt_valid_learned_ema": build(lmeta, litems),
+        "ckpt_valid_size_only_checksummed": size_only,  # as the library writes it
+        "ckpt_bad_format_version": build(dict(meta, **{"lflex.format": "2"}), items),
+        "ckpt_bad_format_text": build(dict(meta, **{"lflex.format": "1x"}), items),
+        "ckpt_bad_no_config": build({k: v for k, v in meta.items() if k != "lflex.config"}, items),
+        "ckpt_bad_config_key": build(dict(meta, **{"lflex.config": config + "nonsense: 1\n"}), items),
+        "ckpt_bad_config_heads": build(dict(meta, **{"lflex.config": config.replace(
+            "n_heads: 1", "n_heads: 3", 1)}), items),
+        "ckpt_bad_config_vocab": build(dict(meta, **{"lflex.config": config.replace(
+            '  tokens: ab\n', '  tokens: aa\n', 1)}), items),
+        "ckpt_bad_step_too_large": build(dict(meta, **{"lflex.step": "9007199254740992"}), items),
+        "ckpt_bad_step_text": build(dict(meta, **{"lflex.step": "+2"}), items),
+        "ckpt_bad_rng_zero": build(dict(meta, **{"lflex.rng": " ".join(["0" * 16] * 4)}), items),
+        "ckpt_bad_rng_short": build(dict(meta, **{"lflex.rng": "1 2 3 4"}), items),
+        "ckpt_bad_tensor_missing": build(meta, [t for t in items if t[0] != "optim.v." + w]),
+        "ckpt_bad_tensor_extra": build(meta, items + [("extra", "U8", [1], b"\x00")]),
+        "ckpt_bad_tensor_shape": build(meta, replace_tensor(items, w, shape=list(reversed(items[0][2])))),
+        "ckpt_bad_tensor_dtype": build(meta, replace_tensor(items, w, dtype="I32")),
+        "ckpt_bad_tensor_nan": build(meta, replace_tensor(items, w, lambda d: set_float(d, 3, float("nan")))),
+        "ckpt_bad_moment_negative": build(meta, replace_tensor(items, "optim.v." + w,
+                                                               lambda d: set_float(d, 1, -1e-3))),
+        "ckpt_bad_ema_inf": build(lmeta, replace_tensor(litems, "ema." + litems[0][0],
+                                                       lambda d: set_float(d, 0, float("inf")))),
+    }
+    assert all(c in config for c in ("n_heads: 1", "  tokens: ab\n")), "the canonical YAML changed"
+    return files
+
+
+FILES.update(checkpoint_files())
 os.makedirs(OUT, exist_ok=True)
 for name, blob in sorted(FILES.items()):
     with open(os.path.join(OUT, name), "wb") as fp:

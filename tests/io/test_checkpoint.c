@@ -748,6 +748,75 @@ START_TEST(test_absent_keys_keep_their_old_meaning)
 }
 END_TEST
 
+/* The checkpoint seeds of the safetensors fuzz corpus (written by
+ * tests/fuzz/make_safetensors_corpus.py) still mean what their names say:
+ * the valid ones load, each damaged one is refused by the check it was made
+ * for. Otherwise a change of the model's layout would leave the fuzzer
+ * mutating files that all stop at the first tensor. */
+static const struct {
+    const char *name;
+    int code;
+    const char *part;
+} corpus_seeds[] = {
+    {"ckpt_valid_tiny", LFLEX_OK, NULL},
+    {"ckpt_valid_learned_ema", LFLEX_OK, NULL},
+    {"ckpt_valid_size_only_checksummed", LFLEX_OK, NULL},
+    {"ckpt_bad_format_version", LFLEX_EVERSION, "format version 2"},
+    {"ckpt_bad_format_text", LFLEX_EFORMAT, "lflex.format '1x' is not a version number"},
+    {"ckpt_bad_no_config", LFLEX_EFORMAT, "no lflex.config"},
+    {"ckpt_bad_config_key", LFLEX_EFORMAT, "unknown key 'nonsense'"},
+    {"ckpt_bad_config_heads", LFLEX_EFORMAT, "model.d_model / model.n_heads"},
+    {"ckpt_bad_config_vocab", LFLEX_EFORMAT, "duplicate token"},
+    {"ckpt_bad_step_too_large", LFLEX_EFORMAT, "lflex.step 9007199254740992 is more than"},
+    {"ckpt_bad_step_text", LFLEX_EFORMAT, "lflex.step is not a decimal step count"},
+    {"ckpt_bad_rng_zero", LFLEX_EFORMAT, "lflex.rng is not"},
+    {"ckpt_bad_rng_short", LFLEX_EFORMAT, "lflex.rng is not"},
+    {"ckpt_bad_tensor_missing", LFLEX_EFORMAT, "tensor 'optim.v.gen.tok_emb' is missing"},
+    {"ckpt_bad_tensor_extra", LFLEX_EFORMAT, "tensor 'extra' at byte offset"},
+    {"ckpt_bad_tensor_shape", LFLEX_EFORMAT, "is F32 [8, 6], the model needs F32 [6, 8]"},
+    {"ckpt_bad_tensor_dtype", LFLEX_EFORMAT, "is I32 [6, 8], the model needs F32 [6, 8]"},
+    {"ckpt_bad_tensor_nan", LFLEX_EFORMAT, "tensor 'gen.tok_emb' holds nan at element 3"},
+    {"ckpt_bad_moment_negative", LFLEX_EFORMAT, "a second moment is never negative"},
+    {"ckpt_bad_ema_inf", LFLEX_EFORMAT, "tensor 'ema.gen.tok_emb' holds inf"},
+};
+#define CORPUS_DIR LF_TEST_SOURCE_ROOT "/tests/fuzz/corpus/safetensors"
+
+START_TEST(test_fuzz_corpus_checkpoints)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", CORPUS_DIR, corpus_seeds[_i].name);
+    if (corpus_seeds[_i].code != LFLEX_OK) {
+        assert_load_fails(path, corpus_seeds[_i].code, corpus_seeds[_i].part);
+        return;
+    }
+    lf_model m;
+    int rc = lf_checkpoint_load(&m, path);
+    ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
+    ck_assert(m.params.n > 0);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* every ckpt_* file of the corpus is in the table above */
+START_TEST(test_fuzz_corpus_checkpoints_listed)
+{
+    DIR *d = opendir(CORPUS_DIR);
+    ck_assert_msg(d != NULL, "cannot open %s", CORPUS_DIR);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, "ckpt_", 5) != 0)
+            continue;
+        bool listed = false;
+        for (size_t i = 0; i < sizeof corpus_seeds / sizeof corpus_seeds[0]; i++)
+            listed |= strcmp(e->d_name, corpus_seeds[i].name) == 0;
+        ck_assert_msg(listed, "%s/%s is not in corpus_seeds[] of %s", CORPUS_DIR, e->d_name, __FILE__);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_eq(n, (int)(sizeof corpus_seeds / sizeof corpus_seeds[0]));
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("io_checkpoint");
@@ -764,6 +833,8 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_huge_config_refused_before_allocation);
     tcase_add_test(tc, test_step_count_limit);
     tcase_add_test(tc, test_stale_temporary_files_removed);
+    tcase_add_loop_test(tc, test_fuzz_corpus_checkpoints, 0, (int)(sizeof corpus_seeds / sizeof corpus_seeds[0]));
+    tcase_add_test(tc, test_fuzz_corpus_checkpoints_listed);
     suite_add_tcase(s, tc);
     return s;
 }
