@@ -48,8 +48,8 @@ typedef struct {
 typedef struct {
     char *model_yaml;           /* every key that is not data/run/sample */
     size_t model_len;
-    cli_buf sample_yaml;        /* the sample section as sampler YAML */
-    cli_section data, run;
+    cli_buf sample_yaml;        /* the sample section as sampler YAML ("" when absent) */
+    cli_section data, run, sample;
     char tokenizer[16];         /* vocab.tokenizer as written ("" when absent) */
     bool has_vocab;             /* vocab.tokens or vocab.size given */
 } cli_config;
@@ -64,6 +64,12 @@ int cli_get_int(const cli_section *s, const char *sec, const char *key, long lo,
 int cli_get_str(const cli_section *s, const char *key, const char **out);
 int cli_get_bool(const cli_section *s, const char *sec, const char *key, bool def, bool *out, const char *file);
 int cli_check_keys(const cli_section *s, const char *sec, const char *const *known, const char *file);
+/* Set a key (its place becomes line 0: given on the command line). */
+void cli_section_set(cli_section *s, const char *key, const char *value);
+void cli_section_free(cli_section *s);
+/* A section as a YAML mapping of scalars, written by libyaml's emitter,
+ * which quotes what needs it: no value can add a key. */
+int cli_section_yaml(const cli_section *s, cli_buf *out);
 
 /* ---- data files (data.c) ---- */
 

@@ -211,6 +211,13 @@ int cmd_train(int argc, char **argv)
         if (!rc && lflex_model_new(&m, c.model_yaml, c.model_len))
             rc = cli_fail("%s: %s", cfg_path, lflex_last_error());
     }
+    /* the sample section now, not at the first evaluation */
+    const char *sample_yaml = c.sample_yaml.s ? c.sample_yaml.s : "steps: 64\ntemperature: 0\n";
+    size_t sample_len = strlen(sample_yaml);
+    lflex_sampler_t *probe = NULL;
+    if (!rc && lflex_sampler_new(&probe, m, sample_yaml, sample_len))
+        rc = cli_fail("%s: sample: %s", cfg_path, lflex_last_error());
+    lflex_sampler_free(probe);
     if (!rc)
         rc = cli_data_load(&train, m, train_path, skip_bad);
     if (!rc && valid_path)
@@ -237,8 +244,6 @@ int cmd_train(int argc, char **argv)
             fclose(f);
         free(yaml);
     }
-    const char *sample_yaml = c.sample_yaml.s ? c.sample_yaml.s : "steps: 64\ntemperature: 0\n";
-    size_t sample_len = strlen(sample_yaml);
     o.tty = !o.quiet && isatty(fileno(stderr));
     if (!rc) {
         int64_t n_params, step0;

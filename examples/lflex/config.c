@@ -44,23 +44,59 @@ static void section_add(cli_section *s, const char *key, const char *value, int 
     kv->col = col;
 }
 
-static void section_set(cli_section *s, const char *key, const char *value)
+void cli_section_set(cli_section *s, const char *key, const char *value)
 {
     for (int i = 0; i < s->n; i++)
         if (strcmp(s->items[i].key, key) == 0) {
             free(s->items[i].value);
             s->items[i].value = strdup(value);
+            s->items[i].line = s->items[i].col = 0; /* from --set or an option now */
             return;
         }
     section_add(s, key, value, 0, 0);
 }
 
-static void section_free(cli_section *s)
+void cli_section_free(cli_section *s)
 {
     for (int i = 0; i < s->n; i++)
         free(s->items[i].value);
     free(s->items);
     memset(s, 0, sizeof *s);
+}
+
+int cli_section_yaml(const cli_section *s, cli_buf *out)
+{
+    yaml_emitter_t em;
+    yaml_event_t ev;
+    yaml_emitter_initialize(&em);
+    yaml_emitter_set_output(&em, yaml_write, out);
+    yaml_emitter_set_unicode(&em, 1);
+    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+    int rc = emit(&em, &ev);
+    if (!rc) {
+        yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
+        rc = emit(&em, &ev);
+    }
+    if (!rc) {
+        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+        rc = emit(&em, &ev);
+    }
+    for (int i = 0; i < s->n && !rc; i++)
+        rc = emit_scalar(&em, s->items[i].key) || emit_scalar(&em, s->items[i].value);
+    if (!rc) {
+        yaml_mapping_end_event_initialize(&ev);
+        rc = emit(&em, &ev);
+    }
+    if (!rc) {
+        yaml_document_end_event_initialize(&ev, 1);
+        rc = emit(&em, &ev);
+    }
+    if (!rc) {
+        yaml_stream_end_event_initialize(&ev);
+        rc = emit(&em, &ev);
+    }
+    yaml_emitter_delete(&em);
+    return rc ? cli_fail("YAML error while writing sampler options") : 0;
 }
 
 /* Every key read so far by its dotted path, with its place: a hash set
@@ -365,12 +401,7 @@ static int read_top(reader *r, yaml_emitter_t *em, override *ov, int n_ov, cli_c
         yaml_event_delete(&v);
         if (!mapping)
             return cli_fail("%s:%zu:%zu: %s: expected a mapping", r->file, line, col, key);
-        cli_section sample = {0};
-        int rc = read_section(r, is_sample ? &sample : sec, key);
-        if (!rc && is_sample) /* re-emitted as plain lines; the library checks the keys */
-            for (int i = 0; i < sample.n; i++)
-                buf_printf(&c->sample_yaml, "%s: %s\n", sample.items[i].key, sample.items[i].value);
-        section_free(&sample);
+        int rc = read_section(r, is_sample ? &c->sample : sec, key);
         if (rc)
             return rc;
     }
@@ -439,12 +470,16 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
     for (int i = 0; i < n_overrides && !rc; i++) {
         const char *dot = strchr(ov[i].path, '.');
         if (!strncmp(ov[i].path, "data.", 5))
-            section_set(&c->data, dot + 1, ov[i].value);
+            cli_section_set(&c->data, dot + 1, ov[i].value);
         else if (!strncmp(ov[i].path, "run.", 4))
-            section_set(&c->run, dot + 1, ov[i].value);
+            cli_section_set(&c->run, dot + 1, ov[i].value);
         else if (!strncmp(ov[i].path, "sample.", 7))
-            buf_printf(&c->sample_yaml, "%s: %s\n", dot + 1, ov[i].value);
+            cli_section_set(&c->sample, dot + 1, ov[i].value);
     }
+    /* the sampler's options through the emitter, which quotes what needs it:
+     * a value cannot add a key */
+    if (!rc && c->sample.n)
+        rc = cli_section_yaml(&c->sample, &c->sample_yaml);
     for (int i = 0; i < n_overrides; i++)
         free(ov[i].path);
     free(ov);
@@ -462,8 +497,9 @@ void cli_config_free(cli_config *c)
 {
     free(c->model_yaml);
     buf_free(&c->sample_yaml);
-    section_free(&c->data);
-    section_free(&c->run);
+    cli_section_free(&c->data);
+    cli_section_free(&c->run);
+    cli_section_free(&c->sample);
     memset(c, 0, sizeof *c);
 }
 
@@ -485,9 +521,12 @@ int cli_get_int(const cli_section *s, const char *sec, const char *key, long lo,
     char *end;
     errno = 0;
     long v = strtol(kv->value, &end, 10);
-    if (errno || *end || end == kv->value || v < lo || v > hi)
+    if (errno || *end || end == kv->value || v < lo || v > hi) {
+        if (!kv->line) /* from --set */
+            return cli_fail("--set %s.%s=%s: expected an integer in [%ld, %ld]", sec, key, kv->value, lo, hi);
         return cli_fail("%s:%d:%d: %s.%s: expected an integer in [%ld, %ld], got '%s'", file, kv->line, kv->col, sec,
                         key, lo, hi, kv->value);
+    }
     *out = v;
     return 0;
 }
@@ -509,6 +548,8 @@ int cli_get_bool(const cli_section *s, const char *sec, const char *key, bool de
         *out = true;
     else if (!strcmp(kv->value, "false") || !strcmp(kv->value, "no") || !strcmp(kv->value, "off"))
         *out = false;
+    else if (!kv->line) /* from --set */
+        return cli_fail("--set %s.%s=%s: expected true or false", sec, key, kv->value);
     else
         return cli_fail("%s:%d:%d: %s.%s: expected true or false, got '%s'", file, kv->line, kv->col, sec, key,
                         kv->value);
@@ -525,8 +566,10 @@ int cli_check_keys(const cli_section *s, const char *sec, const char *const *kno
             cli_buf list = {0};
             for (const char *const *k = known; *k; k++)
                 buf_printf(&list, "%s%s", k == known ? "" : ", ", *k);
-            int rc = cli_fail("%s:%d:%d: unknown key '%s.%s' (known: %s)", file, s->items[i].line, s->items[i].col,
-                              sec, s->items[i].key, list.s);
+            int rc = s->items[i].line
+                         ? cli_fail("%s:%d:%d: unknown key '%s.%s' (known: %s)", file, s->items[i].line,
+                                    s->items[i].col, sec, s->items[i].key, list.s)
+                         : cli_fail("--set %s.%s: unknown key (known: %s)", sec, s->items[i].key, list.s);
             buf_free(&list);
             return rc;
         }

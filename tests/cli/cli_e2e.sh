@@ -73,6 +73,21 @@ check "order prints the order in one line, tied tokens in brackets" \
 "$LFLEX" rates out/checkpoint.safetensors "a [MASK] c" --t 0.3 > r.txt
 check "rates prints insertion and unmasking rates" "[ $? -eq 0 ] && grep -q 'insert rate' r.txt && grep -q '<mask>' r.txt"
 
+# values of the sample section and of --set go into YAML through libyaml's
+# emitter: a value is one value, never another key
+"$LFLEX" train tiny.yaml --quiet --set run.out=inject --set "sample.steps=$(printf '8\nbatch_size: 0')" 2> inject.err
+check "a newline in a sample value stays in the value, refused before training" \
+    "[ $? -eq 1 ] && grep -q \"sample: .*key 'steps': expected an integer\" inject.err && [ ! -e inject/log.jsonl ]"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=inject --set "model.max_len=$(printf '12\nfoo: 1')" 2> inject2.err
+check "a newline in a model value stays in the value" \
+    "[ $? -eq 1 ] && grep -q \"key 'model.max_len': expected an integer\" inject2.err && ! grep -q foo.: inject2.err"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=3 --set run.eval_every=3 --set run.out=sample_set --set sample.steps=4 \
+    2> sample_set.err
+check "--set sample.KEY replaces the file's KEY" "[ $? -eq 0 ] && grep -q exact_match sample_set/log.jsonl"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=o10 --set run.steps=2x 2> set_bad.err
+check "a bad --set value of the run section names --set" \
+    "[ $? -eq 1 ] && grep -q -- '--set run.steps=2x: expected an integer' set_bad.err"
+
 # line endings: CRLF and a lone CR end a line as LF does, in data and prompt files
 sed 's/$/\r/' train.txt > train_crlf.txt
 tr '\n' '\r' < train.txt > train_cr.txt
