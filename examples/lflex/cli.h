@@ -28,6 +28,60 @@ void buf_add(cli_buf *b, const char *s, size_t n);
 void buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(cli_buf *b);
 
+/* ---- options of the commands (opts.c) ---- */
+
+struct option; /* <getopt.h> */
+
+/* One option: --name, or --name VALUE when `arg` (the value's name in
+ * --help) is set. Texts of --help are wrapped at 79 columns ("\n" in them
+ * is a space). */
+typedef struct {
+    const char *name, *arg, *help;
+    int id;                     /* what cli_opts_next returns for it (>= 0) */
+} cli_opt;
+
+/* A command and its --help: usage line, paragraph, options, examples. */
+typedef struct {
+    const char *name;           /* "sample" */
+    const char *args;           /* after the name on the usage line */
+    const char *about;          /* one paragraph */
+    const char *example;        /* command lines after "lflex ", "\n" between them */
+    const cli_opt *opts;        /* ended by an entry with name NULL */
+} cli_command;
+
+typedef struct {
+    const cli_command *cmd;
+    struct option *lo;
+    int argc, rest, status;
+    char **argv;
+} cli_opts;
+
+enum { CLI_OPT_END = -1, CLI_OPT_ARG = -2, CLI_OPT_EXIT = -3 };
+
+/* Read argv[1..] (argv[0] is the command's name). cli_opts_next gives the
+ * id of the next option with its value in *arg (never empty: an empty
+ * value is an error), CLI_OPT_ARG with a positional argument (after "--"
+ * every argument is one), CLI_OPT_END, or CLI_OPT_EXIT when the command
+ * must exit with p->status: 0 after --help (printed on standard output),
+ * 2 after an unknown option, a missing or an empty value (an error line
+ * and the usage on standard error). */
+int cli_opts_begin(cli_opts *p, const cli_command *c, int argc, char **argv);
+int cli_opts_next(cli_opts *p, const char **arg);
+void cli_opts_end(cli_opts *p);
+void cli_help(FILE *f, const cli_command *c);
+/* "lflex: NAME: message" and the usage on standard error; returns 2. */
+int cli_usage_error(const cli_command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Option values: an error naming the option (and returning 2) for an
+ * empty value, text that is not wholly the number, or a number outside
+ * [lo, hi] ([lo, hi) when below_hi). */
+int cli_opt_int(const char *opt, const char *arg, int64_t lo, int64_t hi, int64_t *out);
+int cli_opt_real(const char *opt, const char *arg, double lo, double hi, bool below_hi, double *out);
+/* A value as a one-line message may show it: control characters escaped,
+ * a long value cut. Returns buf. */
+const char *cli_shown(const char *s, char *buf, size_t cap);
+/* The index of arg in the NULL-terminated choices. */
+int cli_opt_choice(const char *opt, const char *arg, const char *const *choices, int *out);
+
 /* ---- the configuration file of `lflex train` (config.c) ---- */
 
 /* Deepest nesting of mappings and sequences read, the library's limit

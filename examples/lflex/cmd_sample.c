@@ -1,30 +1,82 @@
 /* lflex sample | eval | order | rates */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-/* Sampler options from flags, as sampler YAML. */
-typedef struct {
-    cli_buf yaml;
-} sampler_flags;
+/* Options shared by sample and eval: the sampler's keys (doc/config.md).
+ * Their values are checked here (the library checks them again), stored
+ * in a section and written as YAML by libyaml. */
+enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, OPT_INSERTION, OPT_SEED, OPT_MAX_LEN,
+       OPT_BATCH };
 
-/* Consumes argv[i] (and its value) when it is a sampler flag. */
-static bool sampler_flag(sampler_flags *sf, int argc, char **argv, int *i)
+#define SAMPLER_OPTS(temperature_default)                                                                        \
+    {"steps", "N", "tau-leaping steps from t = 0 to 1 (1 to 100000; default 64)", OPT_STEPS},                   \
+    {"temperature", "T", "softmax temperature, 0: greedy (0 to 100; default " temperature_default ")",          \
+     OPT_TEMPERATURE},                                                                                           \
+    {"top-k", "K", "sample among the K most likely tokens (0: all, the default; up to 1000000)", OPT_TOP_K},     \
+    {"top-p", "P", "sample from the most likely tokens up to probability P (1e-06 to 1; default 1)", OPT_TOP_P}, \
+    {"confidence", "MODE", "which masked positions unmask: none (default), top_prob, prob_diff\nor entropy",     \
+     OPT_CONFIDENCE},                                                                                            \
+    {"insertion", "MODE", "MASKs a gap receives per step: auto (default), poisson or binomial", OPT_INSERTION},  \
+    {"seed", "S", "seed of the sampler's random numbers (0 to 2^53 - 1; default 0)", OPT_SEED},                  \
+    {"max-len", "N", "longest output in tokens (0: the model's max_len, the default; up to\n65536)", OPT_MAX_LEN}, \
+    {"batch", "N", "sequences generated together in one network pass (1 to 65536; default 32)", OPT_BATCH}
+
+/* A sampler option into `sf` (key: value); 2 after an error naming it. */
+static int sampler_option(cli_section *sf, int id, const char *arg)
 {
-    static const char *const flags[][2] = {{"--steps", "steps"},         {"--temperature", "temperature"},
-                                           {"--top-k", "top_k"},         {"--top-p", "top_p"},
-                                           {"--confidence", "confidence"}, {"--seed", "seed"},
-                                           {"--max-len", "max_len"},     {"--batch", "batch_size"},
-                                           {"--insertion", "insertion"}};
-    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
-        if (!strcmp(argv[*i], flags[k][0]) && *i + 1 < argc) {
-            buf_printf(&sf->yaml, "%s: %s\n", flags[k][1], argv[++*i]);
-            return true;
+    static const char *const confidence[] = {"none", "top_prob", "prob_diff", "entropy", NULL};
+    static const char *const insertion[] = {"auto", "poisson", "binomial", NULL};
+    static const struct {
+        int id;
+        const char *opt, *key;
+        int64_t lo, hi;             /* integers */
+        double rlo, rhi;            /* reals (when rhi > 0) */
+        const char *const *choices; /* enumerations */
+    } table[] = {
+        {OPT_STEPS, "steps", "steps", 1, 100000, 0, 0, NULL},
+        {OPT_TEMPERATURE, "temperature", "temperature", 0, 0, 0, 100, NULL},
+        {OPT_TOP_K, "top-k", "top_k", 0, 1000000, 0, 0, NULL},
+        {OPT_TOP_P, "top-p", "top_p", 0, 0, 1e-6, 1, NULL},
+        {OPT_CONFIDENCE, "confidence", "confidence", 0, 0, 0, 0, confidence},
+        {OPT_INSERTION, "insertion", "insertion", 0, 0, 0, 0, insertion},
+        {OPT_SEED, "seed", "seed", 0, (INT64_C(1) << 53) - 1, 0, 0, NULL},
+        {OPT_MAX_LEN, "max-len", "max_len", 0, 65536, 0, 0, NULL},
+        {OPT_BATCH, "batch", "batch_size", 1, 65536, 0, 0, NULL},
+    };
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+        if (table[k].id != id)
+            continue;
+        char v[64];
+        int rc, c;
+        if (table[k].choices) {
+            rc = cli_opt_choice(table[k].opt, arg, table[k].choices, &c);
+            if (!rc)
+                snprintf(v, sizeof v, "%s", table[k].choices[c]);
+        } else if (table[k].rhi > 0) {
+            double d;
+            rc = cli_opt_real(table[k].opt, arg, table[k].rlo, table[k].rhi, false, &d);
+            snprintf(v, sizeof v, "%.17g", d);
+        } else {
+            int64_t i;
+            rc = cli_opt_int(table[k].opt, arg, table[k].lo, table[k].hi, &i);
+            snprintf(v, sizeof v, "%" PRId64, i);
         }
-    return false;
+        if (!rc)
+            cli_section_set(sf, table[k].key, v);
+        return rc;
+    }
+    return cli_fail("internal error: option %d", id);
+}
+
+/* The sampler's YAML of the options given (NULL and 0 for none). */
+static int sampler_yaml(const cli_section *sf, cli_buf *yaml)
+{
+    return sf->n ? cli_section_yaml(sf, yaml) : 0;
 }
 
 static lflex_model_t *load(const char *path)
@@ -51,57 +103,126 @@ static void print_text(FILE *f, const lflex_model_t *m, const int32_t *ids, size
     free(big);
 }
 
+enum { OPT_N = 1, OPT_PROMPT, OPT_PROMPTS, OPT_INFILL, OPT_TIMES };
+
+static const cli_opt sample_opts[] = {
+    {"n", "N", "sequences per template (1 to 2^53 - 1; default 1)", OPT_N},
+    {"prompt", "TEXT", "generate a target after this prompt (repeatable)", OPT_PROMPT},
+    {"prompts", "FILE", "a prompt per line of FILE (blank lines skipped), after those of --prompt", OPT_PROMPTS},
+    {"infill", "TEXT", "fill a text: [GAP] where tokens may be inserted, [MASK] for one\ntoken (repeatable)",
+     OPT_INFILL},
+    {"times", NULL, "print every token with the times it was inserted and unmasked", OPT_TIMES},
+    SAMPLER_OPTS("1"),
+    {NULL, NULL, NULL, 0},
+};
+
+static const cli_command sample_cmd = {
+    "sample", "CKPT [OPTIONS]",
+    "Generate sequences with the model of a checkpoint and print each on a line of\n"
+    "standard output: N after every prompt (--prompt, --prompts), N for every infilling\n"
+    "template (--infill), or N unconditional ones when neither is given. Sequences\n"
+    "depend only on the seed, not on the batch size.",
+    "lflex sample runs/a/checkpoint.safetensors --n 5 --prompt \"p q\"\n"
+    "lflex sample runs/a/checkpoint.safetensors --times --infill \"one [GAP] three\"",
+    sample_opts};
+
+/* One template per prompt, infill text, or the unconditional one. */
+typedef struct {
+    cli_buf ids, open;
+    size_t *off, n;
+} templates;
+
+static int add_template(templates *t, const int32_t *ids, const uint8_t *open, size_t len)
+{
+    size_t *off = realloc(t->off, (t->n + 2) * sizeof *off);
+    if (!off)
+        return cli_fail("out of memory");
+    t->off = off;
+    if (t->n == 0)
+        off[0] = 0;
+    buf_add(&t->ids, (const char *)ids, len * sizeof *ids);
+    buf_add(&t->open, (const char *)open, len);
+    off[t->n + 1] = off[t->n] + len;
+    t->n++;
+    return 0;
+}
+
+/* Print generated sequences: the target (after BOS when there is one,
+ * without the final EOS), or every token with its times. */
+static void print_generated(const lflex_model_t *m, const int32_t *o, size_t len, const float *tin, const float *tum)
+{
+    if (tin) {
+        for (size_t i = 0; i < len; i++) {
+            char tok[256];
+            size_t tl;
+            if (lflex_model_decode(m, o + i, 1, tok, sizeof tok, &tl))
+                snprintf(tok, sizeof tok, "%d", o[i]);
+            printf("%s%s@%.3f/%.3f", i ? " " : "", tok, tin[i], tum[i]);
+        }
+        putchar('\n');
+        return;
+    }
+    size_t b = 0;
+    for (size_t i = 0; i < len; i++)
+        if (o[i] == LFLEX_TOKEN_BOS)
+            b = i + 1;
+    print_text(stdout, m, o + b, len - b - 1);
+    putchar('\n');
+}
+
 int cmd_sample(int argc, char **argv)
 {
-    const char *ckpt = NULL, *prompts_file = NULL;
-    long n = 1;
+    const char *ckpt = NULL, *prompts_file = NULL, *arg;
+    int64_t n = 1;
     bool times = false;
-    sampler_flags sf = {{0}};
+    cli_section sf = {0};
     char **prompts = calloc((size_t)argc + 1, sizeof *prompts), **infills = calloc((size_t)argc + 1, sizeof *infills);
     int n_prompts = 0, n_infills = 0, rc = 0;
-    for (int i = 0; i < argc && !rc; i++) {
-        if (sampler_flag(&sf, argc, argv, &i))
-            continue;
-        if (!strcmp(argv[i], "--n") && i + 1 < argc)
-            n = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc)
-            prompts[n_prompts++] = argv[++i];
-        else if (!strcmp(argv[i], "--infill") && i + 1 < argc)
-            infills[n_infills++] = argv[++i];
-        else if (!strcmp(argv[i], "--prompts") && i + 1 < argc)
-            prompts_file = argv[++i];
-        else if (!strcmp(argv[i], "--times"))
-            times = true;
-        else if (argv[i][0] != '-' && !ckpt)
-            ckpt = argv[i];
-        else
-            rc = 2;
-    }
-    if (rc || !ckpt || n < 1) {
-        fprintf(stderr, "usage: lflex sample CKPT [--n N] [--prompt TEXT]... [--prompts FILE] [--infill TEXT]...\n"
-                        "                   [--steps N] [--temperature T] [--top-k K] [--top-p P]\n"
-                        "                   [--confidence none|top_prob|prob_diff|entropy] [--insertion auto|poisson|binomial]\n"
-                        "                   [--seed S] [--max-len N] [--times]\n");
+    cli_opts p;
+    if (!prompts || !infills || cli_opts_begin(&p, &sample_cmd, argc, argv)) {
         free(prompts);
         free(infills);
-        buf_free(&sf.yaml);
-        return 2;
+        return 1;
     }
-    lflex_model_t *m = load(ckpt);
+    for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
+        switch (id) {
+        case CLI_OPT_EXIT: rc = p.status ? p.status : -1; break;
+        case CLI_OPT_ARG:
+            if (ckpt)
+                rc = cli_usage_error(&sample_cmd, "unexpected argument '%s'", arg);
+            ckpt = arg;
+            break;
+        case OPT_N: rc = cli_opt_int("n", arg, 1, (INT64_C(1) << 53) - 1, &n); break;
+        case OPT_PROMPT: prompts[n_prompts++] = (char *)arg; break;
+        case OPT_PROMPTS: prompts_file = arg; break;
+        case OPT_INFILL: infills[n_infills++] = (char *)arg; break;
+        case OPT_TIMES: times = true; break;
+        default: rc = sampler_option(&sf, id, arg); break;
+        }
+    }
+    cli_opts_end(&p);
+    if (!rc && !ckpt)
+        rc = cli_usage_error(&sample_cmd, "the checkpoint is missing");
+    if (rc) {
+        free(prompts);
+        free(infills);
+        cli_section_free(&sf);
+        return rc < 0 ? 0 : rc;
+    }
+    cli_buf yaml = {0};
+    lflex_model_t *m = sampler_yaml(&sf, &yaml) ? NULL : load(ckpt);
     if (!m) {
         free(prompts);
         free(infills);
-        buf_free(&sf.yaml);
+        cli_section_free(&sf);
+        buf_free(&yaml);
         return 1;
     }
     int64_t max_len;
     lflex_model_get(m, LFLEX_PROP_MAX_LEN, &max_len);
     /* templates: every prompt (from flags and file), every infill text, or
-     * unconditional; each repeated n times */
-    cli_buf tb = {0}, ob = {0};
-    size_t n_tmpl = 0, cap_off = 16;
-    size_t *toff = malloc(cap_off * sizeof *toff);
-    toff[0] = 0;
+     * unconditional; each used n times, one after another */
+    templates tp = {{0}, {0}, NULL, 0};
     int32_t *ids = malloc(((size_t)max_len + 1) * sizeof *ids);
     uint8_t *open = malloc((size_t)max_len + 1);
     char *file_text = NULL;
@@ -155,98 +276,125 @@ int cmd_sample(int argc, char **argv)
             open[0] = 1;
             len = 1;
         }
-        for (long r = 0; r < n; r++) {
-            buf_add(&tb, (const char *)ids, len * sizeof *ids);
-            buf_add(&ob, (const char *)open, len);
-            if (n_tmpl + 2 > cap_off) {
-                cap_off *= 2;
-                toff = realloc(toff, cap_off * sizeof *toff);
-            }
-            toff[n_tmpl + 1] = toff[n_tmpl] + len;
-            n_tmpl++;
-        }
+        rc = add_template(&tp, ids, open, len);
     }
+    if (!rc && (uint64_t)n > UINT64_MAX / 2 / (uint64_t)kinds)
+        rc = cli_fail("--n %" PRId64 " times %d templates is too many sequences", n, kinds);
     lflex_sampler_t *s = NULL;
-    if (!rc && lflex_sampler_new(&s, m, sf.yaml.s, sf.yaml.len))
+    if (!rc && lflex_sampler_new(&s, m, yaml.s, yaml.len))
         rc = cli_fail_lib("sampler");
-    size_t cap = n_tmpl * (size_t)max_len;
-    int32_t *out = malloc((cap ? cap : 1) * sizeof *out);
-    size_t *ooff = malloc((n_tmpl + 1) * sizeof *ooff);
-    float *tin = times ? malloc((cap ? cap : 1) * sizeof *tin) : NULL, *tum = times ? malloc((cap ? cap : 1) * sizeof *tum) : NULL;
-    if (!rc && lflex_sampler_generate_batch(s, (const int32_t *)tb.s, (const uint8_t *)ob.s, toff, n_tmpl, out, cap,
-                                            ooff, tin, tum))
-        rc = cli_fail_lib("generate");
-    for (size_t j = 0; j < n_tmpl && !rc; j++) {
-        const int32_t *o = out + ooff[j];
-        size_t len = ooff[j + 1] - ooff[j];
-        if (times) {
-            for (size_t i = 0; i < len; i++) {
-                char tok[256];
-                size_t tl;
-                if (lflex_model_decode(m, o + i, 1, tok, sizeof tok, &tl))
-                    snprintf(tok, sizeof tok, "%d", o[i]);
-                printf("%s%s@%.3f/%.3f", i ? " " : "", tok, tin[ooff[j] + i], tum[ooff[j] + i]);
-            }
-            putchar('\n');
-            continue;
+    /* sequence j (of kinds x n) is template j / n */
+    uint64_t total = rc ? 0 : (uint64_t)kinds * (uint64_t)n;
+    size_t chunk = total ? (size_t)total : 1;
+    size_t cap = chunk * (size_t)max_len;
+    cli_buf cb_ids = {0}, cb_open = {0};
+    size_t *toff = malloc((chunk + 1) * sizeof *toff), *ooff = malloc((chunk + 1) * sizeof *ooff);
+    int32_t *out = malloc(cap * sizeof *out);
+    float *tin = times ? malloc(cap * sizeof *tin) : NULL, *tum = times ? malloc(cap * sizeof *tum) : NULL;
+    if (!rc && (!toff || !ooff || !out || (times && (!tin || !tum))))
+        rc = cli_fail("out of memory");
+    for (uint64_t j0 = 0; j0 < total && !rc; j0 += chunk) {
+        size_t cn = total - j0 < chunk ? (size_t)(total - j0) : chunk;
+        cb_ids.len = cb_open.len = 0;
+        toff[0] = 0;
+        for (size_t j = 0; j < cn; j++) {
+            size_t k = (size_t)((j0 + j) / (uint64_t)n), a = tp.off[k], len = tp.off[k + 1] - a;
+            buf_add(&cb_ids, tp.ids.s + a * sizeof *ids, len * sizeof *ids);
+            buf_add(&cb_open, tp.open.s + a, len);
+            toff[j + 1] = toff[j] + len;
         }
-        /* the generated target: after BOS when there is one, without the final EOS */
-        size_t b = 0;
-        for (size_t i = 0; i < len; i++)
-            if (o[i] == LFLEX_TOKEN_BOS)
-                b = i + 1;
-        print_text(stdout, m, o + b, len - b - 1);
-        putchar('\n');
+        if (lflex_sampler_generate_batch(s, (const int32_t *)cb_ids.s, (const uint8_t *)cb_open.s, toff, cn, out, cap,
+                                         ooff, tin, tum)) {
+            rc = cli_fail_lib("generate");
+            break;
+        }
+        for (size_t j = 0; j < cn; j++)
+            print_generated(m, out + ooff[j], ooff[j + 1] - ooff[j], tin ? tin + ooff[j] : NULL,
+                            tum ? tum + ooff[j] : NULL);
     }
     free(out);
     free(ooff);
+    free(toff);
     free(tin);
     free(tum);
     free(ids);
     free(open);
-    free(toff);
+    free(tp.off);
     free(file_text);
     free(prompts);
     free(infills);
-    buf_free(&tb);
-    buf_free(&ob);
-    buf_free(&sf.yaml);
+    buf_free(&tp.ids);
+    buf_free(&tp.open);
+    buf_free(&cb_ids);
+    buf_free(&cb_open);
+    buf_free(&yaml);
+    cli_section_free(&sf);
     lflex_sampler_free(s);
     lflex_model_free(m);
     return rc;
 }
 
+static const cli_opt eval_opts[] = {
+    {"n", "N", "evaluate the first N examples (1 to 2^53 - 1; default 1000)", OPT_N},
+    SAMPLER_OPTS("0"),
+    {NULL, NULL, NULL, 0},
+};
+
+static const cli_command eval_cmd = {
+    "eval", "CKPT DATA [OPTIONS]",
+    "Evaluate a checkpoint on a data file (a TARGET or PROMPT<TAB>TARGET per line): the\n"
+    "validation loss with its unmasking and insertion parts over the first N examples,\n"
+    "and, when the examples have prompts, the exact match and token accuracy of targets\n"
+    "generated after the prompts (greedy unless --temperature is given).",
+    "lflex eval runs/a/checkpoint.safetensors test.txt --n 200 --steps 64",
+    eval_opts};
+
 int cmd_eval(int argc, char **argv)
 {
-    const char *ckpt = NULL, *data = NULL;
-    long n = 1000;
-    sampler_flags sf = {{0}};
+    const char *ckpt = NULL, *data = NULL, *arg;
+    int64_t n = 1000;
+    cli_section sf = {0};
     int rc = 0;
-    for (int i = 0; i < argc && !rc; i++) {
-        if (sampler_flag(&sf, argc, argv, &i))
-            continue;
-        if (!strcmp(argv[i], "--n") && i + 1 < argc)
-            n = atol(argv[++i]);
-        else if (argv[i][0] != '-' && !ckpt)
-            ckpt = argv[i];
-        else if (argv[i][0] != '-' && !data)
-            data = argv[i];
-        else
-            rc = 2;
+    cli_opts p;
+    if (cli_opts_begin(&p, &eval_cmd, argc, argv))
+        return 1;
+    for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
+        switch (id) {
+        case CLI_OPT_EXIT: rc = p.status ? p.status : -1; break;
+        case CLI_OPT_ARG:
+            if (!ckpt)
+                ckpt = arg;
+            else if (!data)
+                data = arg;
+            else
+                rc = cli_usage_error(&eval_cmd, "unexpected argument '%s'", arg);
+            break;
+        case OPT_N: rc = cli_opt_int("n", arg, 1, (INT64_C(1) << 53) - 1, &n); break;
+        default: rc = sampler_option(&sf, id, arg); break;
+        }
     }
-    if (rc || !ckpt || !data || n < 1) {
-        fprintf(stderr, "usage: lflex eval CKPT DATA [--n N] [--steps N] [--temperature T] [--confidence MODE] "
-                        "[--insertion MODE] [--seed S]\n");
-        buf_free(&sf.yaml);
-        return 2;
+    cli_opts_end(&p);
+    if (!rc && !data)
+        rc = cli_usage_error(&eval_cmd, "%s is missing", ckpt ? "the data file" : "the checkpoint");
+    if (rc) {
+        cli_section_free(&sf);
+        return rc < 0 ? 0 : rc;
     }
-    if (!strstr(sf.yaml.s ? sf.yaml.s : "", "temperature"))
-        buf_printf(&sf.yaml, "temperature: 0\n"); /* exact match of the most likely generation by default */
+    const char *temp = NULL;
+    cli_get_str(&sf, "temperature", &temp);
+    if (!temp) /* exact match of the most likely generation by default */
+        cli_section_set(&sf, "temperature", "0");
+    cli_buf yaml = {0};
+    if (sampler_yaml(&sf, &yaml)) {
+        cli_section_free(&sf);
+        return 1;
+    }
+    cli_section_free(&sf);
     lflex_model_t *m = load(ckpt);
     cli_data d = {0};
     if (!m || cli_data_load(&d, m, data, false)) {
         lflex_model_free(m);
-        buf_free(&sf.yaml);
+        buf_free(&yaml);
         return 1;
     }
     size_t use = (size_t)n < d.n ? (size_t)n : d.n;
@@ -272,7 +420,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (!rc && d.conditional) {
         cli_match mt;
-        rc = cli_exact_match(m, sf.yaml.s, sf.yaml.len, &d, use, NULL, 0, &mt);
+        rc = cli_exact_match(m, yaml.s, yaml.len, &d, use, NULL, 0, &mt);
         if (!rc) {
             printf("exact match:     %.2f%%\n", 100 * mt.exact);
             printf("token accuracy:  %.2f%%\n", 100 * mt.token_acc);
@@ -280,24 +428,58 @@ int cmd_eval(int argc, char **argv)
     }
     cli_data_free(&d);
     lflex_model_free(m);
-    buf_free(&sf.yaml);
+    buf_free(&yaml);
+    return rc;
+}
+
+static const cli_opt order_opts[] = {{NULL, NULL, NULL, 0}};
+
+static const cli_command order_cmd = {
+    "order", "CKPT TEXT",
+    "Print the insertion order the model learned for a clean text (a target, or\n"
+    "PROMPT<TAB>TARGET): for every token of the target its insertion shape b_in, its\n"
+    "expected insertion time drawn on a line from t = 0 to 1, and its place in the order\n"
+    "(shapes within 2 % of each other share a place, marked =), then the order in one line\n"
+    "with tied tokens in brackets.",
+    "lflex order runs/a/checkpoint.safetensors \"$(printf 'p q\\ta b c')\"",
+    order_opts};
+
+/* Commands with only positional arguments: exactly `want` of them. */
+static int positional_only(const cli_command *c, int argc, char **argv, const char **pos, int want)
+{
+    cli_opts p;
+    const char *arg;
+    int got = 0, rc = 0;
+    if (cli_opts_begin(&p, c, argc, argv))
+        return 1;
+    for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
+        if (id == CLI_OPT_EXIT)
+            rc = p.status ? p.status : -1;
+        else if (got < want)
+            pos[got++] = arg;
+        else
+            rc = cli_usage_error(c, "unexpected argument '%s'", arg);
+    }
+    cli_opts_end(&p);
+    if (!rc && got < want)
+        rc = cli_usage_error(c, "%d argument%s missing", want - got, want - got > 1 ? "s are" : " is");
     return rc;
 }
 
 int cmd_order(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: lflex order CKPT TEXT   (TEXT: a target, or PROMPT<TAB>TARGET)\n");
-        return 2;
-    }
-    lflex_model_t *m = load(argv[0]);
+    const char *pos[2];
+    int st = positional_only(&order_cmd, argc, argv, pos, 2);
+    if (st)
+        return st < 0 ? 0 : st;
+    lflex_model_t *m = load(pos[0]);
     if (!m)
         return 1;
     int64_t max_len;
     lflex_model_get(m, LFLEX_PROP_MAX_LEN, &max_len);
     cli_data d = {0};
     int32_t *p = malloc((size_t)max_len * sizeof *p), *t = malloc((size_t)max_len * sizeof *t);
-    const char *text = argv[1], *tab = strchr(text, '\t');
+    const char *text = pos[1], *tab = strchr(text, '\t');
     size_t np = 0, nt = 0;
     int rc = 0;
     if ((tab && lflex_model_encode(m, text, (size_t)(tab - text), p, (size_t)max_len, &np)) ||
@@ -316,28 +498,52 @@ int cmd_order(int argc, char **argv)
     return rc;
 }
 
+enum { OPT_T = 1, OPT_TOP };
+
+static const cli_opt rates_opts[] = {
+    {"t", "T", "the time, from 0 to 1 (excluded; default 0.5)", OPT_T},
+    {"top", "N", "most likely tokens shown for each masked position (0 to 1000000;\ndefault 3)", OPT_TOP},
+    {NULL, NULL, NULL, 0},
+};
+
+static const cli_command rates_cmd = {
+    "rates", "CKPT TEXT [OPTIONS]",
+    "Print the generator's rates at time T on a partial text, where [MASK] marks a masked\n"
+    "position: for every position the rate of inserting a MASK into the gap on its left\n"
+    "and, at masked positions, the unmasking rate and the most likely tokens.",
+    "lflex rates runs/a/checkpoint.safetensors \"a [MASK] c\" --t 0.3",
+    rates_opts};
+
 int cmd_rates(int argc, char **argv)
 {
-    const char *ckpt = NULL, *text = NULL;
+    const char *ckpt = NULL, *text = NULL, *arg;
     double t = 0.5;
-    long top = 3;
+    int64_t top = 3;
     int rc = 0;
-    for (int i = 0; i < argc && !rc; i++) {
-        if (!strcmp(argv[i], "--t") && i + 1 < argc)
-            t = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--top") && i + 1 < argc)
-            top = atol(argv[++i]);
-        else if (argv[i][0] != '-' && !ckpt)
-            ckpt = argv[i];
-        else if (!text)
-            text = argv[i];
-        else
-            rc = 2;
+    cli_opts p;
+    if (cli_opts_begin(&p, &rates_cmd, argc, argv))
+        return 1;
+    for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
+        switch (id) {
+        case CLI_OPT_EXIT: rc = p.status ? p.status : -1; break;
+        case CLI_OPT_ARG:
+            if (!ckpt)
+                ckpt = arg;
+            else if (!text)
+                text = arg;
+            else
+                rc = cli_usage_error(&rates_cmd, "unexpected argument '%s'", arg);
+            break;
+        case OPT_T: rc = cli_opt_real("t", arg, 0, 1, true, &t); break;
+        case OPT_TOP: rc = cli_opt_int("top", arg, 0, 1000000, &top); break;
+        default: break;
+        }
     }
-    if (rc || !ckpt || !text || top < 0) {
-        fprintf(stderr, "usage: lflex rates CKPT TEXT [--t T] [--top N]   (TEXT may hold [MASK])\n");
-        return 2;
-    }
+    cli_opts_end(&p);
+    if (!rc && !text)
+        rc = cli_usage_error(&rates_cmd, "%s is missing", ckpt ? "the text" : "the checkpoint");
+    if (rc)
+        return rc < 0 ? 0 : rc;
     lflex_model_t *m = load(ckpt);
     if (!m)
         return 1;
@@ -362,7 +568,7 @@ int cmd_rates(int argc, char **argv)
                 snprintf(tok, sizeof tok, "%d", x[k]);
             printf("%5zu  %-12s %12.4g %12.4g  ", k, tok, ins[k], um[k]);
             if (x[k] == LFLEX_TOKEN_MASK)
-                for (long r = 0; r < top; r++) { /* the r-th most likely */
+                for (int64_t r = 0; r < top; r++) { /* the r-th most likely */
                     int64_t best = -1;
                     for (int64_t v = LFLEX_TOKEN_FIRST_USER; v < V; v++) {
                         float pv = probs[k * (size_t)V + (size_t)v];

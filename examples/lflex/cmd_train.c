@@ -1,4 +1,5 @@
 /* lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet] */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -128,31 +129,88 @@ static int make_dir(const char *path)
     return cli_fail("%s: %s", path, strerror(errno));
 }
 
+enum { OPT_SET = 1, OPT_RESUME, OPT_QUIET };
+
+static const cli_opt train_opts[] = {
+    {"set", "KEY=VALUE", "override a key of the configuration, e.g. run.steps=500 or\ntrain.lr=1e-3 (repeatable)",
+     OPT_SET},
+    {"resume", "CKPT", "continue training from a checkpoint of this configuration", OPT_RESUME},
+    {"quiet", NULL, "no progress on standard error, only the first and last lines", OPT_QUIET},
+    {NULL, NULL, NULL, 0},
+};
+
+static const cli_command train_cmd = {
+    "train", "CONFIG.yaml [OPTIONS]",
+    "Train a model described by a YAML configuration: the model's keys (doc/config.md)\n"
+    "and the program's sections data (training and validation files), run (steps, batch\n"
+    "size, output directory, intervals) and sample (sampler options for exact match).\n"
+    "The checkpoint, log.jsonl and config.yaml are written to run.out; Ctrl-C stops after\n"
+    "the current step and saves. See doc/cli.md.",
+    "lflex train config.yaml --set run.steps=2000 --set run.out=runs/a\n"
+    "lflex train config.yaml --resume runs/a/checkpoint.safetensors \\\n    --set run.steps=4000",
+    train_opts};
+
+/* KEY=VALUE of --set: KEY is dotted words (section.key), so that it names
+ * one key; VALUE goes into YAML through the emitter, which quotes it. */
+static bool override_ok(const char *s)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq)
+        return false;
+    int words = 0;
+    for (const char *c = s; c < eq; words++) {
+        size_t k = 0;
+        while (c + k < eq && (isalnum((unsigned char)c[k]) || c[k] == '_'))
+            k++;
+        if (k == 0)
+            return false;
+        c += k;
+        if (c < eq && *c++ != '.')
+            return false;
+        if (c == eq && c[-1] == '.')
+            return false;
+    }
+    return words >= 2;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    const char *cfg_path = NULL, *resume = NULL;
+    const char *cfg_path = NULL, *resume = NULL, *arg;
     char **overrides = calloc((size_t)argc + 2, sizeof *overrides);
-    int n_over = 0;
+    int n_over = 0, ps = 0;
     run_opts o = {0};
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc)
-            overrides[n_over++] = argv[++i];
-        else if (!strcmp(argv[i], "--resume") && i + 1 < argc)
-            resume = argv[++i];
-        else if (!strcmp(argv[i], "--quiet"))
-            o.quiet = true;
-        else if (argv[i][0] != '-' && !cfg_path)
-            cfg_path = argv[i];
-        else {
-            free(overrides);
-            fprintf(stderr, "usage: lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet]\n");
-            return 2;
+    cli_opts p;
+    if (!overrides || cli_opts_begin(&p, &train_cmd, argc, argv)) {
+        free(overrides);
+        return 1;
+    }
+    for (int id; !ps && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
+        switch (id) {
+        case CLI_OPT_EXIT: ps = p.status ? p.status : -1; break;
+        case CLI_OPT_ARG:
+            if (cfg_path)
+                ps = cli_usage_error(&train_cmd, "unexpected argument '%s'", arg);
+            cfg_path = arg;
+            break;
+        case OPT_SET:
+            if (!override_ok(arg)) {
+                char v[96];
+                cli_fail("option --set: expected SECTION.KEY=VALUE, got '%s'", cli_shown(arg, v, sizeof v));
+                ps = 2;
+            }
+            overrides[n_over++] = (char *)arg;
+            break;
+        case OPT_RESUME: resume = arg; break;
+        case OPT_QUIET: o.quiet = true; break;
+        default: break;
         }
     }
-    if (!cfg_path) {
+    cli_opts_end(&p);
+    if (!ps && !cfg_path)
+        ps = cli_usage_error(&train_cmd, "the configuration file is missing");
+    if (ps) {
         free(overrides);
-        fprintf(stderr, "usage: lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet]\n");
-        return 2;
+        return ps < 0 ? 0 : ps;
     }
     cli_config c;
     if (cli_config_read(&c, cfg_path, overrides, n_over)) {

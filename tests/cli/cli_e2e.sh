@@ -73,6 +73,71 @@ check "order prints the order in one line, tied tokens in brackets" \
 "$LFLEX" rates out/checkpoint.safetensors "a [MASK] c" --t 0.3 > r.txt
 check "rates prints insertion and unmasking rates" "[ $? -eq 0 ] && grep -q 'insert rate' r.txt && grep -q '<mask>' r.txt"
 
+# options: --opt=VALUE and --opt VALUE alike; a bad value is one error line
+# naming the option, status 2; no value reaches a YAML text unchecked
+C=out/checkpoint.safetensors
+"$LFLEX" sample $C --n=2 --steps=8 > opt1.txt && "$LFLEX" sample $C --n 2 --steps 8 > opt2.txt
+check "--n=2 --steps=8 is --n 2 --steps 8" "[ $? -eq 0 ] && [ \$(wc -l < opt1.txt) -eq 2 ] && cmp -s opt1.txt opt2.txt"
+"$LFLEX" sample --steps 8 -- $C > opt3.txt
+check "a positional argument after -- and after the options" "[ $? -eq 0 ] && [ \$(wc -l < opt3.txt) -eq 1 ]"
+bad_value() { # bad_value NAME EXPECTED-MESSAGE COMMAND...
+    what=$1 msg=$2; shift 2
+    "$@" > bad.out 2> bad.err
+    check "$what is an error naming the option" \
+        "[ $? -eq 2 ] && [ ! -s bad.out ] && [ \$(wc -l < bad.err) -eq 1 ] && grep -q -- \"$msg\" bad.err"
+}
+bad_value "--n 2x" "option --n: expected an integer from 1 to" "$LFLEX" sample $C --n 2x
+bad_value "--n=" "option --n: empty value" "$LFLEX" sample $C --n=
+bad_value "--n ''" "option --n: empty value" "$LFLEX" sample $C --n ''
+bad_value "--n 0" "option --n: expected an integer from 1 to .*got '0'" "$LFLEX" sample $C --n 0
+bad_value "--n 99999999999999999999" "option --n: expected an integer" "$LFLEX" sample $C --n 99999999999999999999
+bad_value "--n ' 3'" "option --n: expected an integer" "$LFLEX" sample $C --n ' 3'
+bad_value "--temperature nan" "option --temperature: expected a number from 0 to 100" "$LFLEX" sample $C --temperature nan
+bad_value "--top-p 0" "option --top-p: expected a number from 1e-06 to 1, got '0'" "$LFLEX" sample $C --top-p 0
+bad_value "--confidence best" "option --confidence: expected one of none, top_prob, prob_diff or entropy" \
+    "$LFLEX" sample $C --confidence best
+bad_value "--seed -1" "option --seed: expected an integer from 0 to 9007199254740991" "$LFLEX" eval $C valid.txt --seed -1
+bad_value "--t 1" "option --t: expected a number from 0 to 1 (excluded), got '1'" "$LFLEX" rates $C "a [MASK]" --t 1
+bad_value "--top 3.5" "option --top: expected an integer from 0 to 1000000" "$LFLEX" rates $C "a [MASK]" --top 3.5
+bad_value "--seconds -1" "option --seconds: expected a number from 0 to" "$LFLEX" demo --seconds -1
+bad_value "--threads 2x" "option --threads: expected an integer from 0 to 1024" "$LFLEX" demo --threads=2x
+bad_value "a newline in --steps" "option --steps: expected an integer from 1 to 100000, got '4.nseed: 3'" \
+    "$LFLEX" sample $C --steps "$(printf '4\nseed: 3')"
+bad_value "--set without =" "option --set: expected SECTION.KEY=VALUE, got 'run.steps'" "$LFLEX" train tiny.yaml --set run.steps
+# a wrong option: an error line and the usage on stderr, status 2
+"$LFLEX" sample $C --frobnicate > bad.out 2> bad.err
+check "an unknown option prints the usage on stderr, status 2" \
+    "[ $? -eq 2 ] && [ ! -s bad.out ] && grep -q \"unknown option '--frobnicate'\" bad.err && grep -q '^usage: lflex sample' bad.err"
+"$LFLEX" sample $C --times=yes > bad.out 2> bad.err
+check "a value for a flag is a usage error" "[ $? -eq 2 ] && grep -q 'option --times takes no value' bad.err"
+"$LFLEX" sample $C --top 2 > bad.out 2> bad.err
+check "an ambiguous abbreviation names the candidates" "[ $? -eq 2 ] && grep -q -- \"ambiguous option '--top' (--top-k, --top-p)\" bad.err"
+"$LFLEX" sample $C --steps > bad.out 2> bad.err
+check "a missing value is a usage error" "[ $? -eq 2 ] && grep -q 'option --steps needs a value' bad.err"
+# --help: a paragraph, every option and an example on stdout, status 0
+help_ok() { # help_ok COMMAND OPTION...
+    cmd=$1; shift
+    "$LFLEX" $cmd --help > help.out 2> help.err
+    st=$?
+    missing=
+    for o in "$@" help; do grep -q -- "^  .*--$o\\b" help.out || missing="$missing $o"; done
+    check "lflex $cmd --help: usage, options, example on stdout, status 0" \
+        "[ $st -eq 0 ] && [ ! -s help.err ] && grep -q '^usage: lflex $cmd' help.out && grep -q '^Options:' help.out \
+         && grep -q '^Examples*:' help.out && grep -q '^  lflex $cmd' help.out && [ -z '$missing' ]"
+}
+help_ok train set resume quiet
+help_ok sample n prompt prompts infill times steps temperature top-k top-p confidence insertion seed max-len batch
+help_ok eval n steps temperature top-k top-p confidence insertion seed max-len batch
+help_ok order
+help_ok rates t top
+help_ok demo seconds threads
+help_ok version
+"$LFLEX" help sample > help2.out
+check "lflex help sample is lflex sample --help" "[ $? -eq 0 ] && \"$LFLEX\" sample -h | cmp -s - help2.out"
+"$LFLEX" --version > v.out && "$LFLEX" version > v2.out
+check "--version and version print the program and library versions" \
+    "[ $? -eq 0 ] && grep -q '^lflex [0-9.]* (liblflex [0-9.]*; OpenBLAS' v.out && cmp -s v.out v2.out"
+
 # values of the sample section and of --set go into YAML through libyaml's
 # emitter: a value is one value, never another key
 "$LFLEX" train tiny.yaml --quiet --set run.out=inject --set "sample.steps=$(printf '8\nbatch_size: 0')" 2> inject.err
