@@ -120,7 +120,8 @@ static const cli_command sample_cmd = {
     "sample", "CKPT [OPTIONS]",
     "Generate sequences with the model of a checkpoint and print each on a line of\n"
     "standard output: N after every prompt (--prompt, --prompts), N for every infilling\n"
-    "template (--infill), or N unconditional ones when neither is given. Sequences\n"
+    "template (--infill), or N unconditional ones when neither is given. Sequences are\n"
+    "generated and printed a batch at a time, so memory does not grow with N; they\n"
     "depend only on the seed, not on the batch size.",
     "lflex sample runs/a/checkpoint.safetensors --n 5 --prompt \"p q\"\n"
     "lflex sample runs/a/checkpoint.safetensors --times --infill \"one [GAP] three\"",
@@ -283,9 +284,12 @@ int cmd_sample(int argc, char **argv)
     lflex_sampler_t *s = NULL;
     if (!rc && lflex_sampler_new(&s, m, yaml.s, yaml.len))
         rc = cli_fail_lib("sampler");
-    /* sequence j (of kinds x n) is template j / n */
-    uint64_t total = rc ? 0 : (uint64_t)kinds * (uint64_t)n;
-    size_t chunk = total ? (size_t)total : 1;
+    /* sequence j (of kinds x n) is template j / n; they are generated a
+     * chunk at a time (the sampler's batch), so memory is bounded by the
+     * chunk, and the first lines come out at once */
+    const char *bs = NULL;
+    cli_get_str(&sf, "batch_size", &bs);
+    size_t chunk = bs ? (size_t)strtol(bs, NULL, 10) : 32;
     size_t cap = chunk * (size_t)max_len;
     cli_buf cb_ids = {0}, cb_open = {0};
     size_t *toff = malloc((chunk + 1) * sizeof *toff), *ooff = malloc((chunk + 1) * sizeof *ooff);
@@ -293,6 +297,7 @@ int cmd_sample(int argc, char **argv)
     float *tin = times ? malloc(cap * sizeof *tin) : NULL, *tum = times ? malloc(cap * sizeof *tum) : NULL;
     if (!rc && (!toff || !ooff || !out || (times && (!tin || !tum))))
         rc = cli_fail("out of memory");
+    uint64_t total = rc ? 0 : (uint64_t)kinds * (uint64_t)n;
     for (uint64_t j0 = 0; j0 < total && !rc; j0 += chunk) {
         size_t cn = total - j0 < chunk ? (size_t)(total - j0) : chunk;
         cb_ids.len = cb_open.len = 0;
@@ -311,6 +316,8 @@ int cmd_sample(int argc, char **argv)
         for (size_t j = 0; j < cn; j++)
             print_generated(m, out + ooff[j], ooff[j + 1] - ooff[j], tin ? tin + ooff[j] : NULL,
                             tum ? tum + ooff[j] : NULL);
+        if (fflush(stdout) || ferror(stdout)) /* a closed pipe when SIGPIPE is ignored */
+            rc = cli_fail("standard output: %s", strerror(errno));
     }
     free(out);
     free(ooff);
