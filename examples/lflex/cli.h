@@ -184,6 +184,35 @@ int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len,
 /* Print a table of the learned order of a sequence. */
 int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n);
 
+/* ---- resuming `lflex train` (resume.c) ---- */
+
+/* Where the order of training examples stands when a checkpoint is saved:
+ * what the loop needs to draw the same batches after --resume. Each pass
+ * over the data is a shuffle of the examples drawn with a generator
+ * seeded by run.seed; `position` examples of the current one are used. */
+typedef struct {
+    int64_t step;               /* the checkpoint's step */
+    int64_t seed, batch;        /* run.seed and run.batch_size of the run */
+    uint64_t examples;          /* training examples */
+    uint64_t data_hash;         /* cli_data_hash of them */
+    uint64_t epoch;             /* shuffles drawn (0: none yet) */
+    uint64_t position;          /* examples of the last shuffle used */
+    uint64_t epoch_rng;         /* the generator's state before the last shuffle */
+} cli_order;
+
+/* Write a file atomically: PATH.tmp, fsync, rename, fsync the directory. */
+int cli_write_atomic(const char *path, const char *data, size_t len);
+/* The file of a checkpoint's batch order: "CKPT.data-order.json" (malloc'd). */
+char *cli_order_path(const char *ckpt);
+/* Write states (those of the last checkpoint and of the one about to be
+ * saved) atomically next to ckpt. */
+int cli_order_write(const char *ckpt, const cli_order *states, int n);
+/* The state saved for `step` next to ckpt: 1 when found, else 0 and why
+ * not in `why`. */
+int cli_order_read(const char *ckpt, int64_t step, cli_order *out, char *why, size_t cap);
+/* A fingerprint of the training examples (tokens, fixed flags, lengths). */
+uint64_t cli_data_hash(const cli_data *d);
+
 /* ---- commands ---- */
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

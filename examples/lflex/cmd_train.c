@@ -1,6 +1,7 @@
 /* lflex train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet] */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,51 @@ static int make_dir(const char *path)
     if (mkdir(path, 0777) == 0 || errno == EEXIST)
         return 0;
     return cli_fail("%s: %s", path, strerror(errno));
+}
+
+/* The order of the training examples: each pass over them is a shuffle
+ * drawn from a generator seeded by run.seed. The whole state is the
+ * generator before the current shuffle, the shuffles drawn and the
+ * position in the current one (cli_order), so a resumed run draws the
+ * batches an uninterrupted run would have drawn. */
+typedef struct {
+    uint64_t rng, epoch_rng, epoch;
+    size_t *perm, at, n;
+} batch_order;
+
+static void order_shuffle(batch_order *b)
+{
+    b->epoch_rng = b->rng;
+    for (size_t i = 0; i < b->n; i++)
+        b->perm[i] = i;
+    for (size_t i = b->n - 1; i > 0; i--) {
+        size_t k = (size_t)(cli_rand(&b->rng) % (i + 1)), t = b->perm[i];
+        b->perm[i] = b->perm[k];
+        b->perm[k] = t;
+    }
+    b->at = 0;
+    b->epoch++;
+}
+
+static size_t order_next(batch_order *b)
+{
+    if (b->at == b->n)
+        order_shuffle(b);
+    return b->perm[b->at++];
+}
+
+/* The order at the start of a run, or where a saved state left it. */
+static void order_start(batch_order *b, uint64_t seed, const cli_order *saved)
+{
+    b->rng = seed;
+    b->epoch = 0;
+    b->at = b->n; /* the first example draws a shuffle */
+    if (saved && saved->epoch) {
+        b->rng = saved->epoch_rng;
+        order_shuffle(b); /* the same shuffle again, and the generator after it */
+        b->epoch = saved->epoch;
+        b->at = (size_t)saved->position;
+    }
 }
 
 enum { OPT_SET = 1, OPT_RESUME, OPT_QUIET };
@@ -315,10 +361,42 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "; writing %s\n", out_dir);
     }
 
+    /* the batch order: new, or where the checkpoint's run left it */
+    batch_order order = {.n = train.n, .perm = rc ? NULL : malloc((train.n ? train.n : 1) * sizeof *order.perm)};
+    cli_order saved = {0}; /* the state of the last checkpoint saved (step -1: none) */
+    saved.step = -1;
+    uint64_t data_hash = rc ? 0 : cli_data_hash(&train);
+    if (!rc && !order.perm)
+        rc = cli_fail("out of memory");
+    if (!rc && resume) {
+        int64_t step0;
+        char why[512];
+        lflex_model_get(m, LFLEX_PROP_STEP, &step0);
+        bool found = cli_order_read(resume, step0, &saved, why, sizeof why) == 1;
+        if (found && saved.seed != o.seed)
+            rc = cli_fail("run.seed: %ld differs from %" PRId64 ", that of the checkpoint's run: a resumed run draws "
+                          "the batches the run would have drawn (start a new run to change it)",
+                          o.seed, saved.seed);
+        else if (found && saved.batch != o.batch)
+            rc = cli_fail("run.batch_size: %ld differs from %" PRId64 ", that of the checkpoint's run: a resumed run "
+                          "draws the batches the run would have drawn (start a new run to change it)",
+                          o.batch, saved.batch);
+        else if (found && (saved.examples != train.n || saved.data_hash != data_hash)) {
+            fprintf(stderr, "lflex: warning: %s holds other examples than the checkpoint's run was trained on "
+                            "(%zu, it had %" PRIu64 "); the batch order starts again from run.seed\n",
+                    train_path, train.n, saved.examples);
+            found = false;
+        } else if (!found)
+            fprintf(stderr, "lflex: warning: %s; the batch order starts again from run.seed, so the run will not "
+                            "be the one it would have been without the interruption\n", why);
+        order_start(&order, (uint64_t)o.seed, found ? &saved : NULL);
+        if (!found)
+            saved.step = -1;
+    } else if (!rc)
+        order_start(&order, (uint64_t)o.seed, NULL);
+
     /* the loop */
     cli_catch_interrupt();
-    uint64_t rng = (uint64_t)o.seed;
-    size_t *perm = rc ? NULL : malloc(train.n * sizeof *perm), perm_at = train.n;
     int32_t *bt = NULL;
     uint8_t *bf = NULL;
     size_t *boff = rc ? NULL : malloc(((size_t)o.batch + 1) * sizeof *boff), bcap = 0;
@@ -335,17 +413,7 @@ int cmd_train(int argc, char **argv)
         size_t need = 0;
         boff[0] = 0;
         for (long j = 0; j < o.batch; j++) {
-            if (perm_at == train.n) {
-                for (size_t i = 0; i < train.n; i++)
-                    perm[i] = i;
-                for (size_t i = train.n - 1; i > 0; i--) {
-                    size_t k = (size_t)(cli_rand(&rng) % (i + 1)), t = perm[i];
-                    perm[i] = perm[k];
-                    perm[k] = t;
-                }
-                perm_at = 0;
-            }
-            size_t e = perm[perm_at++], len = train.offsets[e + 1] - train.offsets[e];
+            size_t e = order_next(&order), len = train.offsets[e + 1] - train.offsets[e];
             if (need + len > bcap) {
                 bcap = (need + len) * 2;
                 bt = realloc(bt, bcap * sizeof *bt);
@@ -443,10 +511,21 @@ int cmd_train(int argc, char **argv)
             }
         }
         if ((o.save_every && step % o.save_every == 0) || last || stopped) {
-            if (lflex_model_save(m, ckpt)) {
+            /* the batch order first, with that of the checkpoint still in
+             * place: a crash between the two writes leaves a state for
+             * whichever checkpoint the file then holds */
+            cli_order state = {.step = step, .seed = o.seed, .batch = o.batch, .examples = train.n,
+                             .data_hash = data_hash, .epoch = order.epoch, .position = order.at,
+                             .epoch_rng = order.epoch_rng};
+            cli_order states[2] = {saved, state};
+            bool both = saved.step >= 0 && saved.step != step;
+            if (cli_order_write(ckpt, both ? states : states + 1, both ? 2 : 1))
+                rc = 1;
+            else if (lflex_model_save(m, ckpt))
                 rc = cli_fail_lib("save");
+            if (rc)
                 break;
-            }
+            saved = state;
         }
         if (stopped)
             break;
@@ -459,7 +538,7 @@ int cmd_train(int argc, char **argv)
                 cli_now() - t_start, ckpt);
     if (log)
         fclose(log);
-    free(perm);
+    free(order.perm);
     free(bt);
     free(bf);
     free(boff);

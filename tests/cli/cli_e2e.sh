@@ -56,6 +56,57 @@ check "train creates the missing parents of run.out" "[ $? -eq 0 ] && [ -s runs/
 "$LFLEX" train tiny.yaml --quiet --set run.steps=9 --resume out/checkpoint.safetensors 2> resume.err
 check "resume continues to the new step count" "[ $? -eq 0 ] && grep -q '\"step\": 9, \"loss\"' out/log.jsonl"
 
+# exact resume: 20 steps, then on to 40, is 40 steps at once, bit for bit:
+# the batch order (saved next to each checkpoint) continues where it was
+# (60 examples in batches of 4: the resume falls inside the second pass)
+same_ckpt() { # same_ckpt A B: the same tensors, step and random state
+    if [ -x /usr/bin/python3 ]; then
+        /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def read(path):
+    b = open(path, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    meta = header.pop('__metadata__', {})
+    data = b[8 + n:]
+    return meta, {k: data[v['data_offsets'][0]:v['data_offsets'][1]] for k, v in header.items()}
+(ma, ta), (mb, tb) = read(sys.argv[1]), read(sys.argv[2])
+bad = sorted(k for k in set(ta) | set(tb) if ta.get(k) != tb.get(k))
+bad += [k for k in ('lflex.step', 'lflex.rng', 'lflex.config') if ma.get(k) != mb.get(k)]
+if bad or not ta:
+    sys.exit('%s and %s differ: %s' % (sys.argv[1], sys.argv[2], ', '.join(bad[:5])))
+PY
+    else
+        cmp -s "$1" "$2"
+    fi
+}
+exact="--quiet --set run.save_every=7 --set run.eval_every=5 --set run.log_every=1"
+"$LFLEX" train tiny.yaml $exact --set run.steps=40 --set run.out=straight 2> straight.err
+"$LFLEX" train tiny.yaml $exact --set run.steps=20 --set run.out=halves 2> halves.err
+check "a checkpoint's batch order is saved next to it" \
+    "grep -q '\"step\": 20' halves/checkpoint.safetensors.data-order.json && grep -q '\"position\": 20' halves/checkpoint.safetensors.data-order.json"
+"$LFLEX" train tiny.yaml $exact --set run.steps=40 --set run.out=halves --resume halves/checkpoint.safetensors 2>> halves.err
+check "20 steps then a resume to 40 give the weights of 40 steps at once" \
+    "[ $? -eq 0 ] && ! grep -q warning halves.err && same_ckpt straight/checkpoint.safetensors halves/checkpoint.safetensors"
+"$LFLEX" sample straight/checkpoint.safetensors --n 4 --steps 8 --seed 3 > straight.txt
+"$LFLEX" sample halves/checkpoint.safetensors --n 4 --steps 8 --seed 3 > halves.txt
+check "and the same samples" "[ -s straight.txt ] && cmp -s straight.txt halves.txt"
+cp straight/checkpoint.safetensors lone.safetensors
+"$LFLEX" train tiny.yaml --quiet --set run.steps=42 --set run.out=lone --resume lone.safetensors 2> lone.err
+check "a checkpoint without its batch order resumes with a warning" \
+    "[ $? -eq 0 ] && grep -q 'warning: .*lone.safetensors.data-order.json: No such file.*starts again from run.seed' lone.err"
+for key in seed batch_size; do
+    "$LFLEX" train tiny.yaml --quiet --set run.steps=42 --set run.$key=5 --set run.out=halves \
+        --resume halves/checkpoint.safetensors 2> resume_$key.err
+    check "run.$key cannot change on resume" \
+        "[ $? -eq 1 ] && grep -q '^lflex: run.$key: 5 differs from [0-9]*, that of the checkpoint' resume_$key.err"
+done
+printf 'p q\ta b\n' >> train_more.txt; cat train.txt >> train_more.txt
+"$LFLEX" train tiny.yaml --quiet --set run.steps=42 --set data.train=train_more.txt --set run.out=halves \
+    --resume halves/checkpoint.safetensors 2> resume_data.err
+check "other training examples on resume: a warning, the batch order starts again" \
+    "[ $? -eq 0 ] && grep -q 'warning: train_more.txt holds other examples than the checkpoint.s run was trained on (61, it had 60)' resume_data.err"
+
 "$LFLEX" sample out/checkpoint.safetensors --n 3 --steps 8 > s1.txt
 check "sample prints one line per sequence" "[ $? -eq 0 ] && [ \$(wc -l < s1.txt) -eq 3 ]"
 "$LFLEX" sample out/checkpoint.safetensors --prompt "p q" --n 2 --times --steps 8 > s2.txt
@@ -299,6 +350,13 @@ kill -INT $pid
 wait $pid
 st=$?
 check "Ctrl-C saves and exits 130" "[ $st -eq 130 ] && [ -s long/checkpoint.safetensors ] && grep -q interrupted int.err"
+# resuming after Ctrl-C at step k and going on to k + 3 is k + 3 steps at once
+k=$(sed -n 's/^ *"step": \([0-9]*\),$/\1/p' long/checkpoint.safetensors.data-order.json | tail -n 1)
+"$LFLEX" train tiny.yaml --quiet --set run.steps=$((k + 3)) --set run.out=long --set run.eval_every=0 \
+    --resume long/checkpoint.safetensors 2> long2.err
+"$LFLEX" train tiny.yaml --quiet --set run.steps=$((k + 3)) --set run.out=long_straight --set run.eval_every=0 2> long3.err
+check "a resume after Ctrl-C (at step $k) continues exactly" \
+    "[ -n '$k' ] && same_ckpt long/checkpoint.safetensors long_straight/checkpoint.safetensors"
 
 echo "1..$n"
 exit $failed
