@@ -210,6 +210,12 @@ int cli_order_write(const char *ckpt, const cli_order *states, int n);
 /* The state saved for `step` next to ckpt: 1 when found, else 0 and why
  * not in `why`. */
 int cli_order_read(const char *ckpt, int64_t step, cli_order *out, char *why, size_t cap);
+/* Keep the records of a log.jsonl up to `step`, those of the checkpoint a
+ * run resumes from: the resumed run writes the later ones again. The file
+ * is rewritten atomically when it has later records, or a line that is
+ * not a record (one cut short by a crash); *dropped gets their number. A
+ * missing file is fine. */
+int cli_log_keep_until(const char *path, int64_t step, size_t *dropped);
 /* A fingerprint of the training examples (tokens, fixed flags, lengths). */
 uint64_t cli_data_hash(const cli_data *d);
 

@@ -333,6 +333,15 @@ int cmd_train(int argc, char **argv)
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", out_dir ? out_dir : ".");
     snprintf(cfg_out, sizeof cfg_out, "%s/config.yaml", out_dir ? out_dir : ".");
     FILE *log = NULL;
+    if (!rc && resume) { /* records after the checkpoint's step were written before a crash */
+        int64_t step0;
+        size_t dropped;
+        lflex_model_get(m, LFLEX_PROP_STEP, &step0);
+        rc = cli_log_keep_until(log_path, step0, &dropped);
+        if (!rc && dropped && !o.quiet)
+            fprintf(stderr, "lflex: %s: %zu line%s after step %" PRId64 " dropped (written after the checkpoint)\n",
+                    log_path, dropped, dropped > 1 ? "s" : "", step0);
+    }
     if (!rc) {
         log = fopen(log_path, resume ? "a" : "w");
         if (!log)

@@ -182,3 +182,29 @@ int cli_order_read(const char *ckpt, int64_t step, cli_order *out, char *why, si
     free(path);
     return found;
 }
+
+int cli_log_keep_until(const char *path, int64_t step, size_t *dropped)
+{
+    *dropped = 0;
+    size_t len;
+    char *text = cli_read_file(path, &len);
+    if (!text)
+        return errno == ENOENT ? 0 : cli_fail("%s: %s", path, strerror(errno));
+    cli_buf kept = {0};
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(text + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
+        json_t *rec = nl ? json_loadb(text + at, n, 0, NULL) : NULL; /* no newline: a record cut short */
+        json_t *s = json_object_get(rec, "step");
+        if (json_is_integer(s) && json_integer_value(s) <= step)
+            buf_add(&kept, text + at, n + 1);
+        else
+            (*dropped)++;
+        json_decref(rec);
+        at += n + 1;
+    }
+    int rc = *dropped ? cli_write_atomic(path, kept.s ? kept.s : "", kept.len) : 0;
+    buf_free(&kept);
+    free(text);
+    return rc;
+}

@@ -107,6 +107,26 @@ printf 'p q\ta b\n' >> train_more.txt; cat train.txt >> train_more.txt
 check "other training examples on resume: a warning, the batch order starts again" \
     "[ $? -eq 0 ] && grep -q 'warning: train_more.txt holds other examples than the checkpoint.s run was trained on (61, it had 60)' resume_data.err"
 
+# a run that died after writing log records past its last checkpoint: the
+# resume drops them (and a record cut short) before writing them again, so
+# the log is that of an uninterrupted run
+logged="--quiet --set run.log_every=1 --set run.eval_every=5 --set run.save_every=5"
+"$LFLEX" train tiny.yaml $logged --set run.steps=20 --set run.out=log_straight 2> /dev/null
+"$LFLEX" train tiny.yaml $logged --set run.steps=10 --set run.out=log_crash 2> /dev/null
+cp log_crash/checkpoint.safetensors ck10.safetensors
+cp log_crash/checkpoint.safetensors.data-order.json ck10.safetensors.data-order.json
+"$LFLEX" train tiny.yaml $logged --set run.steps=13 --set run.out=log_crash --resume log_crash/checkpoint.safetensors 2> /dev/null
+cp ck10.safetensors log_crash/checkpoint.safetensors # the saves after step 10 never happened
+cp ck10.safetensors.data-order.json log_crash/checkpoint.safetensors.data-order.json
+printf '{"step": 14, "loss": 2.' >> log_crash/log.jsonl
+"$LFLEX" train tiny.yaml --set run.log_every=1 --set run.eval_every=5 --set run.save_every=5 --set run.steps=20 \
+    --set run.out=log_crash --resume log_crash/checkpoint.safetensors 2> log_crash.err
+untimed() { sed 's/, "tokens_per_s": [^,}]*//; s/, "elapsed_s": [^,}]*//' "$1"; }
+check "a resume drops the log records after the checkpoint's step, and says so" \
+    "[ $? -eq 0 ] && grep -q 'log_crash/log.jsonl: 5 lines after step 10 dropped' log_crash.err"
+check "the log of a crashed and resumed run is that of an uninterrupted one" \
+    "[ \$(grep -c '\"loss\"' log_crash/log.jsonl) -eq 20 ] && untimed log_crash/log.jsonl > a.log && untimed log_straight/log.jsonl > b.log && cmp -s a.log b.log"
+
 "$LFLEX" sample out/checkpoint.safetensors --n 3 --steps 8 > s1.txt
 check "sample prints one line per sequence" "[ $? -eq 0 ] && [ \$(wc -l < s1.txt) -eq 3 ]"
 "$LFLEX" sample out/checkpoint.safetensors --prompt "p q" --n 2 --times --steps 8 > s2.txt
