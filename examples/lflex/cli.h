@@ -110,6 +110,9 @@ typedef struct {
 
 /* Split a configuration file; overrides are "section.key=value". */
 int cli_config_read(cli_config *c, const char *path, char **overrides, int n_overrides);
+/* The same from text (`path` names it in messages). */
+int cli_config_parse(cli_config *c, const char *path, const char *text, size_t len, char **overrides,
+                     int n_overrides);
 void cli_config_free(cli_config *c);
 /* Typed getters of data/run keys; a key of the wrong type is an error that
  * names the file, line and column. Unknown keys are reported by check. */
@@ -216,6 +219,12 @@ int cli_order_read(const char *ckpt, int64_t step, cli_order *out, char *why, si
  * not a record (one cut short by a crash); *dropped gets their number. A
  * missing file is fine. */
 int cli_log_keep_until(const char *path, int64_t step, size_t *dropped);
+/* Load a checkpoint to resume training, with the model keys of `overrides`
+ * ("train.lr=1e-4": keys a resumed run may change) applied to its
+ * configuration: through a copy of the file with the new configuration,
+ * written in tmp_dir, loaded and removed (the library has no call that
+ * changes the configuration of a model). */
+int cli_load_resumed(lflex_model_t **out, const char *ckpt, char **overrides, int n, const char *tmp_dir);
 /* A fingerprint of the training examples (tokens, fixed flags, lengths). */
 uint64_t cli_data_hash(const cli_data *d);
 

@@ -175,12 +175,22 @@ static void order_start(batch_order *b, uint64_t seed, const cli_order *saved)
     }
 }
 
+/* The model keys --set may change on a resumed run: the learning rate's
+ * schedule and the threads. The rest (shapes, vocabulary, schedule
+ * family, loss, optimiser) is the checkpoint's. */
+static const char *const resume_keys[] = {"train.lr",           "train.warmup", "train.lr_schedule", "train.total_steps",
+                                          "train.min_lr_ratio", "train.threads", NULL};
+
 enum { OPT_SET = 1, OPT_RESUME, OPT_QUIET };
 
 static const cli_opt train_opts[] = {
     {"set", "KEY=VALUE", "override a key of the configuration, e.g. run.steps=500 or\ntrain.lr=1e-3 (repeatable)",
      OPT_SET},
-    {"resume", "CKPT", "continue training from a checkpoint of this configuration", OPT_RESUME},
+    {"resume", "CKPT",
+     "continue training from a checkpoint of this configuration; --set may then change train.lr, train.warmup, "
+     "train.lr_schedule, train.total_steps, train.min_lr_ratio, train.threads and the data, run and sample "
+     "sections but for run.seed and run.batch_size",
+     OPT_RESUME},
     {"quiet", NULL, "no progress on standard error, only the first and last lines", OPT_QUIET},
     {NULL, NULL, NULL, 0},
 };
@@ -294,8 +304,33 @@ int cmd_train(int argc, char **argv)
     /* the model: from a checkpoint, or new (with the vocabulary of the
      * training file when the configuration gives none) */
     if (!rc && resume) {
-        if (lflex_model_load(&m, resume))
-            rc = cli_fail_lib("resume");
+        /* --set of a model key: only those a resumed run may change */
+        char **model_ov = calloc((size_t)n_over + 1, sizeof *model_ov);
+        int n_model_ov = 0;
+        for (int i = 0; i < n_over && !rc; i++) {
+            const char *ov = overrides[i];
+            size_t klen = strcspn(ov, "=");
+            bool ok = !strncmp(ov, "data.", 5) || !strncmp(ov, "run.", 4) || !strncmp(ov, "sample.", 7);
+            for (const char *const *k = resume_keys; *k && !ok; k++)
+                if (strlen(*k) == klen && !strncmp(ov, *k, klen)) {
+                    ok = true;
+                    model_ov[n_model_ov++] = overrides[i];
+                }
+            if (!ok) {
+                cli_buf list = {0};
+                for (const char *const *k = resume_keys; *k; k++)
+                    buf_printf(&list, "%s, ", *k);
+                rc = cli_fail("--set %.*s: a resumed run cannot change it: the model is the checkpoint's (on resume "
+                              "--set may change %sand the data, run and sample sections)",
+                              (int)klen, ov, list.s);
+                buf_free(&list);
+            }
+        }
+        if (!rc && n_model_ov) /* the copy of the checkpoint with the new configuration goes there */
+            rc = make_dir(out_dir);
+        if (!rc)
+            rc = cli_load_resumed(&m, resume, model_ov, n_model_ov, out_dir);
+        free(model_ov);
     } else if (!rc) {
         if (!c.has_vocab) {
             char *tokens = NULL;

@@ -414,6 +414,15 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
     char *text = cli_read_file(path, &len);
     if (!text)
         return cli_fail("%s: %s", path, strerror(errno));
+    int rc = cli_config_parse(c, path, text, len, overrides, n_overrides);
+    free(text);
+    return rc;
+}
+
+int cli_config_parse(cli_config *c, const char *path, const char *text, size_t len, char **overrides,
+                     int n_overrides)
+{
+    memset(c, 0, sizeof *c);
     override *ov = calloc((size_t)n_overrides + 1, sizeof *ov);
     for (int i = 0; i < n_overrides; i++) {
         char *eq = strchr(overrides[i], '=');
@@ -421,7 +430,6 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
             for (int j = 0; j < i; j++)
                 free(ov[j].path);
             free(ov);
-            free(text);
             return cli_fail("--set %s: expected section.key=value", overrides[i]);
         }
         ov[i].path = strndup(overrides[i], (size_t)(eq - overrides[i]));
@@ -465,7 +473,6 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
     yaml_parser_delete(&r.p);
     key_set_free(&r.keys);
     yaml_emitter_delete(&em);
-    free(text);
     /* overrides of the program's sections */
     for (int i = 0; i < n_overrides && !rc; i++) {
         const char *dot = strchr(ov[i].path, '.');

@@ -208,3 +208,102 @@ int cli_log_keep_until(const char *path, int64_t step, size_t *dropped)
     free(text);
     return rc;
 }
+
+/* Copy the safetensors file `src` to the open file `fd` with
+ * __metadata__["lflex.config"] set to `yaml`. The checksum keys are left
+ * out (a file without them is read without the check): the source was
+ * just checked by loading it, and the copy is read once and removed. */
+static int copy_with_config(const char *src, int fd, const char *yaml)
+{
+    size_t len;
+    char *b = cli_read_file(src, &len);
+    if (!b)
+        return cli_fail("%s: %s", src, strerror(errno));
+    uint64_t n = 0;
+    for (int i = 0; i < 8 && len >= 8; i++)
+        n |= (uint64_t)(unsigned char)b[i] << (8 * i);
+    json_t *h = len >= 8 && n <= len - 8 ? json_loadb(b + 8, (size_t)n, 0, NULL) : NULL;
+    json_t *md = json_object_get(h, "__metadata__");
+    int rc = 0;
+    char *hs = NULL;
+    if (!json_is_object(md) || json_object_set_new(md, "lflex.config", json_string(yaml)))
+        rc = cli_fail("%s: not a checkpoint's header", src);
+    if (!rc) {
+        json_object_del(md, "lflex.crc32");
+        json_object_del(md, "lflex.writer");
+        if (!(hs = json_dumps(h, JSON_COMPACT)))
+            rc = cli_fail("out of memory");
+    }
+    if (!rc) {
+        size_t hl = strlen(hs), padded = (hl + 7) / 8 * 8; /* the data stays 8-byte aligned */
+        unsigned char head[8];
+        for (int i = 0; i < 8; i++)
+            head[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+        cli_buf out = {0};
+        buf_add(&out, (const char *)head, 8);
+        buf_add(&out, hs, hl);
+        buf_add(&out, "        ", padded - hl);
+        buf_add(&out, b + 8 + n, len - 8 - (size_t)n);
+        for (size_t done = 0; !rc && done < out.len;) {
+            ssize_t w = write(fd, out.s + done, out.len - done);
+            if (w < 0 && errno != EINTR)
+                rc = cli_fail("%s: %s", src, strerror(errno));
+            else if (w > 0)
+                done += (size_t)w;
+        }
+        buf_free(&out);
+    }
+    free(hs);
+    json_decref(h);
+    free(b);
+    return rc;
+}
+
+int cli_load_resumed(lflex_model_t **out, const char *ckpt, char **overrides, int n, const char *tmp_dir)
+{
+    *out = NULL;
+    lflex_model_t *m;
+    if (lflex_model_load(&m, ckpt))
+        return cli_fail_lib("resume");
+    if (n == 0) {
+        *out = m;
+        return 0;
+    }
+    /* the checkpoint's configuration with the overrides */
+    size_t len = 0;
+    lflex_model_config(m, NULL, 0, &len);
+    char *yaml = malloc(len + 1);
+    int rc = !yaml ? cli_fail("out of memory") : 0;
+    if (!rc && lflex_model_config(m, yaml, len + 1, &len))
+        rc = cli_fail_lib("resume");
+    lflex_model_free(m);
+    cli_config c = {0};
+    if (!rc)
+        rc = cli_config_parse(&c, "the checkpoint's configuration", yaml, len, overrides, n);
+    free(yaml);
+    /* a copy of the checkpoint that holds it, loaded and removed */
+    char *tmp = rc ? NULL : malloc(strlen(tmp_dir) + 64);
+    int fd = -1;
+    if (tmp) {
+        sprintf(tmp, "%s/.lflex-resume-XXXXXX", tmp_dir);
+        fd = mkstemp(tmp);
+        if (fd < 0)
+            rc = cli_fail("%s: %s", tmp, strerror(errno));
+    }
+    if (!rc)
+        rc = copy_with_config(ckpt, fd, c.model_yaml);
+    if (fd >= 0 && close(fd) != 0 && !rc)
+        rc = cli_fail("%s: %s", tmp, strerror(errno));
+    if (!rc && lflex_model_load(out, tmp)) {
+        const char *msg = lflex_last_error();
+        size_t tl = strlen(tmp);
+        if (!strncmp(msg, tmp, tl) && !strncmp(msg + tl, ": ", 2)) /* name what the user gave, not the copy */
+            msg += tl + 2;
+        rc = cli_fail("--set on resume: %s", msg);
+    }
+    if (fd >= 0)
+        unlink(tmp);
+    free(tmp);
+    cli_config_free(&c);
+    return rc;
+}

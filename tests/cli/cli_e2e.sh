@@ -107,6 +107,34 @@ printf 'p q\ta b\n' >> train_more.txt; cat train.txt >> train_more.txt
 check "other training examples on resume: a warning, the batch order starts again" \
     "[ $? -eq 0 ] && grep -q 'warning: train_more.txt holds other examples than the checkpoint.s run was trained on (61, it had 60)' resume_data.err"
 
+# --set on resume: the learning rate's schedule and the run's intervals
+# change; the model's other keys are the checkpoint's and are refused
+"$LFLEX" train tiny.yaml --quiet --set run.steps=6 --set run.log_every=1 --set run.eval_every=0 --set run.out=reset 2> /dev/null
+"$LFLEX" train tiny.yaml --quiet --set run.steps=12 --set run.log_every=3 --set run.eval_every=0 --set run.out=reset \
+    --set train.lr=1e-4 --set train.warmup=0 --resume reset/checkpoint.safetensors 2> reset.err
+check "--set train.lr and train.warmup apply on resume" \
+    "[ $? -eq 0 ] && grep -q '\"step\": 6, .*\"lr\": 0.003,' reset/log.jsonl && grep -q '\"step\": 9, .*\"lr\": 0.0001,' reset/log.jsonl \
+     && grep -q '^  lr: 0.0001' reset/config.yaml && grep -q '^  warmup: 0' reset/config.yaml"
+check "--set run.log_every applies on resume" \
+    "! grep -q '\"step\": \\(7\\|8\\|10\\|11\\),' reset/log.jsonl && grep -q '\"step\": 12,' reset/log.jsonl"
+check "resuming with --set leaves no copy of the checkpoint behind" "[ \$(ls -A reset | wc -l) -eq 4 ]"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=14 --set run.out=reset --set train.lr_schedule=cosine \
+    --set train.total_steps=14 --set train.min_lr_ratio=0.5 --resume reset/checkpoint.safetensors 2> reset2.err
+check "--set train.lr_schedule, total_steps, min_lr_ratio apply on resume" \
+    "[ $? -eq 0 ] && grep -q '\"step\": 14, .*\"lr\": 5e-05,' reset/log.jsonl"
+for kv in model.d_model=32 vocab.tokens=a schedule.family=linear train.ema=0.9 aux.n_layers=2; do
+    "$LFLEX" train tiny.yaml --quiet --set run.steps=20 --set run.out=reset --set $kv \
+        --resume reset/checkpoint.safetensors 2> reset_bad.err
+    check "--set ${kv%%=*} on resume is refused, naming the key" \
+        "[ $? -eq 1 ] && [ \$(wc -l < reset_bad.err) -eq 1 ] && grep -q -- '^lflex: --set ${kv%%=*}: a resumed run cannot change it' reset_bad.err \
+         && ! grep -q '\"step\": 15' reset/log.jsonl"
+done
+"$LFLEX" train tiny.yaml --quiet --set run.steps=20 --set run.out=reset --set train.lr=fast \
+    --resume reset/checkpoint.safetensors 2> reset_bad.err
+check "a bad value of a key that may change on resume names the key" \
+    "[ $? -eq 1 ] && grep -q -- \"^lflex: --set on resume: .*key 'train.lr': expected a real number\" reset_bad.err \
+     && [ \$(ls -A reset | wc -l) -eq 4 ]"
+
 # a run that died after writing log records past its last checkpoint: the
 # resume drops them (and a record cut short) before writing them again, so
 # the log is that of an uninterrupted run
