@@ -57,7 +57,7 @@ class ModelConfig:
     activation: str = "gelu"      # gelu (tanh form) | relu; block MLPs only
     dropout: float = 0.0
     pos_emb: bool = False         # learned absolute position embedding [max_len, d], both networks
-    seg_pos: bool = False         # learned segment position embeddings [4 (max_len + 1), d], both networks
+    seg_pos: bool = True          # learned segment position embeddings [4 (max_len + 1), d], both networks
 
 
 @dataclass
@@ -526,8 +526,8 @@ class Backbone(nn.Module):
         nn.init.normal_(self.tok_emb, 0.0, INIT_STD)
         if self.pos_emb is not None:
             nn.init.normal_(self.pos_emb, 0.0, INIT_STD)
-        if self.seg_pos is not None:
-            nn.init.normal_(self.seg_pos, 0.0, INIT_STD)
+        if self.seg_pos is not None:  # zeros: positions add nothing until they help
+            nn.init.zeros_(self.seg_pos)
 
     def trunk(self, x: torch.Tensor, t: torch.Tensor, key_mask: torch.Tensor):
         """x [B, L] token ids (right-padded), t [B], key_mask [B, L] (True =

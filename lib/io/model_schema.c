@@ -29,7 +29,7 @@ static const lf_cfg_key model_keys[] = {
     LF_CFG_KEY_BOOL(C, pos_emb, "model.pos_emb", 0,
                     "add a learned absolute position embedding (model.max_len rows) to the token embedding of "
                     "both networks; rotary embeddings stay"),
-    LF_CFG_KEY_BOOL(C, seg_pos, "model.seg_pos", 0,
+    LF_CFG_KEY_BOOL(C, seg_pos, "model.seg_pos", 1,
                     "add learned embeddings of each token's index counted from the start and from the end of its "
                     "segment (the prompt before BOS; BOS, the target and EOS after it) to the token embedding of "
                     "both networks: a target token and the prompt token it copies or mirrors share an index"),

@@ -17,10 +17,10 @@ static const lf_cfg_key sampler_keys[] = {
     LF_CFG_KEY_ENUM(C, confidence, "confidence", confidence_choices, LF_CONF_NONE,
                     "which masked positions unmask: the random events (none), or as many of the most confident ones"),
     LF_CFG_KEY_ENUM(C, insertion, "insertion", insertion_choices, LF_INS_AUTO,
-                    "MASKs a gap receives in a step: poisson(rate), or binomial(the expected number of dropped "
-                    "tokens rounded at random, their chance to arrive in the step), which keeps lengths exact "
-                    "when the model is sure of them; auto: binomial when every token has one insertion shape "
-                    "(fixed schedules), poisson for learned ones"),
+                    "MASKs a gap receives in a step: poisson(rate), the specification's rule, or binomial(the "
+                    "expected number of dropped tokens rounded at random, or to the nearest when decoding "
+                    "greedily; their chance to arrive in the step), which keeps lengths exact when the model is "
+                    "sure of them; learned shapes are counted with loss.reg_b_in; auto: binomial"),
     LF_CFG_KEY_INT(C, max_len, "max_len", 0, 65536, 0,
                    "longest output in tokens (0: the model's max_len; at most the model's)"),
     LF_CFG_KEY_INT(C, seed, "seed", 0, 9007199254740991.0, 0, "seed of the sampler's random numbers"),

@@ -129,6 +129,10 @@ int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_toke
     m->a = kuma ? cfg->a : 1.0;
     m->b_in = kuma ? cfg->b_in : 1.0;
     m->b_um = kuma ? cfg->b_um : 1.0;
+    /* learned shapes differ per token and the sampler does not know them:
+     * binomial insertions count a gap's tokens with the mean shape that the
+     * regulariser holds the schedule to */
+    m->b_ins_ref = m->learned ? cfg->reg_b_in : m->b_in;
     lf_params_init(&m->params);
     lf_ctx_init(&m->ctx, 1 << 20, cfg->threads ? (int)cfg->threads : default_threads());
 

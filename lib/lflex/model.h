@@ -57,6 +57,7 @@ typedef struct lf_model {
     bool learned;                  /* learned b_in (kumaraswamy, learn_b_in): an auxiliary network exists */
     double a;                      /* the shape in use (1 for the linear family) */
     double b_in, b_um;             /* the constant shapes where not learned (1 for the linear family) */
+    double b_ins_ref;              /* binomial insertions: b_in, or loss.reg_b_in when b_in is learned */
     lf_params params;
     lf_nets net;
     /* optimiser: AdamW moments and the EMA copy, in the params' layout */

@@ -400,10 +400,11 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
     /* insertions into open gaps */
     int64_t total = 0;
     int64_t *n_ins = scratch_idx; /* reuse: sized for the sequence */
-    bool binomial = s->cfg.insertion == LF_INS_BINOMIAL || (s->cfg.insertion == LF_INS_AUTO && !m->learned);
-    double p_arrive = -expm1(-m->b_in * G); /* a dropped token's chance to arrive in this step (fixed shape) */
+    bool binomial = s->cfg.insertion != LF_INS_POISSON;
+    double b_ref = m->b_ins_ref;
+    double p_arrive = -expm1(-b_ref * G); /* a dropped token's chance to arrive in this step (shape b_ref) */
     /* binomial: the dropped tokens of the gaps, m_k, are the expected numbers
-     * mu_k = beta_in / b_in rounded by one systematic draw u over the sequence
+     * mu_k = beta_in / b_ref rounded by one systematic draw u over the sequence
      * (E[m_k] = mu_k, and their sum is the sum of the mu_k rounded down or
      * up), so that a model sure of the length gets exactly that length */
     /* greedy decoding (temperature 0 or top_k 1) also decodes the length
@@ -417,7 +418,7 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
     for (int64_t k = 0; k < sq->n; k++) {
         double beta = sq->open[k] ? (double)lf_data(po->beta_in)[sq->row0 + k] : 0;
         if (binomial) {
-            double mu = beta > 0 ? beta / m->b_in : 0;
+            double mu = beta > 0 ? beta / b_ref : 0;
             cum += mu < cap ? mu : cap;
             int64_t cur = (int64_t)floor(cum + u_sys);
             n_ins[k] = binomial_arrivals(&sq->rng, cur - prev, p_arrive);

@@ -40,7 +40,7 @@ int lf_backbone_register(lf_backbone *bb, const lf_backbone_cfg *cfg, lf_params 
     if (cfg->n_pos > 0)
         bb->pos_emb = reg(r, "pos_emb", cfg->n_pos, d, LF_INIT_NORMAL, INIT_STD, false);
     if (cfg->seg_len > 0)
-        bb->seg_pos = reg(r, "seg_pos", 4 * (cfg->seg_len + 1), d, LF_INIT_NORMAL, INIT_STD, false);
+        bb->seg_pos = reg(r, "seg_pos", 4 * (cfg->seg_len + 1), d, LF_INIT_ZERO, 0, false);
     bb->time_w1 = W("time.w1", dc, 2 * LF_TIME_FREQS);
     bb->time_b1 = BIAS("time.b1", dc);
     bb->time_w2 = W("time.w2", dc, dc);

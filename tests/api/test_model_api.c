@@ -552,13 +552,14 @@ END_TEST
 
 /* ---- properties ---------------------------------------------------------- */
 
-/* Parameters of one backbone and its heads, from doc/model-layout.md. */
-static int64_t backbone_params(int64_t V, int64_t d, int64_t n_layers)
+/* Parameters of one backbone and its heads, from doc/model-layout.md
+ * (model.seg_pos, on by default: 4 tables of max_len + 1 rows). */
+static int64_t backbone_params(int64_t V, int64_t d, int64_t n_layers, int64_t max_len)
 {
     int64_t dc = d, dff = 4 * d;
     int64_t time = dc * 256 + dc + dc * dc + dc;
     int64_t block = 6 * d * dc + 6 * d + d + 3 * d * d + 3 * d + d * d + d + d + dff * d + dff + d * dff + d;
-    return V * d + time + n_layers * block;
+    return V * d + 4 * (max_len + 1) * d + time + n_layers * block;
 }
 static int64_t head_norm_params(int64_t d) { return 2 * d * d + 2 * d + d; }
 static int64_t rate_head_params(int64_t d) { return head_norm_params(d) + d * d + d + d + 1; }
@@ -573,8 +574,8 @@ START_TEST(test_properties)
     ck_assert_int_eq(lflex_model_get(m, LFLEX_PROP_MAX_LEN, &v), LFLEX_OK);
     ck_assert_int_eq(v, 12);
     /* generator: backbone, token head, insertion head; auxiliary: backbone, b_in head */
-    int64_t gen = backbone_params(V, d, 1) + head_norm_params(d) + (V - 4) * d + (V - 4) + rate_head_params(d);
-    int64_t aux = backbone_params(V, d, 1) + rate_head_params(d);
+    int64_t gen = backbone_params(V, d, 1, 12) + head_norm_params(d) + (V - 4) * d + (V - 4) + rate_head_params(d);
+    int64_t aux = backbone_params(V, d, 1, 12) + rate_head_params(d);
     ck_assert_int_eq(lflex_model_get(m, LFLEX_PROP_N_PARAMS, &v), LFLEX_OK);
     ck_assert_int_eq(v, gen + aux);
     ck_assert_int_eq(lflex_model_get(m, LFLEX_PROP_STEP, &v), LFLEX_OK);
@@ -602,7 +603,7 @@ START_TEST(test_properties)
     ck_assert_int_eq(lflex_model_get(m, LFLEX_PROP_MAX_LEN, &v), LFLEX_OK);
     ck_assert_int_eq(v, 30);
     ck_assert_int_eq(lflex_model_get(m, LFLEX_PROP_N_PARAMS, &v), LFLEX_OK);
-    ck_assert_int_eq(v, backbone_params(11, d, 2) + head_norm_params(d) + 7 * d + 7 + 2 * rate_head_params(d));
+    ck_assert_int_eq(v, backbone_params(11, d, 2, 30) + head_norm_params(d) + 7 * d + 7 + 2 * rate_head_params(d));
     lflex_model_free(m);
 }
 END_TEST

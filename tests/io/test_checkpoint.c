@@ -555,7 +555,7 @@ START_TEST(test_wrong_shape_names_offset)
     ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
     lf_model_destroy(&a);
     rewrite(path, bad, &(rewrite_spec){.meta_key = "lflex.config",
-                                        .meta_value = "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\n"
+                                        .meta_value = "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12, seg_pos: true}\n"
                                                       "vocab: {size: 6}\n"});
     assert_load_fails(bad, LFLEX_EFORMAT, "'ema.");
     remove_dir();

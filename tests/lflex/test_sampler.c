@@ -171,19 +171,22 @@ START_TEST(test_insertions_poisson)
 }
 END_TEST
 
-/* `insertion: binomial` (the default for fixed schedules): in one step over
+/* `insertion: binomial` (the default, auto): in one step over
  * [0, T_END] a dropped token arrives with probability 1 - exp(-b_in G)
  * (1 - 1e-5^8 here), and the gap holds mu = beta_in / b_in of them rounded
  * at random, so the count is floor(mu) or floor(mu) + 1 with probabilities
  * 1 - frac(mu) and frac(mu): a model sure of a length gets that length,
  * where Poisson would spread it. Also with the linear family (b_in = 1,
- * arrival probability 1 - 1e-5). Greedy decoding rounds to the nearest. */
+ * arrival probability 1 - 1e-5), and with learned shapes, whose tokens are
+ * counted with the mean shape loss.reg_b_in. Greedy decoding rounds to the
+ * nearest. */
 START_TEST(test_insertions_binomial)
 {
-    static const char *const schedules[2] = {"schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}",
-                                             "schedule: {family: linear}"};
-    const double b_in[2] = {8, 1}, mu = 4.3;
-    for (int c = 0; c < 2; c++) {
+    static const char *const schedules[3] = {"schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}",
+                                             "schedule: {family: linear}",
+                                             "schedule: {family: kumaraswamy}\nloss: {reg_b_in: 6}"};
+    const double b_in[3] = {8, 1, 6}, mu = 4.3; /* learned shapes: counted with loss.reg_b_in */
+    for (int c = 0; c < 3; c++) {
         lf_model m;
         make_model_sized(&m, schedules[c], 200, 6);
         lf_sampler s;
