@@ -147,8 +147,15 @@ static void fmt_real(double v, char buf[40])
         if (c_strtod(buf) == v)
             break;
     }
-    if (!strpbrk(buf, ".en")) /* keep it a float for other YAML readers */
-        strcat(buf, ".0");
+    /* YAML 1.1 readers (PyYAML) take a float only with a '.' in the
+     * mantissa and a signed exponent: "1e-08" would read back as a string
+     * there, "1.0e-08" is a float everywhere. %g always signs the exponent. */
+    if (!strchr(buf, '.')) {
+        char *e = strchr(buf, 'e');
+        size_t at = e ? (size_t)(e - buf) : strlen(buf);
+        memmove(buf + at + 2, buf + at, strlen(buf + at) + 1);
+        memcpy(buf + at, ".0", 2);
+    }
 }
 
 static void fmt_int_bound(double b, char buf[40])

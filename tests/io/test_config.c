@@ -416,6 +416,54 @@ START_TEST(test_parse_file)
 END_TEST
 
 /* Strings that a careless emitter would write wrongly as plain scalars. */
+/* Every real key's emitted value is a float to a YAML 1.1 reader too
+ * (PyYAML): [-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)? or [-+]?\.inf. */
+static bool yaml11_float(const char *v, size_t n)
+{
+    size_t i = v[0] == '+' || v[0] == '-', d = 0;
+    if (n - i == 4 && strncmp(v + i, ".inf", 4) == 0)
+        return true;
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+        d++;
+    if (d == 0 || i == n || v[i++] != '.')
+        return false;
+    while (i < n && v[i] >= '0' && v[i] <= '9')
+        i++;
+    if (i == n)
+        return true;
+    if (v[i] != 'e' && v[i] != 'E')
+        return false;
+    if (++i == n || (v[i] != '+' && v[i] != '-'))
+        return false;
+    size_t e = ++i;
+    while (i < n && v[i] >= '0' && v[i] <= '9')
+        i++;
+    return i > e && i == n;
+}
+
+static void check_reals_yaml11(const char *y)
+{
+    static const char *const reals[] = { "lr", "alpha", "clip", "bias" };
+    int seen = 0;
+    for (const char *line = y; *line; ) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        const char *k = line;
+        while (*k == ' ')
+            k++;
+        for (size_t r = 0; r < sizeof reals / sizeof *reals; r++) {
+            size_t kn = strlen(reals[r]);
+            if ((size_t)(k - line) + kn + 2 <= n && strncmp(k, reals[r], kn) == 0 && strncmp(k + kn, ": ", 2) == 0) {
+                const char *v = k + kn + 2;
+                ck_assert_msg(yaml11_float(v, n - (size_t)(v - line)), "not a YAML 1.1 float: %.*s", (int)n, line);
+                seen++;
+            }
+        }
+        line += n + (end != NULL);
+    }
+    ck_assert_int_eq(seen, 4);
+}
+
 static const char *const tricky[] = {
     "", "yes", "No", "ON", "y", "null", "~", "123", "-4", "1.5", ".inf", " lead", "trail ", "a: b",
     "#x", "a #b", "\"q\"", "back\\slash", "line\nbreak", "cr\rx", "tab\tx", "\x01" "ctl", "\x7f",
@@ -452,6 +500,7 @@ START_TEST(test_emit_round_trip)
         size_t len = 0;
         ck_assert_int_eq(lf_config_emit(&tschema, &a, &y, &len), LFLEX_OK);
         ck_assert_uint_eq(len, strlen(y));
+        check_reals_yaml11(y);
         memset(&b, 0, sizeof b);
         int rc = lf_config_parse(&tschema, &b, sizeof b, y, len, NULL);
         ck_assert_msg(rc == LFLEX_OK, "iteration %d: %s\n%s", iter, lflex_last_error(), y);
