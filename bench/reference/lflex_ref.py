@@ -43,8 +43,19 @@ REG_GRID = 100
 # Configuration: the library's YAML keys (lib/io/model_schema.c), sections
 # model.*, aux.*, schedule.*, generator.*, loss.*, train.*, vocab.*, with the
 # library's names, meanings and defaults. Only the keys the reference uses
-# are here (not train.seed, train.threads, vocab.tokenizer, vocab.tokens).
+# are here; the library keys in LIBRARY_ONLY_KEYS are read and ignored.
 # --------------------------------------------------------------------------
+
+# Keys of a library config that do not change the model, the loss or the
+# optimiser's arithmetic, so the reference accepts and ignores them when it
+# reads a config (a checkpoint's lflex.config, a saved config.yaml).
+LIBRARY_ONLY_KEYS = {
+    "train.seed": "the reference's random stream is a Trainer argument (Trainer(model, seed)) "
+                  "and differs from the library's generator anyway",
+    "train.threads": "CPU threads of the library; results do not depend on it",
+    "vocab.tokenizer": "the reference works on token ids, not text",
+    "vocab.tokens": "the reference works on token ids, not text; vocab.size gives their number",
+}
 
 @dataclass
 class ModelConfig:
@@ -229,6 +240,8 @@ class Config:
         for section, values in (d or {}).items():
             sub = getattr(cfg, section)  # unknown section: AttributeError
             for k, v in (values or {}).items():
+                if f"{section}.{k}" in LIBRARY_ONLY_KEYS:
+                    continue
                 if not hasattr(sub, k):
                     raise KeyError(f"unknown config key {section}.{k}")
                 cur = getattr(sub, k)
