@@ -4,7 +4,7 @@
 set -eu
 builddir=$1; srcdir=${2:-}; cc=${CC:-cc}
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
-[ -n "$srcdir" ] && echo "1..4" || echo "1..2"
+[ -n "$srcdir" ] && echo "1..5" || echo "1..2"
 meson install -C "$builddir" --destdir "$stage" --no-rebuild --quiet >/dev/null
 pcdir=$(dirname "$(find "$stage" -name lflex.pc | head -n 1)")
 [ -f "$pcdir/lflex.pc" ] || { echo "not ok 1 - lflex.pc not installed"; exit 1; }
@@ -45,4 +45,14 @@ if (cd "$stage" && LD_LIBRARY_PATH="$libdir" "$bin" train tiny.yaml --quiet 2>/d
     echo "ok 4 - the installed lflex trains a checkpoint; embed loads it, queries rates and generates"
 else
     echo "not ok 4 - the embed example failed: $out"; exit 1
+fi
+
+# the installed lflex runs as installed: its run path finds liblflex with no
+# LD_LIBRARY_PATH (the staged copy must load the staged library, not any
+# other one)
+if out=$(cd / && env -u LD_LIBRARY_PATH "$bin" --version 2>&1) && echo "$out" | grep -q '^lflex ' &&
+   env -u LD_LIBRARY_PATH LD_TRACE_LOADED_OBJECTS=1 "$bin" | grep 'liblflex\.so' | grep -qF "$stage"; then
+    echo "ok 5 - the installed lflex runs without LD_LIBRARY_PATH: $out"
+else
+    echo "not ok 5 - the installed lflex does not run without LD_LIBRARY_PATH: $out"; exit 1
 fi
