@@ -1,6 +1,6 @@
 """PyTorch reference of the LFlexMDM model, its training loss and optimiser.
 
-This is the executable form of the design notes' MODEL.md together with
+This is the executable form of the paper (arXiv 2602.18695) together with
 doc/model-layout.md: the same parameter names, shapes, initialisation and loss
 details, written as ordinary batched PyTorch (right-padded [B, L] tensors with
 key-padding masks). It serves two purposes:
@@ -31,7 +31,7 @@ N_SPECIAL = 4
 # Token states at time t.
 DROPPED, MASKED, CLEAN = 0, 1, 2
 
-# Training times are kept this far from 0 and 1 (MODEL.md section 4).
+# Training times are kept this far from 0 and 1 (the paper's training objective).
 T_EPS = 1e-4
 N_TIME_FREQ = 128
 ROPE_BASE = 10000.0
@@ -112,7 +112,7 @@ class LossConfig:
 
 
 # The paper's values of the keys added after fixture format version 2's first
-# three fixtures (MODEL.md section 4); those fixtures' configs lack the keys.
+# three fixtures (the paper's training objective); those fixtures' configs lack the keys.
 PAPER_VALUES = {"model.pos_emb": False, "model.seg_pos": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
                 "loss.kl_reduction": "sum", "loss.reg_b_in": 1.0, "loss.time_weight": "hazard",
                 "loss.unmask_norm": "masked"}
@@ -261,7 +261,7 @@ class Config:
 
 
 # --------------------------------------------------------------------------
-# Schedule math (MODEL.md section 2). Inputs are tensors; `a` is a float.
+# Schedule math (the paper's Kumaraswamy and linear schedules). Inputs are tensors; `a` is a float.
 # --------------------------------------------------------------------------
 
 def base_hazard(t: torch.Tensor, a: float) -> torch.Tensor:
@@ -789,7 +789,7 @@ def stack_partial(xs: Sequence[PartialSeq]):
 
 
 # --------------------------------------------------------------------------
-# Loss (MODEL.md section 4 with doc/model-layout.md's details)
+# Loss (the paper's objective with doc/model-layout.md's details)
 # --------------------------------------------------------------------------
 
 def sequence_loss(logits, beta_in, beta_um, xt: PartialSeq, g: torch.Tensor,

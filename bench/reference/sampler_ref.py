@@ -1,4 +1,4 @@
-"""tau-leaping generation with the PyTorch reference model (MODEL.md section 5).
+"""tau-leaping generation with the PyTorch reference model (the paper's sampler, doc/sampling.md).
 
 A batch of templates is advanced together as right-padded tensors; each token
 carries an "open gap" flag (masks may be inserted to its left). Every step:

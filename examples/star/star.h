@@ -1,4 +1,4 @@
-/* Star-graph path-finding examples (the design notes' TASKS.md): a prompt of
+/* Star-graph path-finding examples (the LFlexMDM paper's task): a prompt of
  * shuffled directed edges, then the source and the goal; the target is the
  * path as consecutive edge pairs. */
 #ifndef LFLEX_STAR_H

@@ -285,7 +285,7 @@ LFLEX_API int lflex_schedule_eval(const lflex_schedule_t *s, double t, double b,
 /**@{*/
 
 /**
- * The generator's rates on a partial sequence at time t (MODEL.md section 6).
+ * The generator's rates on a partial sequence at time t (the paper's generator rates).
  *
  * @param x            a partial sequence (MASK allowed), n tokens
  * @param t            time in [0, 1)

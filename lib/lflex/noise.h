@@ -1,4 +1,4 @@
-/* Noising (MODEL.md section 4): token states from sampled insertion and
+/* Noising (the paper's noising process): token states from sampled insertion and
  * unmasking times, and the partial sequence x_t with its position map, gaps
  * and targets. Plain arrays in, plain arrays out; the caller owns memory. */
 #ifndef LF_NOISE_H

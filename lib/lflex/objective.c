@@ -1,4 +1,4 @@
-/* The training objective (MODEL.md section 4, details in
+/* The training objective (the paper's, details in
  * doc/model-layout.md): auxiliary forward, noised states, one generator pass
  * over the x_t of every state, the per-sequence losses with Bregman terms,
  * REINFORCE with the leave-one-out baseline, and the schedule regulariser. */
@@ -23,7 +23,7 @@ static lf_tensor *int_vec(lf_ctx *ctx, const int32_t *src, int64_t n)
     return lf_const_int(ctx, src, n);
 }
 
-/* The regulariser R summed over the batch (MODEL.md 4.7) for the learned
+/* The regulariser R summed over the batch (the paper's schedule regulariser) for the learned
  * shapes b [Nz]: seq_nf maps each non-fixed token to its sequence (-1 for
  * fixed ones), inv_n [B,1] is 1 / (non-fixed tokens of the sequence) and
  * has_nf [B,1] is 1 when there is any. */

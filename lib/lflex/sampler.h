@@ -1,4 +1,4 @@
-/* Generation by tau-leaping (MODEL.md section 5), and the rate queries of
+/* Generation by tau-leaping (the paper's sampler, doc/sampling.md), and the rate queries of
  * section 6. A sampler borrows its model and reads it only, through a view
  * of its weights (live or EMA) and a context of its own, so that several
  * samplers may run on one model at the same time. */

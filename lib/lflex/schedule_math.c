@@ -1,4 +1,4 @@
-/* The schedule formulas of MODEL.md section 2 (see schedule_math.h). */
+/* The paper's schedule formulas (see schedule_math.h). */
 #include "lflex/schedule_math.h"
 
 #include <math.h>

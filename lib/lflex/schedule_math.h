@@ -1,4 +1,4 @@
-/* The schedule formulas of MODEL.md section 2 in double precision: the
+/* The paper's schedule formulas in double precision: the
  * Kumaraswamy CDF F(t; a, b) = 1 - (1 - t^a)^b (the linear schedule is
  * a = b = 1), its base hazard, the samplers of the insertion and unmasking
  * times, the log-probabilities of the three token states with their

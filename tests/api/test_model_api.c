@@ -701,7 +701,7 @@ static lflex_schedule_t *new_schedule(const char *yaml)
 }
 
 /* F, the hazard and the three state probabilities against their closed
- * forms (MODEL.md section 2); the hazard also against F' / (1 - F) by
+ * forms (the paper's schedules); the hazard also against F' / (1 - F) by
  * central differences. */
 static void check_schedule(const lflex_schedule_t *s, double a, bool linear)
 {

@@ -25,7 +25,7 @@ typedef struct xt_ref {
     int64_t n_rows, n_masked;
 } xt_ref;
 
-/* x_t of a batch from the definitions of MODEL.md section 1, one token at a
+/* x_t of a batch from the paper's definitions, one token at a
  * time: row of a present token = row_base + present tokens before it; a
  * dropped token belongs to the gap left of the next present token of its
  * sequence; Lambda_k = sum of b over the dropped tokens directly left of

@@ -1,4 +1,4 @@
-/* The schedule math of MODEL.md section 2 against independent computations:
+/* The paper's schedule math against independent computations:
  * Monte-Carlo frequencies of states sampled with the inverse-CDF samplers,
  * tanh-sinh quadrature of the defining integrals (with the integrands
  * written here from pow/log1p, not from the library), finite differences of
