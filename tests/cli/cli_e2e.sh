@@ -297,14 +297,22 @@ check "a bad --set value of the run section names --set" \
     "$LFLEX" sample $C --n 70 --steps 4 --seed 5 --batch 64 > chunk64.txt
 check "sample prints the same sequences whatever the batch" \
     "[ $? -eq 0 ] && [ \$(wc -l < chunk7.txt) -eq 70 ] && cmp -s chunk7.txt chunk64.txt"
-( ulimit -v 400000
+# AddressSanitizer reserves terabytes of address space for its shadow
+# memory: under it the limit cannot apply
+vlimit=400000
+ldd "$LFLEX" 2>/dev/null | grep -q libasan && vlimit=unlimited
+( ulimit -v $vlimit
   { OPENBLAS_NUM_THREADS=1 timeout 120 "$LFLEX" sample $C --n 99999999999 --steps 4 2> big.err; echo $? > big.st; } |
       head -n 3 > big.txt )
 st=$(cat big.st)
 check "sample --n 99999999999 | head -n 3: three lines, and the program ends on the closed pipe" \
     "[ \$(wc -l < big.txt) -eq 3 ] && { [ $st -eq 141 ] || { [ $st -eq 1 ] && grep -q 'standard output' big.err; }; }"
-( ulimit -v 400000; OPENBLAS_NUM_THREADS=1 timeout 120 "$LFLEX" sample $C --n 20000 --steps 2 --prompt 'p q' > many.txt )
-check "sample --n 20000 under a 400 MB address-space limit" "[ $? -eq 0 ] && [ \$(wc -l < many.txt) -eq 20000 ]"
+if [ "$vlimit" = unlimited ]; then
+    ok "sample --n 20000 under a 400 MB address-space limit # SKIP AddressSanitizer build"
+else
+    ( ulimit -v $vlimit; OPENBLAS_NUM_THREADS=1 timeout 120 "$LFLEX" sample $C --n 20000 --steps 2 --prompt 'p q' > many.txt )
+    check "sample --n 20000 under a 400 MB address-space limit" "[ $? -eq 0 ] && [ \$(wc -l < many.txt) -eq 20000 ]"
+fi
 
 # line endings: CRLF and a lone CR end a line as LF does, in data and prompt files
 sed 's/$/\r/' train.txt > train_crlf.txt
