@@ -1,8 +1,9 @@
 """Python binding of liblflex (insertion-based sequence generation with
 learnable order dynamics), standard library only.
 
-The shared library is found through $LFLEX_LIBRARY (a full path), else the
-system's library search. Quick start::
+The shared library is found through $LFLEX_LIBRARY (a full path), else,
+for a copy installed by `meson install`, the library installed with it, else
+the system's library search. Quick start::
 
     import lflex
     with lflex.Model({"model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "max_len": 16},

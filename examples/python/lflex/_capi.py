@@ -88,17 +88,33 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
+def _installed_library() -> list:
+    """The library installed with this package by `meson install`
+    (lflex/_installed.py, absent in the source tree): first at its place
+    relative to the package, which holds in a staged or moved installation,
+    then at its recorded absolute path."""
+    try:
+        from . import _installed
+    except ImportError:
+        return []
+    site = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    relative = os.path.normpath(os.path.join(site, os.path.relpath(_installed.LIBRARY, _installed.PURELIB)))
+    return [p for p in (relative, _installed.LIBRARY) if os.path.isfile(p)]
+
+
 def _load() -> ctypes.CDLL:
     """Open liblflex: $LFLEX_LIBRARY (a full path; when set, nothing else is
-    tried, so a test never picks up another copy), else the system's search
-    (ctypes.util.find_library), else the soname."""
+    tried, so a test never picks up another copy), else the library installed
+    with this package, else the system's search (ctypes.util.find_library),
+    else the soname."""
     explicit = os.environ.get("LFLEX_LIBRARY")
     if explicit:
         try:
             return ctypes.CDLL(explicit)
         except OSError as e:
             raise OSError(f"cannot load liblflex from LFLEX_LIBRARY={explicit!r}: {e}") from None
-    names = [n for n in (ctypes.util.find_library("lflex"), f"liblflex.so.{ABI_MAJOR}") if n]
+    names = _installed_library()
+    names += [n for n in (ctypes.util.find_library("lflex"), f"liblflex.so.{ABI_MAJOR}") if n]
     failures = []
     for name in dict.fromkeys(names):
         try:
