@@ -67,6 +67,7 @@ fi
 
 # the embedding example, built the same way, on a checkpoint made by the
 # installed lflex program
+# shellcheck disable=SC2046
 $cc -std=c99 -Wall -Wextra -Werror "$srcdir/examples/embed/embed.c" -o "$stage/embed" $(pkg-config --cflags --libs lflex)
 echo "ok 5 - examples/embed/embed.c builds against the installed library"
 bin=$(find "$stage" -type f -name lflex -perm -u+x | head -n 1)
