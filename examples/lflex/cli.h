@@ -28,6 +28,22 @@ void buf_add(cli_buf *b, const char *s, size_t n);
 void buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(cli_buf *b);
 
+/* ---- JSON output of --json (util.c), written with jansson ---- */
+
+typedef struct json_t json_t; /* <jansson.h> */
+/* A number, or null when it is not finite (JSON has no NaN). */
+json_t *cli_json_real(double v);
+/* A JSON string of a text; bytes that are not UTF-8 become '?' (NULL when
+ * out of memory). */
+json_t *cli_json_string(const char *s);
+/* Decoded text of tokens as a JSON string (NULL when out of memory). */
+json_t *cli_json_text(const lflex_model_t *m, const int32_t *ids, size_t n);
+/* Set key of object `o` to `v` (stolen); nonzero when either is NULL. */
+int cli_json_set(json_t *o, const char *key, json_t *v);
+/* Write `j` (stolen) to standard output on one line (JSON lines) or
+ * indented, then a newline; 1 with an error line after a failure. */
+int cli_json_print(json_t *j, bool one_line);
+
 /* ---- options of the commands (opts.c) ---- */
 
 struct option; /* <getopt.h> */
@@ -186,6 +202,10 @@ int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len,
                     FILE *out, size_t show, cli_match *res);
 /* Print a table of the learned order of a sequence. */
 int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n);
+/* The same as a JSON object (*out): fixed_tokens, learned_order, tokens
+ * [{pos, token, b_in, expected_t_in, place, tied}] and order (the tokens
+ * of each place, first place first). */
+int cli_order_json(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n, json_t **out);
 
 /* ---- resuming `lflex train` (resume.c) ---- */
 

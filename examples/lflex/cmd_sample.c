@@ -1,5 +1,6 @@
 /* lflex sample | eval | order | rates */
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -103,7 +104,7 @@ static void print_text(FILE *f, const lflex_model_t *m, const int32_t *ids, size
     free(big);
 }
 
-enum { OPT_N = 1, OPT_PROMPT, OPT_PROMPTS, OPT_INFILL, OPT_TIMES };
+enum { OPT_N = 1, OPT_PROMPT, OPT_PROMPTS, OPT_INFILL, OPT_TIMES, OPT_JSON = 90 };
 
 static const cli_opt sample_opts[] = {
     {"n", "N", "sequences per template (1 to 2^53 - 1; default 1)", OPT_N},
@@ -112,6 +113,7 @@ static const cli_opt sample_opts[] = {
     {"infill", "TEXT", "fill a text: [GAP] where tokens may be inserted, [MASK] for one\ntoken (repeatable)",
      OPT_INFILL},
     {"times", NULL, "print every token with the times it was inserted and unmasked", OPT_TIMES},
+    {"json", NULL, "print a JSON object per sequence, one a line (JSON lines)", OPT_JSON},
     SAMPLER_OPTS("1"),
     {NULL, NULL, NULL, 0},
 };
@@ -171,11 +173,44 @@ static void print_generated(const lflex_model_t *m, const int32_t *o, size_t len
     putchar('\n');
 }
 
+/* The same as one line of JSON: {"template", "prompt" or "infill", "text"
+ * and, with times, "tokens": [{"token", "inserted", "unmasked"}]}. */
+static int print_generated_json(const lflex_model_t *m, const int32_t *o, size_t len, const float *tin,
+                                const float *tum, size_t k, const char *prompt, const char *infill)
+{
+    size_t b = 0;
+    for (size_t i = 0; i < len; i++)
+        if (o[i] == LFLEX_TOKEN_BOS)
+            b = i + 1;
+    json_t *j = json_object();
+    int bad = cli_json_set(j, "template", json_integer((json_int_t)k));
+    if (prompt)
+        bad |= cli_json_set(j, "prompt", cli_json_string(prompt));
+    if (infill)
+        bad |= cli_json_set(j, "infill", cli_json_string(infill));
+    bad |= cli_json_set(j, "text", cli_json_text(m, o + b, len - b - 1));
+    if (tin) {
+        json_t *toks = json_array();
+        bad |= cli_json_set(j, "tokens", toks);
+        for (size_t i = 0; i < len && !bad; i++) {
+            json_t *t = json_object();
+            bad |= cli_json_set(t, "token", cli_json_text(m, o + i, 1)) || cli_json_set(t, "id", json_integer(o[i])) ||
+                   cli_json_set(t, "inserted", cli_json_real(tin[i])) ||
+                   cli_json_set(t, "unmasked", cli_json_real(tum[i])) || json_array_append_new(toks, t);
+        }
+    }
+    if (bad) {
+        json_decref(j);
+        return cli_fail("JSON output: out of memory");
+    }
+    return cli_json_print(j, true);
+}
+
 int cmd_sample(int argc, char **argv)
 {
     const char *ckpt = NULL, *prompts_file = NULL, *arg;
     int64_t n = 1;
-    bool times = false;
+    bool times = false, json = false;
     cli_section sf = {0};
     char **prompts = calloc((size_t)argc + 1, sizeof *prompts), **infills = calloc((size_t)argc + 1, sizeof *infills);
     int n_prompts = 0, n_infills = 0, rc = 0;
@@ -198,6 +233,7 @@ int cmd_sample(int argc, char **argv)
         case OPT_PROMPTS: prompts_file = arg; break;
         case OPT_INFILL: infills[n_infills++] = (char *)arg; break;
         case OPT_TIMES: times = true; break;
+        case OPT_JSON: json = true; break;
         default: rc = sampler_option(&sf, id, arg); break;
         }
     }
@@ -313,10 +349,19 @@ int cmd_sample(int argc, char **argv)
             rc = cli_fail_lib("generate");
             break;
         }
-        for (size_t j = 0; j < cn; j++)
-            print_generated(m, out + ooff[j], ooff[j + 1] - ooff[j], tin ? tin + ooff[j] : NULL,
-                            tum ? tum + ooff[j] : NULL);
-        if (fflush(stdout) || ferror(stdout)) /* a closed pipe when SIGPIPE is ignored */
+        for (size_t j = 0; j < cn && !rc; j++) {
+            size_t k = (size_t)((j0 + j) / (uint64_t)n);
+            if (json)
+                rc = print_generated_json(m, out + ooff[j], ooff[j + 1] - ooff[j], tin ? tin + ooff[j] : NULL,
+                                          tum ? tum + ooff[j] : NULL, k, k < (size_t)n_prompts ? prompts[k] : NULL,
+                                          k >= (size_t)n_prompts && k - (size_t)n_prompts < (size_t)n_infills
+                                              ? infills[k - (size_t)n_prompts]
+                                              : NULL);
+            else
+                print_generated(m, out + ooff[j], ooff[j + 1] - ooff[j], tin ? tin + ooff[j] : NULL,
+                                tum ? tum + ooff[j] : NULL);
+        }
+        if (!rc && (fflush(stdout) || ferror(stdout))) /* a closed pipe when SIGPIPE is ignored */
             rc = cli_fail("standard output: %s", strerror(errno));
     }
     free(out);
@@ -343,6 +388,7 @@ int cmd_sample(int argc, char **argv)
 
 static const cli_opt eval_opts[] = {
     {"n", "N", "evaluate the first N examples (1 to 2^53 - 1; default 1000)", OPT_N},
+    {"json", NULL, "print the results as one JSON object", OPT_JSON},
     SAMPLER_OPTS("0"),
     {NULL, NULL, NULL, 0},
 };
@@ -360,6 +406,7 @@ int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = NULL, *arg;
     int64_t n = 1000;
+    bool json = false;
     cli_section sf = {0};
     int rc = 0;
     cli_opts p;
@@ -377,6 +424,7 @@ int cmd_eval(int argc, char **argv)
                 rc = cli_usage_error(&eval_cmd, "unexpected argument '%s'", arg);
             break;
         case OPT_N: rc = cli_opt_int("n", arg, 1, (INT64_C(1) << 53) - 1, &n); break;
+        case OPT_JSON: json = true; break;
         default: rc = sampler_option(&sf, id, arg); break;
         }
     }
@@ -420,18 +468,35 @@ int cmd_eval(int argc, char **argv)
         um += st.unmask_loss;
         ins += st.insert_loss;
     }
-    if (!rc) {
+    if (!rc && !json) {
         printf("examples:        %zu of %s\n", use, data);
         printf("validation loss: %.4f (unmask %.4f, insert %.4f)\n", loss / (double)batches, um / (double)batches,
                ins / (double)batches);
+        fflush(stdout);
     }
+    cli_match mt = {0};
     if (!rc && d.conditional) {
-        cli_match mt;
         rc = cli_exact_match(m, yaml.s, yaml.len, &d, use, NULL, 0, &mt);
-        if (!rc) {
+        if (!rc && !json) {
             printf("exact match:     %.2f%%\n", 100 * mt.exact);
             printf("token accuracy:  %.2f%%\n", 100 * mt.token_acc);
         }
+    }
+    if (!rc && json) {
+        /* exact_match and token_accuracy are fractions, null without prompts */
+        json_t *j = json_object();
+        int bad = cli_json_set(j, "checkpoint", cli_json_string(ckpt)) || cli_json_set(j, "data", cli_json_string(data)) ||
+                  cli_json_set(j, "examples", json_integer((json_int_t)use)) ||
+                  cli_json_set(j, "validation_loss", cli_json_real(loss / (double)batches)) ||
+                  cli_json_set(j, "unmask_loss", cli_json_real(um / (double)batches)) ||
+                  cli_json_set(j, "insert_loss", cli_json_real(ins / (double)batches)) ||
+                  cli_json_set(j, "exact_match", d.conditional ? cli_json_real(mt.exact) : json_null()) ||
+                  cli_json_set(j, "token_accuracy", d.conditional ? cli_json_real(mt.token_acc) : json_null());
+        if (bad) {
+            json_decref(j);
+            rc = cli_fail("JSON output: out of memory");
+        } else
+            rc = cli_json_print(j, false);
     }
     cli_data_free(&d);
     lflex_model_free(m);
@@ -439,7 +504,10 @@ int cmd_eval(int argc, char **argv)
     return rc;
 }
 
-static const cli_opt order_opts[] = {{NULL, NULL, NULL, 0}};
+static const cli_opt order_opts[] = {
+    {"json", NULL, "print the order as one JSON object", OPT_JSON},
+    {NULL, NULL, NULL, 0},
+};
 
 static const cli_command order_cmd = {
     "order", "CKPT TEXT",
@@ -451,8 +519,8 @@ static const cli_command order_cmd = {
     "lflex order runs/a/checkpoint.safetensors \"$(printf 'p q\\ta b c')\"",
     order_opts};
 
-/* Commands with only positional arguments: exactly `want` of them. */
-static int positional_only(const cli_command *c, int argc, char **argv, const char **pos, int want)
+/* Commands with positional arguments (exactly `want` of them) and --json. */
+static int positional_only(const cli_command *c, int argc, char **argv, const char **pos, int want, bool *json)
 {
     cli_opts p;
     const char *arg;
@@ -462,6 +530,8 @@ static int positional_only(const cli_command *c, int argc, char **argv, const ch
     for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
         if (id == CLI_OPT_EXIT)
             rc = p.status ? p.status : -1;
+        else if (id == OPT_JSON)
+            *json = true;
         else if (got < want)
             pos[got++] = arg;
         else
@@ -476,7 +546,8 @@ static int positional_only(const cli_command *c, int argc, char **argv, const ch
 int cmd_order(int argc, char **argv)
 {
     const char *pos[2];
-    int st = positional_only(&order_cmd, argc, argv, pos, 2);
+    bool json = false;
+    int st = positional_only(&order_cmd, argc, argv, pos, 2, &json);
     if (st)
         return st < 0 ? 0 : st;
     lflex_model_t *m = load(pos[0]);
@@ -496,7 +567,12 @@ int cmd_order(int argc, char **argv)
         rc = cli_fail("the text is longer than the model's max_len %ld", (long)max_len);
     if (!rc)
         rc = cli_data_add(&d, tab ? p : NULL, np, t, nt);
-    if (!rc)
+    if (!rc && json) {
+        json_t *j = NULL;
+        rc = cli_order_json(m, d.tokens, d.fixed, d.offsets[1], &j);
+        if (!rc)
+            rc = cli_json_print(j, false);
+    } else if (!rc)
         rc = cli_print_order(stdout, m, d.tokens, d.fixed, d.offsets[1]);
     free(p);
     free(t);
@@ -510,6 +586,7 @@ enum { OPT_T = 1, OPT_TOP };
 static const cli_opt rates_opts[] = {
     {"t", "T", "the time, from 0 to 1 (excluded; default 0.5)", OPT_T},
     {"top", "N", "most likely tokens shown for each masked position (0 to 1000000;\ndefault 3)", OPT_TOP},
+    {"json", NULL, "print the rates as one JSON object", OPT_JSON},
     {NULL, NULL, NULL, 0},
 };
 
@@ -521,11 +598,60 @@ static const cli_command rates_cmd = {
     "lflex rates runs/a/checkpoint.safetensors \"a [MASK] c\" --t 0.3",
     rates_opts};
 
+/* The token of rank r (0: the most likely; ties to the lower id) among
+ * the user tokens of a row of probabilities, or -1. */
+static int64_t rth_likely(const float *row, int64_t V, int64_t r)
+{
+    for (int64_t v = LFLEX_TOKEN_FIRST_USER; v < V; v++) {
+        int64_t rank = 0;
+        for (int64_t w = LFLEX_TOKEN_FIRST_USER; w < V; w++)
+            rank += row[w] > row[v] || (row[w] == row[v] && w < v);
+        if (rank == r)
+            return v;
+    }
+    return -1;
+}
+
+/* rates --json: {"t", "positions": [{"pos", "token", "insert_rate",
+ * "unmask_rate", "top": [{"token", "p"}] (masked positions only)}]}. */
+static int rates_json(const lflex_model_t *m, const int32_t *x, size_t n, double t, const float *probs,
+                      const float *um, const float *ins, int64_t V, int64_t top)
+{
+    json_t *j = json_object(), *pos = json_array();
+    int bad = cli_json_set(j, "t", cli_json_real(t)) || cli_json_set(j, "positions", pos);
+    for (size_t k = 0; k < n && !bad; k++) {
+        json_t *o = json_object();
+        bad = cli_json_set(o, "pos", json_integer((json_int_t)k)) || cli_json_set(o, "token", cli_json_text(m, x + k, 1)) ||
+              cli_json_set(o, "insert_rate", cli_json_real(ins[k])) ||
+              cli_json_set(o, "unmask_rate", cli_json_real(um[k])) || json_array_append_new(pos, o);
+        if (bad || x[k] != LFLEX_TOKEN_MASK)
+            continue;
+        json_t *best = json_array();
+        bad = cli_json_set(o, "top", best);
+        for (int64_t r = 0; r < top && !bad; r++) {
+            int64_t v = rth_likely(probs + k * (size_t)V, V, r);
+            if (v < 0)
+                break;
+            int32_t id = (int32_t)v;
+            json_t *e = json_object();
+            bad = cli_json_set(e, "token", cli_json_text(m, &id, 1)) ||
+                  cli_json_set(e, "p", cli_json_real(probs[k * (size_t)V + (size_t)v])) ||
+                  json_array_append_new(best, e);
+        }
+    }
+    if (bad) {
+        json_decref(j);
+        return cli_fail("JSON output: out of memory");
+    }
+    return cli_json_print(j, false);
+}
+
 int cmd_rates(int argc, char **argv)
 {
     const char *ckpt = NULL, *text = NULL, *arg;
     double t = 0.5;
     int64_t top = 3;
+    bool json = false;
     int rc = 0;
     cli_opts p;
     if (cli_opts_begin(&p, &rates_cmd, argc, argv))
@@ -543,6 +669,7 @@ int cmd_rates(int argc, char **argv)
             break;
         case OPT_T: rc = cli_opt_real("t", arg, 0, 1, true, &t); break;
         case OPT_TOP: rc = cli_opt_int("top", arg, 0, 1000000, &top); break;
+        case OPT_JSON: json = true; break;
         default: break;
         }
     }
@@ -565,7 +692,9 @@ int cmd_rates(int argc, char **argv)
           *ins = malloc(n * sizeof *ins);
     if (!rc && lflex_model_rates(m, x, n, t, probs, um, ins))
         rc = cli_fail_lib("rates");
-    if (!rc) {
+    if (!rc && json)
+        rc = rates_json(m, x, n, t, probs, um, ins, V, top);
+    else if (!rc) {
         printf("t = %.3f\n%5s  %-12s %12s %12s  %s\n", t, "pos", "token", "insert rate", "unmask rate",
                top ? "most likely tokens" : "");
         for (size_t k = 0; k < n; k++) {
@@ -575,18 +704,8 @@ int cmd_rates(int argc, char **argv)
                 snprintf(tok, sizeof tok, "%d", x[k]);
             printf("%5zu  %-12s %12.4g %12.4g  ", k, tok, ins[k], um[k]);
             if (x[k] == LFLEX_TOKEN_MASK)
-                for (int64_t r = 0; r < top; r++) { /* the r-th most likely */
-                    int64_t best = -1;
-                    for (int64_t v = LFLEX_TOKEN_FIRST_USER; v < V; v++) {
-                        float pv = probs[k * (size_t)V + (size_t)v];
-                        int rank = 0;
-                        for (int64_t w = LFLEX_TOKEN_FIRST_USER; w < V; w++) {
-                            float pw = probs[k * (size_t)V + (size_t)w];
-                            rank += pw > pv || (pw == pv && w < v);
-                        }
-                        if (rank == r)
-                            best = v;
-                    }
+                for (int64_t r = 0; r < top; r++) {
+                    int64_t best = rth_likely(probs + k * (size_t)V, V, r);
                     if (best < 0)
                         break;
                     int32_t id = (int32_t)best;

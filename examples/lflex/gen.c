@@ -1,4 +1,5 @@
 /* Exact match of generated targets, and the learned-order table. */
+#include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -90,16 +91,31 @@ static void token_text(const lflex_model_t *m, int32_t id, char *buf, size_t cap
  * sample of this size, and ranking them would invent an order. */
 static bool same_place(float a, float b) { return fabsf(a - b) <= 0.02f * fmaxf(fabsf(a), fabsf(b)); }
 
-int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n)
+/* The learned order of a sequence: shapes b, expected insertion times et,
+ * the place of each token (rank, 0 for fixed ones), the number of tokens
+ * at each place and the last place. */
+typedef struct {
+    float *b, *et;
+    int *rank, *at_place, max_rank;
+} order_table;
+
+static void order_free(order_table *o)
 {
-    float *b = malloc((n ? n : 1) * sizeof *b), *et = malloc((n ? n : 1) * sizeof *et);
-    int *rank = malloc((n ? n : 1) * sizeof *rank), *at_place = calloc(n + 1, sizeof *at_place);
-    if (!b || !et || !rank || !at_place || lflex_model_order(m, z, fixed, n, b, NULL, et)) {
-        free(b);
-        free(et);
-        free(rank);
-        free(at_place);
-        return b && et && rank && at_place ? cli_fail_lib("order") : cli_fail("order: out of memory");
+    free(o->b);
+    free(o->et);
+    free(o->rank);
+    free(o->at_place);
+}
+
+static int order_compute(order_table *o, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n)
+{
+    float *b = o->b = malloc((n ? n : 1) * sizeof *b), *et = o->et = malloc((n ? n : 1) * sizeof *et);
+    int *rank = o->rank = malloc((n ? n : 1) * sizeof *rank), *at_place = o->at_place = calloc(n + 1, sizeof *at_place);
+    bool have = b && et && rank && at_place;
+    if (!have || lflex_model_order(m, z, fixed, n, b, NULL, et)) {
+        int rc = have ? cli_fail_lib("order") : cli_fail("order: out of memory");
+        order_free(o);
+        return rc;
     }
     /* place of each non-fixed token (1 = first); tied tokens share a place,
      * which is 1 + the number of tokens strictly earlier; at_place[r]: the
@@ -116,6 +132,59 @@ int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uin
         at_place[rank[i]]++;
         max_rank = rank[i] > max_rank ? rank[i] : max_rank;
     }
+    o->max_rank = max_rank;
+    return 0;
+}
+
+int cli_order_json(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n, json_t **out)
+{
+    order_table o;
+    *out = NULL;
+    if (order_compute(&o, m, z, fixed, n))
+        return 1;
+    int64_t learned = 0;
+    lflex_model_get(m, LFLEX_PROP_LEARNED_ORDER, &learned);
+    size_t n_fixed = 0;
+    for (size_t i = 0; i < n; i++)
+        n_fixed += fixed && fixed[i];
+    json_t *j = json_object(), *toks = json_array(), *order = json_array();
+    int bad = cli_json_set(j, "fixed_tokens", json_integer((json_int_t)n_fixed)) ||
+              cli_json_set(j, "learned_order", json_boolean(learned)) || cli_json_set(j, "tokens", toks) ||
+              cli_json_set(j, "order", order);
+    for (size_t i = 0; i < n && !bad; i++) {
+        if (fixed && fixed[i])
+            continue;
+        json_t *t = json_object();
+        bad = cli_json_set(t, "pos", json_integer((json_int_t)i)) || cli_json_set(t, "token", cli_json_text(m, z + i, 1)) ||
+              cli_json_set(t, "b_in", cli_json_real(o.b[i])) || cli_json_set(t, "expected_t_in", cli_json_real(o.et[i])) ||
+              cli_json_set(t, "place", json_integer(o.rank[i])) ||
+              cli_json_set(t, "tied", json_boolean(o.at_place[o.rank[i]] > 1)) || json_array_append_new(toks, t);
+    }
+    for (int r = 1; r <= o.max_rank && !bad; r++) {
+        if (!o.at_place[r])
+            continue;
+        json_t *place = json_array();
+        bad = !place || json_array_append_new(order, place);
+        for (size_t i = 0; i < n && !bad; i++)
+            if (o.rank[i] == r)
+                bad = json_array_append_new(place, cli_json_text(m, z + i, 1));
+    }
+    order_free(&o);
+    if (bad) {
+        json_decref(j);
+        return cli_fail("JSON output: out of memory");
+    }
+    *out = j;
+    return 0;
+}
+
+int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n)
+{
+    order_table o;
+    if (order_compute(&o, m, z, fixed, n))
+        return 1;
+    float *b = o.b, *et = o.et;
+    int *rank = o.rank, *at_place = o.at_place, max_rank = o.max_rank;
     /* fixed tokens (a prompt, BOS, EOS) are present from the start: one
      * line for them, then a row per generated token with its expected
      * insertion time on a line from t = 0 to t = 1 */
@@ -163,9 +232,6 @@ int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uin
                        : max_rank == 1 && n_free > 1 ? "  (all tied: no order learned)\n" : "\n",
               f);
     }
-    free(b);
-    free(et);
-    free(rank);
-    free(at_place);
+    order_free(&o);
     return 0;
 }

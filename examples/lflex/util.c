@@ -1,3 +1,6 @@
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -139,4 +142,60 @@ void buf_free(cli_buf *b)
 {
     free(b->s);
     memset(b, 0, sizeof *b);
+}
+
+json_t *cli_json_real(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+/* A JSON string of text; bytes of text that is not valid UTF-8 become '?'. */
+static json_t *json_text(char *s)
+{
+    json_t *j = json_string(s);
+    if (!j) {
+        for (char *c = s; *c; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
+        j = json_string(s);
+    }
+    return j;
+}
+
+json_t *cli_json_string(const char *s)
+{
+    char *c = strdup(s);
+    json_t *j = c ? json_text(c) : NULL;
+    free(c);
+    return j;
+}
+
+json_t *cli_json_text(const lflex_model_t *m, const int32_t *ids, size_t n)
+{
+    char small[4096];
+    size_t need;
+    if (lflex_model_decode(m, ids, n, small, sizeof small, &need) == LFLEX_OK)
+        return json_text(small);
+    char *big = malloc(need + 1);
+    json_t *j = big && lflex_model_decode(m, ids, n, big, need + 1, &need) == LFLEX_OK ? json_text(big) : NULL;
+    free(big);
+    return j;
+}
+
+int cli_json_set(json_t *o, const char *key, json_t *v)
+{
+    if (!o || !v) {
+        json_decref(v);
+        return 1;
+    }
+    return json_object_set_new(o, key, v) != 0;
+}
+
+int cli_json_print(json_t *j, bool one_line)
+{
+    if (!j)
+        return cli_fail("JSON output: out of memory");
+    size_t flags = JSON_REAL_PRECISION(9) | (one_line ? JSON_COMPACT : JSON_INDENT(2));
+    int rc = json_dumpf(j, stdout, flags);
+    json_decref(j);
+    if (rc || putchar('\n') == EOF || fflush(stdout) || ferror(stdout))
+        return cli_fail("standard output: %s", strerror(errno));
+    return 0;
 }

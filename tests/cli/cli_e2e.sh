@@ -209,6 +209,62 @@ check "order prints the order in one line, tied tokens in brackets" \
 "$LFLEX" rates out/checkpoint.safetensors "a [MASK] c" --t 0.3 > r.txt
 check "rates prints insertion and unmasking rates" "[ $? -eq 0 ] && grep -q 'insert rate' r.txt && grep -q '<mask>' r.txt"
 
+# --json: what scripts read, parsed by Python's json (no NaN/Infinity)
+json_check() { # json_check FILE PYTHON-EXPRESSION-OF-d (d: the document, or the list of lines with --lines)
+    lines=0
+    [ "$1" = --lines ] && { lines=1; shift; }
+    /usr/bin/python3 -c '
+import json, sys
+def bad(c): raise ValueError("not JSON: " + c)
+text = open(sys.argv[1]).read()
+if sys.argv[3] == "1":
+    d = [json.loads(l, parse_constant=bad) for l in text.splitlines()]
+else:
+    d = json.loads(text, parse_constant=bad)
+sys.exit(0 if eval(sys.argv[2]) else "unexpected: %r" % (d,))
+' "$1" "$2" "$lines"
+}
+C=out/checkpoint.safetensors
+"$LFLEX" sample $C --json --n 2 --prompt "p q" --infill "a [GAP] c" --steps 8 > sj.txt
+sj=$?
+"$LFLEX" sample $C --json --times --n 1 --steps 8 > sj2.txt
+sj2=$?
+"$LFLEX" eval $C valid.txt --json --steps 8 > ej.txt
+ej=$?
+"$LFLEX" eval $C train.txt --json --n 3 > ej2.txt 2> /dev/null
+printf 'a b c\nb c\n' > uncond.txt
+"$LFLEX" eval $C uncond.txt --json > ej3.txt
+ej3=$?
+"$LFLEX" order $C "$(printf 'p q\ta b c')" --json > oj.txt
+oj=$?
+"$LFLEX" rates $C "a [MASK] c" --t 0.3 --top 2 --json > rj.txt
+rj=$?
+if [ -x /usr/bin/python3 ]; then
+    check "sample --json: a JSON object per sequence, with its template" \
+        "[ $sj -eq 0 ] && [ \$(wc -l < sj.txt) -eq 4 ] && json_check --lines sj.txt \
+         '[x[\"template\"] for x in d] == [0, 0, 1, 1] and d[0][\"prompt\"] == \"p q\" and d[2][\"infill\"] == \"a [GAP] c\" and all(isinstance(x[\"text\"], str) for x in d)'"
+    check "sample --json --times: every token with its times" \
+        "[ $sj2 -eq 0 ] && json_check --lines sj2.txt \
+         'len(d) == 1 and d[0][\"tokens\"][-1][\"token\"] == \"<eos>\" and all(0 <= t[\"inserted\"] <= t[\"unmasked\"] <= 1 for t in d[0][\"tokens\"])'"
+    check "eval --json: one document with the losses, exact match and token accuracy" \
+        "[ $ej -eq 0 ] && json_check ej.txt \
+         'd[\"examples\"] == 8 and d[\"validation_loss\"] > 0 and 0 <= d[\"exact_match\"] <= 1 and 0 <= d[\"token_accuracy\"] <= 1'"
+    check "eval --json --n 3 evaluates 3 examples" "json_check ej2.txt 'd[\"examples\"] == 3'"
+    check "eval --json without prompts: exact match is null" \
+        "[ $ej3 -eq 0 ] && json_check ej3.txt 'd[\"exact_match\"] is None and d[\"token_accuracy\"] is None and d[\"examples\"] == 2'"
+    check "order --json: every target token with its place, and the order" \
+        "[ $oj -eq 0 ] && json_check oj.txt \
+         'd[\"fixed_tokens\"] == 4 and [t[\"token\"] for t in d[\"tokens\"]] == [\"a\", \"b\", \"c\"] and sorted(sum(d[\"order\"], [])) == [\"a\", \"b\", \"c\"]'"
+    check "rates --json: the rates of every position, the top tokens at the mask" \
+        "[ $rj -eq 0 ] && json_check rj.txt \
+         'd[\"t\"] == 0.3 and len(d[\"positions\"]) == 4 and len(d[\"positions\"][1][\"top\"]) == 2 and \"top\" not in d[\"positions\"][0]'"
+else
+    for what in "sample --json" "sample --json --times" "eval --json" "eval --json --n 3" "eval --json without prompts" \
+        "order --json" "rates --json"; do
+        ok "$what # SKIP no /usr/bin/python3"
+    done
+fi
+
 # options: --opt=VALUE and --opt VALUE alike; a bad value is one error line
 # naming the option, status 2; no value reaches a YAML text unchecked
 C=out/checkpoint.safetensors
@@ -262,10 +318,10 @@ help_ok() { # help_ok COMMAND OPTION...
          && grep -q '^Examples*:' help.out && grep -q '^  lflex $cmd' help.out && [ -z '$missing' ]"
 }
 help_ok train set resume quiet
-help_ok sample n prompt prompts infill times steps temperature top-k top-p confidence insertion seed max-len batch
-help_ok eval n steps temperature top-k top-p confidence insertion seed max-len batch
-help_ok order
-help_ok rates t top
+help_ok sample n prompt prompts infill times json steps temperature top-k top-p confidence insertion seed max-len batch
+help_ok eval n json steps temperature top-k top-p confidence insertion seed max-len batch
+help_ok order json
+help_ok rates t top json
 help_ok demo seconds threads
 help_ok version
 "$LFLEX" help sample > help2.out
