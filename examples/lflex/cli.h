@@ -28,6 +28,29 @@ void buf_add(cli_buf *b, const char *s, size_t n);
 void buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(cli_buf *b);
 
+/* ---- progress on standard error (util.c) ---- */
+
+/* "m:ss" or "h:mm:ss" of a time left in seconds ("--:--" when unknown). */
+void cli_format_eta(char *buf, size_t cap, double s);
+
+/* A progress line with a bar, the rate and the time left, redrawn on
+ * standard error at most 10 times a second; only when standard error is a
+ * terminal and not quiet. */
+typedef struct {
+    bool on, drawn, stdout_tty;
+    double t0, last;
+    uint64_t total;
+    const char *unit;           /* what is counted, e.g. "seq" */
+} cli_progress;
+void cli_progress_begin(cli_progress *p, bool quiet, uint64_t total, const char *unit);
+/* `done` of total are done (drawn at once when all are). */
+void cli_progress_update(cli_progress *p, uint64_t done);
+/* Erase the line before writing on standard output when that is a
+ * terminal too; the next update draws it again. */
+void cli_progress_clear(cli_progress *p);
+/* Erase the line for good. */
+void cli_progress_end(cli_progress *p);
+
 /* ---- JSON output of --json (util.c), written with jansson ---- */
 
 typedef struct json_t json_t; /* <jansson.h> */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -104,7 +105,7 @@ static void print_text(FILE *f, const lflex_model_t *m, const int32_t *ids, size
     free(big);
 }
 
-enum { OPT_N = 1, OPT_PROMPT, OPT_PROMPTS, OPT_INFILL, OPT_TIMES, OPT_JSON = 90 };
+enum { OPT_N = 1, OPT_PROMPT, OPT_PROMPTS, OPT_INFILL, OPT_TIMES, OPT_JSON = 90, OPT_QUIET };
 
 static const cli_opt sample_opts[] = {
     {"n", "N", "sequences per template (1 to 2^53 - 1; default 1)", OPT_N},
@@ -114,6 +115,7 @@ static const cli_opt sample_opts[] = {
      OPT_INFILL},
     {"times", NULL, "print every token with the times it was inserted and unmasked", OPT_TIMES},
     {"json", NULL, "print a JSON object per sequence, one a line (JSON lines)", OPT_JSON},
+    {"quiet", NULL, "no progress on standard error (shown only when it is a terminal)", OPT_QUIET},
     SAMPLER_OPTS("1"),
     {NULL, NULL, NULL, 0},
 };
@@ -210,7 +212,7 @@ int cmd_sample(int argc, char **argv)
 {
     const char *ckpt = NULL, *prompts_file = NULL, *arg;
     int64_t n = 1;
-    bool times = false, json = false;
+    bool times = false, json = false, quiet = false;
     cli_section sf = {0};
     char **prompts = calloc((size_t)argc + 1, sizeof *prompts), **infills = calloc((size_t)argc + 1, sizeof *infills);
     int n_prompts = 0, n_infills = 0, rc = 0;
@@ -234,6 +236,7 @@ int cmd_sample(int argc, char **argv)
         case OPT_INFILL: infills[n_infills++] = (char *)arg; break;
         case OPT_TIMES: times = true; break;
         case OPT_JSON: json = true; break;
+        case OPT_QUIET: quiet = true; break;
         default: rc = sampler_option(&sf, id, arg); break;
         }
     }
@@ -334,6 +337,8 @@ int cmd_sample(int argc, char **argv)
     if (!rc && (!toff || !ooff || !out || (times && (!tin || !tum))))
         rc = cli_fail("out of memory");
     uint64_t total = rc ? 0 : (uint64_t)kinds * (uint64_t)n;
+    cli_progress prog;
+    cli_progress_begin(&prog, quiet, total, "seq");
     for (uint64_t j0 = 0; j0 < total && !rc; j0 += chunk) {
         size_t cn = total - j0 < chunk ? (size_t)(total - j0) : chunk;
         cb_ids.len = cb_open.len = 0;
@@ -346,9 +351,11 @@ int cmd_sample(int argc, char **argv)
         }
         if (lflex_sampler_generate_batch(s, (const int32_t *)cb_ids.s, (const uint8_t *)cb_open.s, toff, cn, out, cap,
                                          ooff, tin, tum)) {
+            cli_progress_end(&prog);
             rc = cli_fail_lib("generate");
             break;
         }
+        cli_progress_clear(&prog);
         for (size_t j = 0; j < cn && !rc; j++) {
             size_t k = (size_t)((j0 + j) / (uint64_t)n);
             if (json)
@@ -363,7 +370,9 @@ int cmd_sample(int argc, char **argv)
         }
         if (!rc && (fflush(stdout) || ferror(stdout))) /* a closed pipe when SIGPIPE is ignored */
             rc = cli_fail("standard output: %s", strerror(errno));
+        cli_progress_update(&prog, j0 + cn);
     }
+    cli_progress_end(&prog);
     free(out);
     free(ooff);
     free(toff);
@@ -389,6 +398,7 @@ int cmd_sample(int argc, char **argv)
 static const cli_opt eval_opts[] = {
     {"n", "N", "evaluate the first N examples (1 to 2^53 - 1; default 1000)", OPT_N},
     {"json", NULL, "print the results as one JSON object", OPT_JSON},
+    {"quiet", NULL, "no progress on standard error (shown only when it is a terminal)", OPT_QUIET},
     SAMPLER_OPTS("0"),
     {NULL, NULL, NULL, 0},
 };
@@ -406,7 +416,7 @@ int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = NULL, *arg;
     int64_t n = 1000;
-    bool json = false;
+    bool json = false, quiet = false;
     cli_section sf = {0};
     int rc = 0;
     cli_opts p;
@@ -425,6 +435,7 @@ int cmd_eval(int argc, char **argv)
             break;
         case OPT_N: rc = cli_opt_int("n", arg, 1, (INT64_C(1) << 53) - 1, &n); break;
         case OPT_JSON: json = true; break;
+        case OPT_QUIET: quiet = true; break;
         default: rc = sampler_option(&sf, id, arg); break;
         }
     }
@@ -456,6 +467,8 @@ int cmd_eval(int argc, char **argv)
     /* validation loss in batches of 32 with fixed times and states */
     double loss = 0, um = 0, ins = 0;
     size_t batches = 0;
+    cli_progress prog;
+    cli_progress_begin(&prog, quiet, use, "ex");
     for (size_t b0 = 0; b0 < use && !rc; b0 += 32, batches++) {
         size_t b1 = b0 + 32 < use ? b0 + 32 : use, off[33];
         for (size_t j = b0; j <= b1; j++)
@@ -467,7 +480,9 @@ int cmd_eval(int argc, char **argv)
         loss += st.unmask_loss + st.insert_loss;
         um += st.unmask_loss;
         ins += st.insert_loss;
+        cli_progress_update(&prog, b1);
     }
+    cli_progress_end(&prog);
     if (!rc && !json) {
         printf("examples:        %zu of %s\n", use, data);
         printf("validation loss: %.4f (unmask %.4f, insert %.4f)\n", loss / (double)batches, um / (double)batches,
@@ -476,7 +491,13 @@ int cmd_eval(int argc, char **argv)
     }
     cli_match mt = {0};
     if (!rc && d.conditional) {
+        /* one call of the library: no rate or time left, only what it does */
+        bool tell = !quiet && isatty(fileno(stderr));
+        if (tell)
+            fprintf(stderr, "generating %zu targets for the exact match...", use);
         rc = cli_exact_match(m, yaml.s, yaml.len, &d, use, NULL, 0, &mt);
+        if (tell)
+            fputs("\r\033[K", stderr);
         if (!rc && !json) {
             printf("exact match:     %.2f%%\n", 100 * mt.exact);
             printf("token accuracy:  %.2f%%\n", 100 * mt.token_acc);

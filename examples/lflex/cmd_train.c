@@ -70,16 +70,6 @@ static void log_record(FILE *log, cli_buf *rec)
     buf_free(rec);
 }
 
-static void format_eta(char *buf, size_t cap, double s)
-{
-    if (!(s >= 0) || s > 1e7)
-        snprintf(buf, cap, "--:--");
-    else if (s >= 3600)
-        snprintf(buf, cap, "%d:%02d:%02d", (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
-    else
-        snprintf(buf, cap, "%d:%02d", (int)s / 60, (int)s % 60);
-}
-
 /* Validation loss over the first `n` examples (fixed times and states). */
 static int valid_loss(lflex_model_t *m, const cli_data *v, size_t n, size_t batch, double parts[3])
 {
@@ -494,7 +484,7 @@ int cmd_train(int argc, char **argv)
             double dt = now - t_last, tps = acc.tokens / (dt > 0 ? dt : 1e-9);
             double per_step = (now - t_start) / (double)(step - first_step);
             char eta[32];
-            format_eta(eta, sizeof eta, per_step * (double)(o.steps - step));
+            cli_format_eta(eta, sizeof eta, per_step * (double)(o.steps - step));
             double n = (double)acc.n;
             cli_buf rec = {0};
             buf_printf(&rec, "{\"step\": %ld", (long)step);

@@ -17,8 +17,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: lflex COMMAND [ARGS]\n\n"
                "  train CONFIG.yaml [--set KEY=VALUE]... [--resume CKPT] [--quiet]\n"
-               "  sample CKPT [--n N] [--prompt TEXT]... [--prompts FILE] [--infill TEXT]... [--json] [options]\n"
-               "  eval CKPT DATA [--n N] [--json] [options]\n"
+               "  sample CKPT [--n N] [--prompt TEXT]... [--prompts FILE] [--infill TEXT]... [--json] [--quiet] [options]\n"
+               "  eval CKPT DATA [--n N] [--json] [--quiet] [options]\n"
                "  order CKPT TEXT [--json]\n"
                "  rates CKPT TEXT [--t T] [--top N] [--json]\n"
                "  demo [--seconds S] [--threads N]\n"

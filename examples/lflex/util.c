@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -198,4 +199,62 @@ int cli_json_print(json_t *j, bool one_line)
     if (rc || putchar('\n') == EOF || fflush(stdout) || ferror(stdout))
         return cli_fail("standard output: %s", strerror(errno));
     return 0;
+}
+
+void cli_format_eta(char *buf, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, cap, "--:--");
+    else if (s >= 3600)
+        snprintf(buf, cap, "%d:%02d:%02d", (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
+    else
+        snprintf(buf, cap, "%d:%02d", (int)s / 60, (int)s % 60);
+}
+
+void cli_progress_begin(cli_progress *p, bool quiet, uint64_t total, const char *unit)
+{
+    *p = (cli_progress){.on = !quiet && total && isatty(fileno(stderr)), .t0 = cli_now(), .total = total,
+                        .stdout_tty = isatty(fileno(stdout)),
+                        .unit = unit};
+}
+
+void cli_progress_update(cli_progress *p, uint64_t done)
+{
+    double now = cli_now();
+    if (!p->on || (done < p->total && now - p->last < 0.1))
+        return;
+    p->last = now;
+    double dt = now - p->t0, rate = (double)done / (dt > 0 ? dt : 1e-9);
+    char eta[32], bar[32];
+    cli_format_eta(eta, sizeof eta, done ? dt / (double)done * (double)(p->total - done) : -1);
+    int width = 24, filled = (int)(width * (double)done / (double)p->total);
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %llu/%llu %s  %.1f %s/s  ETA %s\033[K", bar, (unsigned long long)done,
+            (unsigned long long)p->total, p->unit, rate, p->unit, eta);
+    fflush(stderr);
+    p->drawn = true;
+}
+
+static void erase(cli_progress *p)
+{
+    if (p->on && p->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        p->drawn = false;
+        p->last = 0; /* draw again at the next update */
+    }
+}
+
+void cli_progress_clear(cli_progress *p)
+{
+    if (p->stdout_tty)
+        erase(p);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    erase(p);
+    p->on = false;
 }

@@ -265,6 +265,29 @@ else
     done
 fi
 
+# progress of sample and eval: on standard error when it is a terminal,
+# never in a file or a pipe, never with --quiet
+"$LFLEX" sample $C --n 40 --steps 4 --batch 8 > /dev/null 2> prog1.err &&
+    "$LFLEX" eval $C valid.txt --steps 4 > /dev/null 2> prog2.err
+check "sample and eval print no progress when standard error is not a terminal" \
+    "[ $? -eq 0 ] && [ ! -s prog1.err ] && [ ! -s prog2.err ]"
+"$LFLEX" sample $C --n 40 --steps 4 --quiet > /dev/null 2> prog3.err &&
+    "$LFLEX" eval $C valid.txt --steps 4 --quiet > /dev/null 2> prog4.err
+check "sample --quiet and eval --quiet print nothing on standard error" "[ $? -eq 0 ] && [ ! -s prog3.err ] && [ ! -s prog4.err ]"
+if command -v script > /dev/null 2>&1 && script -qc true /dev/null > /dev/null 2>&1; then
+    # script(1) gives the command a terminal; standard output goes to files
+    script -qc "\"$LFLEX\" sample $C --n 40 --steps 4 --batch 8 > prog_s.out" /dev/null > prog_tty1.txt 2>&1
+    script -qc "\"$LFLEX\" eval $C valid.txt --steps 4 > prog_e.out" /dev/null > prog_tty2.txt 2>&1
+    check "on a terminal, sample and eval show the progress with the rate and the time left" \
+        "grep -q '40/40 seq .* seq/s  ETA 0:00' prog_tty1.txt && grep -q '8/8 ex .* ex/s  ETA 0:00' prog_tty2.txt && \
+         [ \$(wc -l < prog_s.out) -eq 40 ] && grep -q 'validation loss' prog_e.out"
+    script -qc "\"$LFLEX\" sample $C --n 40 --steps 4 --batch 8 --quiet > prog_s.out" /dev/null > prog_tty3.txt 2>&1
+    check "on a terminal, sample --quiet shows no progress" "! grep -q 'ETA' prog_tty3.txt && [ \$(wc -l < prog_s.out) -eq 40 ]"
+else
+    ok "on a terminal, sample and eval show the progress # SKIP no script(1)"
+    ok "on a terminal, sample --quiet shows no progress # SKIP no script(1)"
+fi
+
 # options: --opt=VALUE and --opt VALUE alike; a bad value is one error line
 # naming the option, status 2; no value reaches a YAML text unchecked
 C=out/checkpoint.safetensors
@@ -318,8 +341,8 @@ help_ok() { # help_ok COMMAND OPTION...
          && grep -q '^Examples*:' help.out && grep -q '^  lflex $cmd' help.out && [ -z '$missing' ]"
 }
 help_ok train set resume quiet
-help_ok sample n prompt prompts infill times json steps temperature top-k top-p confidence insertion seed max-len batch
-help_ok eval n json steps temperature top-k top-p confidence insertion seed max-len batch
+help_ok sample n prompt prompts infill times json quiet steps temperature top-k top-p confidence insertion seed max-len batch
+help_ok eval n json quiet steps temperature top-k top-p confidence insertion seed max-len batch
 help_ok order json
 help_ok rates t top json
 help_ok demo seconds threads
