@@ -220,9 +220,10 @@ typedef struct {
 
 /* Generate the target of the first `n` conditional examples of `d` and
  * compare with the references. Samples of the first `show` examples are
- * printed to `out` (may be NULL). */
+ * printed to `out` (may be NULL). `prog` (may be NULL) shows the sampler's
+ * steps. */
 int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len, const cli_data *d, size_t n,
-                    FILE *out, size_t show, cli_match *res);
+                    FILE *out, size_t show, cli_match *res, cli_progress *prog);
 /* Print a table of the learned order of a sequence. */
 int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n);
 /* The same as a JSON object (*out): fixed_tokens, learned_order, tokens

@@ -140,7 +140,7 @@ int cmd_demo(int argc, char **argv)
         printf("\nReversing %d new prompts (greedy, 64 steps); the first ones:\n", N_TEST);
         cli_match mt;
         const char *scfg = "steps: 64\ntemperature: 0\nseed: 1\n";
-        rc = cli_exact_match(m, scfg, strlen(scfg), &test, N_TEST, stdout, 5, &mt);
+        rc = cli_exact_match(m, scfg, strlen(scfg), &test, N_TEST, stdout, 5, &mt, NULL);
         if (!rc)
             printf("\nexact match %.1f%%, token accuracy %.1f%% over %zu prompts after %ld steps\n", 100 * mt.exact,
                    100 * mt.token_acc, mt.n, step);

@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -491,13 +490,10 @@ int cmd_eval(int argc, char **argv)
     }
     cli_match mt = {0};
     if (!rc && d.conditional) {
-        /* one call of the library: no rate or time left, only what it does */
-        bool tell = !quiet && isatty(fileno(stderr));
-        if (tell)
-            fprintf(stderr, "generating %zu targets for the exact match...", use);
-        rc = cli_exact_match(m, yaml.s, yaml.len, &d, use, NULL, 0, &mt);
-        if (tell)
-            fputs("\r\033[K", stderr);
+        /* the sampler's steps (its total is known at the first one) */
+        cli_progress_begin(&prog, quiet, 1, "step");
+        rc = cli_exact_match(m, yaml.s, yaml.len, &d, use, NULL, 0, &mt, &prog);
+        cli_progress_end(&prog);
         if (!rc && !json) {
             printf("exact match:     %.2f%%\n", 100 * mt.exact);
             printf("token accuracy:  %.2f%%\n", 100 * mt.token_acc);

@@ -520,7 +520,7 @@ int cmd_train(int argc, char **argv)
             cli_match mt = {0};
             rc = valid_loss(m, &valid, (size_t)o.eval_examples, (size_t)o.batch, parts);
             if (!rc && valid.conditional)
-                rc = cli_exact_match(m, sample_yaml, sample_len, &valid, (size_t)o.eval_examples, NULL, 0, &mt);
+                rc = cli_exact_match(m, sample_yaml, sample_len, &valid, (size_t)o.eval_examples, NULL, 0, &mt, NULL);
             if (rc)
                 break;
             cli_buf rec = {0};

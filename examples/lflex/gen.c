@@ -17,8 +17,17 @@ static void print_ids(FILE *f, const lflex_model_t *m, const int32_t *ids, size_
         fputs("(too long to print)", f);
 }
 
+/* The sampler's progress callback: the steps of every batch. */
+static int show_steps(void *user, uint64_t done, uint64_t total)
+{
+    cli_progress *p = user;
+    p->total = total;
+    cli_progress_update(p, done);
+    return 0;
+}
+
 int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len, const cli_data *d, size_t n,
-                    FILE *out, size_t show, cli_match *res)
+                    FILE *out, size_t show, cli_match *res, cli_progress *prog)
 {
     memset(res, 0, sizeof *res);
     if (n > d->n)
@@ -28,6 +37,8 @@ int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len,
     lflex_sampler_t *s;
     if (lflex_sampler_new(&s, m, sampler_yaml, yaml_len))
         return cli_fail_lib("sampler");
+    if (prog && prog->on)
+        lflex_sampler_set_progress(s, show_steps, prog);
     int64_t max_len;
     lflex_model_get(m, LFLEX_PROP_MAX_LEN, &max_len);
     /* templates: the prompt, BOS, EOS of every example */

@@ -279,7 +279,7 @@ if command -v script > /dev/null 2>&1 && script -qc true /dev/null > /dev/null 2
     script -qc "\"$LFLEX\" sample $C --n 40 --steps 4 --batch 8 > prog_s.out" /dev/null > prog_tty1.txt 2>&1
     script -qc "\"$LFLEX\" eval $C valid.txt --steps 4 > prog_e.out" /dev/null > prog_tty2.txt 2>&1
     check "on a terminal, sample and eval show the progress with the rate and the time left" \
-        "grep -q '40/40 seq .* seq/s  ETA 0:00' prog_tty1.txt && grep -q '8/8 ex .* ex/s  ETA 0:00' prog_tty2.txt && \
+        "grep -q '40/40 seq .* seq/s  ETA 0:00' prog_tty1.txt && grep -q '8/8 ex .* ex/s  ETA 0:00' prog_tty2.txt && grep -q ' step/s  ETA' prog_tty2.txt && \
          [ \$(wc -l < prog_s.out) -eq 40 ] && grep -q 'validation loss' prog_e.out"
     script -qc "\"$LFLEX\" sample $C --n 40 --steps 4 --batch 8 --quiet > prog_s.out" /dev/null > prog_tty3.txt 2>&1
     check "on a terminal, sample --quiet shows no progress" "! grep -q 'ETA' prog_tty3.txt && [ \$(wc -l < prog_s.out) -eq 40 ]"
