@@ -15,13 +15,7 @@
 
 #include "io/safetensors.h"
 #include "lflex/lflex.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 /* A file of n one-element F32 tensors named like a model's parameters and
  * moments ("optim.m.gen.blocks.<i>.mlp.w1"), written as another tool would:

@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static const char default_config[] = "model: {d_model: 128, n_heads: 4, n_layers: 4, max_len: 16}\n"
                                      "aux: {d_model: 64, n_heads: 2, n_layers: 2}\n"
                                      "schedule: {family: kumaraswamy}\n"
@@ -50,40 +52,6 @@ static const char tiny_config[] = "model: {d_model: 32, n_heads: 2, n_layers: 2,
 enum { N_THREADS = 2, N_COND = 2, WARMUP = 2 };
 static const int thread_counts[N_THREADS] = {1, 2};
 static const char *const cond_names[N_COND] = {"idle", "busy"};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
 
 /* A child that spins until killed, on the last CPU of our affinity mask. */
 static pid_t start_busy_child(int *cpu)
