@@ -110,6 +110,9 @@ void cli_opts_end(cli_opts *p);
 void cli_help(FILE *f, const cli_command *c);
 /* "lflex: NAME: message" and the usage on standard error; returns 2. */
 int cli_usage_error(const cli_command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A positional argument into the first of the n slots still NULL; 0, or 2
+ * (a usage error) when every slot is taken. */
+int cli_opts_positional(const cli_command *c, const char *arg, const char **slots[], int n);
 /* Option values: an error naming the option (and returning 2) for an
  * empty value, text that is not wholly the number, or a number outside
  * [lo, hi] ([lo, hi) when below_hi). */

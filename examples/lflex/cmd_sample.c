@@ -224,11 +224,7 @@ int cmd_sample(int argc, char **argv)
     for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
         switch (id) {
         case CLI_OPT_EXIT: rc = p.status ? p.status : -1; break;
-        case CLI_OPT_ARG:
-            if (ckpt)
-                rc = cli_usage_error(&sample_cmd, "unexpected argument '%s'", arg);
-            ckpt = arg;
-            break;
+        case CLI_OPT_ARG: rc = cli_opts_positional(&sample_cmd, arg, (const char **[]){&ckpt}, 1); break;
         case OPT_N: rc = cli_opt_int("n", arg, 1, (INT64_C(1) << 53) - 1, &n); break;
         case OPT_PROMPT: prompts[n_prompts++] = (char *)arg; break;
         case OPT_PROMPTS: prompts_file = arg; break;
@@ -424,14 +420,7 @@ int cmd_eval(int argc, char **argv)
     for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
         switch (id) {
         case CLI_OPT_EXIT: rc = p.status ? p.status : -1; break;
-        case CLI_OPT_ARG:
-            if (!ckpt)
-                ckpt = arg;
-            else if (!data)
-                data = arg;
-            else
-                rc = cli_usage_error(&eval_cmd, "unexpected argument '%s'", arg);
-            break;
+        case CLI_OPT_ARG: rc = cli_opts_positional(&eval_cmd, arg, (const char **[]){&ckpt, &data}, 2); break;
         case OPT_N: rc = cli_opt_int("n", arg, 1, (INT64_C(1) << 53) - 1, &n); break;
         case OPT_JSON: json = true; break;
         case OPT_QUIET: quiet = true; break;
@@ -676,14 +665,7 @@ int cmd_rates(int argc, char **argv)
     for (int id; !rc && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
         switch (id) {
         case CLI_OPT_EXIT: rc = p.status ? p.status : -1; break;
-        case CLI_OPT_ARG:
-            if (!ckpt)
-                ckpt = arg;
-            else if (!text)
-                text = arg;
-            else
-                rc = cli_usage_error(&rates_cmd, "unexpected argument '%s'", arg);
-            break;
+        case CLI_OPT_ARG: rc = cli_opts_positional(&rates_cmd, arg, (const char **[]){&ckpt, &text}, 2); break;
         case OPT_T: rc = cli_opt_real("t", arg, 0, 1, true, &t); break;
         case OPT_TOP: rc = cli_opt_int("top", arg, 0, 1000000, &top); break;
         case OPT_JSON: json = true; break;

@@ -233,11 +233,7 @@ int cmd_train(int argc, char **argv)
     for (int id; !ps && (id = cli_opts_next(&p, &arg)) != CLI_OPT_END;) {
         switch (id) {
         case CLI_OPT_EXIT: ps = p.status ? p.status : -1; break;
-        case CLI_OPT_ARG:
-            if (cfg_path)
-                ps = cli_usage_error(&train_cmd, "unexpected argument '%s'", arg);
-            cfg_path = arg;
-            break;
+        case CLI_OPT_ARG: ps = cli_opts_positional(&train_cmd, arg, (const char **[]){&cfg_path}, 1); break;
         case OPT_SET:
             if (!override_ok(arg)) {
                 char v[96];

@@ -262,6 +262,16 @@ int cli_opts_next(cli_opts *p, const char **arg)
     return o->id;
 }
 
+int cli_opts_positional(const cli_command *c, const char *arg, const char **slots[], int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!*slots[i]) {
+            *slots[i] = arg;
+            return 0;
+        }
+    return cli_usage_error(c, "unexpected argument '%s'", arg);
+}
+
 int cli_usage_error(const cli_command *c, const char *fmt, ...)
 {
     va_list ap;
