@@ -213,6 +213,20 @@ static void write_raw(const char *path, const unsigned char *b, size_t n)
     fclose(fp);
 }
 
+/* A fresh test directory holding "good.safetensors", a saved model of the
+ * variant; *path is its name and *other that of a second file `name` there
+ * (the rewritten copy). */
+static void save_variant(char path[128], char other[128], const char *name, int variant)
+{
+    make_dir();
+    file_in_dir(path, 128, "good.safetensors");
+    file_in_dir(other, 128, name);
+    lf_model a;
+    make_model(&a, variants[variant]);
+    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
+    lf_model_destroy(&a);
+}
+
 /* A rewrite of a checkpoint with lf_st_write, as another tool would make
  * it: every tensor and metadata entry copied except those changed here. */
 typedef struct {
@@ -517,14 +531,8 @@ static const struct {
 
 START_TEST(test_foreign_files)
 {
-    make_dir();
     char path[128], bad[128];
-    file_in_dir(path, sizeof path, "good.safetensors");
-    file_in_dir(bad, sizeof bad, "bad.safetensors");
-    lf_model a;
-    make_model(&a, variants[foreign[_i].variant]);
-    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
-    lf_model_destroy(&a);
+    save_variant(path, bad, "bad.safetensors", foreign[_i].variant);
     rewrite(path, bad, &foreign[_i].w);
     assert_load_fails(bad, foreign[_i].code, foreign[_i].part);
     remove_dir();
@@ -534,14 +542,9 @@ END_TEST
 /* A tensor of the wrong shape: named, with the offset of its data. */
 START_TEST(test_wrong_shape_names_offset)
 {
-    make_dir();
     char path[128], bad[128];
-    file_in_dir(path, sizeof path, "good.safetensors");
-    file_in_dir(bad, sizeof bad, "bad.safetensors");
+    save_variant(path, bad, "bad.safetensors", 0);
     lf_model a;
-    make_model(&a, variants[0]);
-    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
-    lf_model_destroy(&a);
     const char *names[] = {"gen.blocks.0.attn.wqkv", "optim.m.aux.blocks.0.mlp.w1"};
     for (int i = 0; i < 2; i++) {
         rewrite(path, bad, &(rewrite_spec){.reshape = names[i]});
@@ -569,14 +572,9 @@ END_TEST
  * MB to terabytes, and only then look at the tensors). */
 START_TEST(test_huge_config_refused_before_allocation)
 {
-    make_dir();
     char path[128], bad[128];
-    file_in_dir(path, sizeof path, "good.safetensors");
-    file_in_dir(bad, sizeof bad, "bad.safetensors");
-    lf_model a, b;
-    make_model(&a, variants[0]);
-    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
-    lf_model_destroy(&a);
+    save_variant(path, bad, "bad.safetensors", 0);
+    lf_model b;
     static const struct {
         const char *config, *part;
     } huge[] = {
@@ -611,14 +609,9 @@ END_TEST
  * instead of wrapping (and one step below it is the last one taken). */
 START_TEST(test_step_count_limit)
 {
-    make_dir();
     char path[128], edge[128];
-    file_in_dir(path, sizeof path, "good.safetensors");
-    file_in_dir(edge, sizeof edge, "edge.safetensors");
-    lf_model a, b;
-    make_model(&a, variants[2]);
-    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
-    lf_model_destroy(&a);
+    save_variant(path, edge, "edge.safetensors", 2);
+    lf_model b;
     rewrite(path, edge, &(rewrite_spec){.meta_key = "lflex.step", .meta_value = "9007199254740990"});
     int rc = lf_checkpoint_load(&b, edge);
     ck_assert_msg(rc == LFLEX_OK, "%s", lflex_last_error());
@@ -674,14 +667,8 @@ END_TEST
  * refused at its 65th level, before the rest is read. */
 START_TEST(test_deep_config_refused_at_once)
 {
-    make_dir();
     char path[128], bad[128];
-    file_in_dir(path, sizeof path, "good.safetensors");
-    file_in_dir(bad, sizeof bad, "bad.safetensors");
-    lf_model a;
-    make_model(&a, variants[0]);
-    ck_assert_int_eq(lf_checkpoint_save(&a, path), LFLEX_OK);
-    lf_model_destroy(&a);
+    save_variant(path, bad, "bad.safetensors", 0);
     enum { LEVELS = 100000 };
     char *yaml = malloc(2 * LEVELS + 32);
     ck_assert_ptr_nonnull(yaml);
