@@ -78,12 +78,19 @@ void lf_model_destroy(lf_model *m);
 /* Threads of the model's context (0: all cores); the trace is dropped. */
 int lf_model_set_threads(lf_model *m, int n_threads);
 
-/* A training batch as the API receives it. */
+/* A training batch as the API receives it. A shard (shard_count > 0) is
+ * the part of the batch one process of a data-parallel run computes:
+ * sequences [shard_first, shard_first + shard_count). Its times and states
+ * are those the whole batch draws for these sequences, the random stream
+ * ends where the whole batch leaves it, and the objective is scaled by the
+ * whole batch's size, so that the shards' gradients and loss parts sum to
+ * those of the whole batch. shard_count 0 is the whole batch. */
 typedef struct lf_batch {
     const int32_t *tokens;
     const uint8_t *fixed;
     const int32_t *offsets;   /* [n_seq + 1] */
     int64_t n_seq;
+    int64_t shard_first, shard_count;
 } lf_batch;
 
 /* Noised states given from outside (tests against the PyTorch reference):

@@ -20,6 +20,15 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
     }
 }
 
+void lf_noise_skip(lf_rng *rng, const uint8_t *fixed, int64_t begin, int64_t end)
+{
+    for (int64_t i = begin; i < end; i++)
+        if (!fixed[i]) {
+            lf_rng_next(rng);
+            lf_rng_next(rng);
+        }
+}
+
 int64_t lf_noise_build_xt(const int32_t *tokens, const int32_t *offsets, int64_t n_seq, const int32_t *state,
                           int32_t mask_id, int64_t row_base, int32_t *ids, int32_t *src, int32_t *offsets_out,
                           int32_t *gap_row, int32_t *masked, int64_t *n_masked)

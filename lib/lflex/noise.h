@@ -18,6 +18,12 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
                           const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
                           double a, int32_t *state);
 
+/* Advance `rng` past the draws lf_noise_draw_states makes for the tokens
+ * [begin, end) of a batch (two per non-fixed token), without drawing states:
+ * a process that computes a shard of a batch skips the other sequences'
+ * draws, so that its shard gets the numbers the whole batch would give it. */
+void lf_noise_skip(lf_rng *rng, const uint8_t *fixed, int64_t begin, int64_t end);
+
 /* x_t of one state, appended at row `row_base` of a packed x_t.
  * In: the clean batch (tokens, offsets, n_seq) and the states.
  * Out (capacity: the number of clean tokens each):

@@ -66,7 +66,20 @@ static double time_weight(const lf_model_config *cfg, double t, double a)
     return cfg->time_weight == LF_TW_FLAT ? 1.0 : lf_base_hazard(t, a);
 }
 
-int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given, bool backward,
+/* The sequences of a shard as a batch of their own (offsets from 0). */
+static int shard_view(lf_ctx *ctx, const lf_batch *whole, int64_t j0, int64_t B, lf_batch *out)
+{
+    int32_t *off = lf_arena_alloc(&ctx->arena, (size_t)(B + 1) * sizeof *off);
+    if (!off)
+        return LFLEX_ENOMEM;
+    const int32_t base = whole->offsets[j0];
+    for (int64_t j = 0; j <= B; j++)
+        off[j] = whole->offsets[j0 + j] - base;
+    *out = (lf_batch){whole->tokens + base, whole->fixed + base, off, B, 0, 0};
+    return LFLEX_OK;
+}
+
+int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *given, bool backward,
                   lf_loss_parts *parts)
 {
     lf_ctx *ctx = &m->ctx;
@@ -75,7 +88,20 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     if (st)
         return st;
     memset(&m->trace, 0, sizeof m->trace);
-    const int64_t B = bt->n_seq, Nz = bt->offsets[B];
+    /* the sequences computed here, [j0, j0 + B) of the Bg of the whole
+     * batch; every mean over sequences divides by Bg */
+    const int64_t Bg = whole->n_seq, j0 = whole->shard_count ? whole->shard_first : 0;
+    const int64_t B = whole->shard_count ? whole->shard_count : Bg;
+    const bool sharded = B != Bg;
+    const double Bn = (double)Bg;
+    lf_batch shard;
+    const lf_batch *bt = whole;
+    if (sharded) {
+        if ((st = shard_view(ctx, whole, j0, B, &shard)))
+            return st;
+        bt = &shard;
+    }
+    const int64_t Nz = bt->offsets[B];
     const int n_states = m->learned ? 2 : 1;
     const int64_t SB = n_states * B;
     const double a = m->a, c_const = m->b_um;
@@ -89,8 +115,16 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     lf_tensor *inv_n = const_vec(ctx, B, true), *has_nf = const_vec(ctx, B, true);
     if (!t || !t_tok || !n_nf || !seq_nf || !inv_n || !has_nf)
         return LFLEX_ENOMEM;
+    /* stratified times over the whole batch: sequence j of Bg in the j-th
+     * of Bg equal slices */
+    for (int64_t jg = 0; !given && jg < Bg; jg++) {
+        double u = lf_rng_uniform(&m->rng);
+        if (jg >= j0 && jg < j0 + B)
+            t[jg - j0] = T_EPS + ((double)jg + u) / Bn * (1 - 2 * T_EPS);
+    }
     for (int64_t j = 0; j < B; j++) {
-        t[j] = given ? given->t[j] : T_EPS + ((double)j + lf_rng_uniform(&m->rng)) / (double)B * (1 - 2 * T_EPS);
+        if (given)
+            t[j] = given->t[j0 + j];
         n_nf[j] = 0;
         for (int64_t i = bt->offsets[j]; i < bt->offsets[j + 1]; i++) {
             t_tok[i] = t[j];
@@ -103,6 +137,13 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     for (int s = 1; s < n_states; s++)
         memcpy(t + s * B, t, (size_t)B * sizeof *t);
     uint64_t seed_aux = lf_rng_next(&m->rng), seed_gen = lf_rng_next(&m->rng);
+    if (sharded) {
+        /* dropout masks follow the rows of the packed tensors, which differ
+         * between a shard and the whole batch: each shard its own masks */
+        uint64_t key = (uint64_t)j0;
+        seed_aux ^= lf_splitmix64(&key);
+        seed_gen ^= lf_splitmix64(&key);
+    }
 
     /* ---- auxiliary network: b_in (and b_um) of every clean token ---- */
     lf_tensor *b_in, *b_um = NULL;
@@ -140,11 +181,14 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         gap_row[s] = lf_new1(ctx, LF_INT, Nz);
         if (!state[s] || !gap_row[s])
             return LFLEX_ENOMEM;
-        if (given)
-            memcpy(state[s], given->state[s], (size_t)Nz * sizeof(int32_t));
-        else
+        if (given) {
+            memcpy(state[s], given->state[s] + whole->offsets[j0], (size_t)Nz * sizeof(int32_t));
+        } else { /* the draws of the other shards' tokens are skipped */
+            lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
             lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
                                  c_const, a, state[s]);
+            lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
+        }
         int64_t nm;
         Nx += lf_noise_build_xt(bt->tokens, bt->offsets, B, state[s], LF_MASK, Nx, xt + Nx, src + Nx,
                                 xt_off + s * B, lf_idata(gap_row[s]), masked + M, &nm);
@@ -225,13 +269,13 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
     /* ---- the objective ---- */
     lf_tensor *total, *reinforce = NULL, *reg = NULL, *logp[2] = {NULL, NULL};
     if (n_states == 2) {
-        total = lf_scale(ctx, lf_sum(ctx, L), 1.0 / (double)SB);
+        total = lf_scale(ctx, lf_sum(ctx, L), 1.0 / (double)(n_states * Bg));
         /* leave-one-out REINFORCE: 1/2 stopgrad(L1 - L2) (log p(S1) - log p(S2)), averaged */
         lf_tensor *w = const_vec(ctx, B, false);
         if (!w)
             return LFLEX_ENOMEM;
         for (int64_t j = 0; j < B; j++)
-            lf_data(w)[j] = (lf_real)(0.5 * ((double)lf_data(L)[j] - (double)lf_data(L)[B + j]) / (double)B);
+            lf_data(w)[j] = (lf_real)(0.5 * ((double)lf_data(L)[j] - (double)lf_data(L)[B + j]) / Bn);
         for (int s = 0; s < 2; s++) {
             lf_tensor *lp = lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
             logp[s] = lf_scatter_add_rows(ctx, lp, seq_nf, B);
@@ -240,10 +284,10 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
         reg = regulariser(ctx, m, b_in, seq_nf, B, inv_n, has_nf);
         if (b_um)
             reg = lf_add(ctx, reg, regulariser(ctx, m, b_um, seq_nf, B, inv_n, has_nf));
-        reg = lf_scale(ctx, reg, cfg->w_reg / (double)B);
+        reg = lf_scale(ctx, reg, cfg->w_reg / Bn);
         total = lf_add(ctx, lf_add(ctx, total, reinforce), reg);
     } else {
-        total = lf_mean(ctx, L);
+        total = sharded ? lf_scale(ctx, lf_sum(ctx, L), 1.0 / Bn) : lf_mean(ctx, L);
     }
     if ((st = lf_ctx_status(ctx)))
         return st;
@@ -255,8 +299,8 @@ int lf_model_loss(lf_model *m, const lf_batch *bt, const lf_given_states *given,
             s_um += L_um ? lf_data(L_um)[j] : 0;
         }
         parts->total = lf_data(total)[0];
-        parts->insert = s_ins / (double)SB;
-        parts->unmask = s_um / (double)SB;
+        parts->insert = s_ins / (double)(n_states * Bg);
+        parts->unmask = s_um / (double)(n_states * Bg);
         parts->reinforce = reinforce ? lf_data(reinforce)[0] : 0;
         parts->reg = reg ? lf_data(reg)[0] : 0;
         parts->tokens = (m->learned ? Nz : 0) + Nx;

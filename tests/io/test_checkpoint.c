@@ -130,7 +130,7 @@ static const int32_t batch_offsets[] = {0, 4, 11, 13};
 
 static void train_step(lf_model *m)
 {
-    lf_batch b = {batch_tokens, batch_fixed, batch_offsets, 3};
+    lf_batch b = {batch_tokens, batch_fixed, batch_offsets, 3, 0, 0};
     lf_loss_parts parts;
     int rc = lf_model_loss(m, &b, NULL, true, &parts);
     ck_assert_msg(rc == LFLEX_OK, "loss: %s", lflex_last_error());
@@ -618,7 +618,7 @@ START_TEST(test_step_count_limit)
     ck_assert_uint_eq(b.step, LF_STEP_MAX - 1);
     train_step(&b);
     ck_assert_uint_eq(b.step, LF_STEP_MAX);
-    lf_batch batch = {batch_tokens, batch_fixed, batch_offsets, 3};
+    lf_batch batch = {batch_tokens, batch_fixed, batch_offsets, 3, 0, 0};
     lf_loss_parts parts;
     ck_assert_int_eq(lf_model_loss(&b, &batch, NULL, true, &parts), LFLEX_OK);
     double gn, lr;

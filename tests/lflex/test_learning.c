@@ -47,7 +47,7 @@ static double validation_loss(lf_model *m)
         lf_rng data;
         lf_rng_seed(&data, 1000 + (uint64_t)k);
         counting_batch(&data, tok, fx, off);
-        lf_batch bt = {tok, fx, off, BATCH};
+        lf_batch bt = {tok, fx, off, BATCH, 0, 0};
         lf_loss_parts p;
         lf_rng_seed(&m->rng, 77 + (uint64_t)k); /* the same times and states every time */
         ck_assert_int_eq(lf_model_loss(m, &bt, NULL, false, &p), 0);
@@ -79,7 +79,7 @@ static void check_learns(const char *schedule, double factor)
     lf_rng_seed(&data, 5);
     for (int s = 1; s <= STEPS; s++) {
         counting_batch(&data, tok, fx, off);
-        lf_batch bt = {tok, fx, off, BATCH};
+        lf_batch bt = {tok, fx, off, BATCH, 0, 0};
         lf_loss_parts p;
         double gn, lr;
         ck_assert_int_eq(lf_model_loss(&m, &bt, NULL, true, &p), 0);

@@ -325,7 +325,7 @@ static void run_fixture(const char *fixture, const change *chg, report *r)
         state[0][i] = state[0][i] == LF_STATE_MASKED ? LF_STATE_CLEAN : LF_STATE_MASKED;
     }
 
-    lf_batch batch = {tokens, fixed, offsets, B};
+    lf_batch batch = {tokens, fixed, offsets, B, 0, 0};
     lf_given_states given = {t, {state[0], state[1]}};
     lf_loss_parts parts;
     st = lf_model_loss(m, &batch, &given, true, &parts);

@@ -473,7 +473,7 @@ START_TEST(test_rates_match_training_forward)
         const int32_t state[6] = {LF_STATE_CLEAN, LF_STATE_DROPPED, LF_STATE_MASKED, LF_STATE_DROPPED,
                                   LF_STATE_MASKED, LF_STATE_CLEAN};
         const double t = 0.37;
-        lf_batch bt = {z, fixed, off, 1};
+        lf_batch bt = {z, fixed, off, 1, 0, 0};
         lf_given_states gs = {&t, {state, learned ? state : NULL}};
         ck_assert_int_eq(lf_model_loss(&m, &bt, &gs, false, NULL), 0);
         const lf_loss_trace *tr = lf_model_last_trace(&m);
