@@ -250,6 +250,68 @@ LFLEX_API int lflex_model_eval_loss(lflex_model_t *m, const int32_t *tokens, con
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
+/** @name Data-parallel training (doc/distributed.md) */
+/**@{*/
+
+/** The number of statistics a lflex_reduce_fn sums at the end of a step. */
+#define LFLEX_REDUCE_STATS 8
+
+/**
+ * A sum over the processes of a data-parallel run, called by
+ * lflex_model_train_step_shard() on the calling thread after the backward
+ * pass: once per bucket of the gradient (@p grad, @p n_grad floats;
+ * @p stats NULL), then once with the step's statistics (@p stats,
+ * @p n_stats = LFLEX_REDUCE_STATS doubles; @p grad NULL). It replaces every
+ * value by its sum over the processes, in place. The number and order of
+ * the calls depend only on the model, so they are the same in every
+ * process. A call may start a non-blocking reduction and return before it
+ * ends, but when the call with @p stats returns, every value handed over
+ * during the step must hold its sum.
+ *
+ * @return 0, or non-zero to fail the step with LFLEX_EIO (the model is left
+ *         as it was)
+ */
+typedef int (*lflex_reduce_fn)(void *user, float *grad, size_t n_grad, double *stats, size_t n_stats);
+
+/**
+ * Set the reduction over processes that lflex_model_train_step_shard()
+ * uses (NULL removes it). lflex_model_train_step() never calls it.
+ *
+ * @param bucket_floats  gradient values per call; 0 means 1048576 (4 MiB)
+ * @return LFLEX_OK, LFLEX_EINVAL when @p m is NULL
+ */
+LFLEX_API int lflex_model_set_reduce(lflex_model_t *m, lflex_reduce_fn fn, void *user, size_t bucket_floats);
+
+/**
+ * One step of data-parallel training: every process passes the same whole
+ * batch (as for lflex_model_train_step()) and computes the sequences
+ * [@p first, @p first + @p count) of it; the shards of the processes
+ * together cover the batch once. The gradients and loss statistics of the
+ * shards are summed by the model's reduction (lflex_model_set_reduce()),
+ * then every process applies the same optimiser step (clipping uses the
+ * norm of the summed gradient). The step is that of
+ * lflex_model_train_step() on the whole batch, to float rounding: times and
+ * states of every sequence are the whole batch's draws and the random
+ * stream ends where the whole batch leaves it, so checkpoints do not depend
+ * on the number of processes. Only dropout masks (model.dropout > 0) are
+ * drawn per shard.
+ *
+ * @param stats  the whole batch's statistics (loss parts, tokens, gradient
+ *               norm); may be NULL
+ * @return LFLEX_OK; LFLEX_EINVAL for a bad batch (as
+ *         lflex_model_train_step()) or a shard that is empty or runs past
+ *         the batch; LFLEX_ESTATE without a reduction; LFLEX_EIO when the
+ *         reduction failed; LFLEX_ENUMERIC as lflex_model_train_step(),
+ *         also when the objective of another process's shard was not
+ *         finite; LFLEX_ECANCELED when another process's shard failed
+ *         otherwise. A failed step changes nothing, in every process.
+ */
+LFLEX_API int lflex_model_train_step_shard(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
+                                           const size_t *offsets, size_t n_seq, size_t first, size_t count,
+                                           lflex_train_stats *stats);
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
 /** @name Schedules */
 /**@{*/
 

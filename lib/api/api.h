@@ -31,6 +31,11 @@ struct lflex_model {
     uint8_t *batch_fixed;
     int32_t *batch_offsets;
     size_t batch_cap_tok, batch_cap_off;
+    /* data-parallel training: the sum over the processes
+     * (lflex_model_set_reduce), NULL when not set */
+    lflex_reduce_fn reduce;
+    void *reduce_user;
+    size_t bucket_floats;
 };
 
 #endif

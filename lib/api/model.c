@@ -259,6 +259,7 @@ static int prepare_batch(lflex_model_t *m, const char *fn, const int32_t *tokens
     out->fixed = m->batch_fixed;
     out->offsets = m->batch_offsets;
     out->n_seq = (int64_t)n_seq;
+    out->shard_first = out->shard_count = 0;
     return LFLEX_OK;
 }
 
@@ -290,6 +291,21 @@ static int loss_status(lflex_model_t *m, const char *fn, int st)
                     m->m.ctx.status_where ? m->m.ctx.status_where : "the objective");
 }
 
+/* The optimiser step from the gradients in place, and the statistics; a
+ * failure puts back the random stream of before the step. */
+static int finish_step(lflex_model_t *m, const char *fn, const lf_loss_parts *parts, const lf_rng *saved_rng,
+                       lflex_train_stats *stats)
+{
+    double grad_norm = 0, lr = 0;
+    int st = lf_model_apply_step(&m->m, parts->total, &grad_norm, &lr);
+    if (st) {
+        m->m.rng = *saved_rng;
+        return lf_error_prefix("%s", fn);
+    }
+    fill_stats(stats, parts, grad_norm, lr, m->m.step);
+    return LFLEX_OK;
+}
+
 LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
                                      const size_t *offsets, size_t n_seq, lflex_train_stats *stats)
 {
@@ -305,14 +321,86 @@ LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, co
         m->m.rng = saved_rng; /* a failed step leaves the model as it was */
         return loss_status(m, fn, st);
     }
-    double grad_norm = 0, lr = 0;
-    st = lf_model_apply_step(&m->m, parts.total, &grad_norm, &lr);
-    if (st) {
-        m->m.rng = saved_rng;
-        return lf_error_prefix("%s", fn);
-    }
-    fill_stats(stats, &parts, grad_norm, lr, m->m.step);
+    return finish_step(m, fn, &parts, &saved_rng, stats);
+}
+
+/* ---- data-parallel training ---------------------------------------------- */
+
+_Static_assert(sizeof(lf_real) == sizeof(float), "the reduction hands the gradient over as float");
+
+/* The statistics handed to the reduction with the last bucket: sums over
+ * the processes give the whole batch's values (the objective is scaled by
+ * the whole batch's size), and how many shards failed. */
+enum { RS_TOTAL, RS_UNMASK, RS_INSERT, RS_REINFORCE, RS_REG, RS_TOKENS, RS_FAILED, RS_NONFINITE, RS_N };
+_Static_assert(RS_N == LFLEX_REDUCE_STATS, "LFLEX_REDUCE_STATS names the statistics handed over");
+
+#define DEFAULT_BUCKET_FLOATS ((size_t)1 << 20)
+
+LFLEX_API int lflex_model_set_reduce(lflex_model_t *m, lflex_reduce_fn fn, void *user, size_t bucket_floats)
+{
+    CHECK_ARG(m, "lflex_model_set_reduce: model is NULL");
+    m->reduce = fn;
+    m->reduce_user = fn ? user : NULL;
+    m->bucket_floats = bucket_floats ? bucket_floats : DEFAULT_BUCKET_FLOATS;
     return LFLEX_OK;
+}
+
+/* Every bucket of the gradient, then the statistics, through the
+ * reduction; the callback's first non-zero return. */
+static int reduce_step(lflex_model_t *m, double *rs)
+{
+    const lf_params *P = &m->m.params;
+    size_t total = (size_t)P->total;
+    for (size_t at = 0; at < total; at += m->bucket_floats) {
+        size_t n = total - at < m->bucket_floats ? total - at : m->bucket_floats;
+        int r = m->reduce(m->reduce_user, P->grad + at, n, NULL, 0);
+        if (r)
+            return r;
+    }
+    return m->reduce(m->reduce_user, NULL, 0, rs, RS_N);
+}
+
+LFLEX_API int lflex_model_train_step_shard(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
+                                           const size_t *offsets, size_t n_seq, size_t first, size_t count,
+                                           lflex_train_stats *stats)
+{
+    static const char fn[] = "lflex_model_train_step_shard";
+    lf_batch batch;
+    int st = prepare_batch(m, fn, tokens, fixed, offsets, n_seq, &batch);
+    if (st)
+        return st;
+    CHECK_ARG(count >= 1 && first < n_seq && count <= n_seq - first,
+              "%s: the shard of %zu sequences from sequence %zu is empty or runs past the batch of %zu", fn, count,
+              first, n_seq);
+    if (!m->reduce)
+        return lf_error(LFLEX_ESTATE, "%s: the model has no reduction over processes (lflex_model_set_reduce)", fn);
+    batch.shard_first = (int64_t)first;
+    batch.shard_count = (int64_t)count;
+    lf_loss_parts parts;
+    lf_rng saved_rng = m->m.rng;
+    int local = lf_model_loss(&m->m, &batch, NULL, true, &parts);
+    if (local) { /* the others still wait for this process's share: a zero one, flagged */
+        local = loss_status(m, fn, local);
+        memset(&parts, 0, sizeof parts);
+        memset(m->m.params.grad, 0, (size_t)m->m.params.total * sizeof *m->m.params.grad);
+    }
+    double rs[RS_N] = {parts.total,    parts.unmask,        parts.insert, parts.reinforce, parts.reg,
+                       (double)parts.tokens, local != 0, local == LFLEX_ENUMERIC};
+    int r = reduce_step(m, rs);
+    if (r || rs[RS_FAILED] > 0)
+        m->m.rng = saved_rng; /* a failed step leaves the model as it was */
+    if (r)
+        return lf_error(LFLEX_EIO, "%s: the reduction over processes failed (its callback returned %d); the step "
+                        "was not applied", fn, r);
+    if (local)
+        return local;
+    if (rs[RS_FAILED] > 0)
+        return lf_error(rs[RS_NONFINITE] == rs[RS_FAILED] ? LFLEX_ENUMERIC : LFLEX_ECANCELED,
+                        "%s: the objective failed in %.0f other shard(s) of the batch (%.0f not finite); the step "
+                        "was not applied", fn, rs[RS_FAILED], rs[RS_NONFINITE]);
+    parts = (lf_loss_parts){rs[RS_TOTAL], rs[RS_UNMASK], rs[RS_INSERT], rs[RS_REINFORCE], rs[RS_REG],
+                            (int64_t)rs[RS_TOKENS]};
+    return finish_step(m, fn, &parts, &saved_rng, stats);
 }
 
 LFLEX_API int lflex_model_eval_loss(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,

@@ -44,6 +44,8 @@ class TrainStatsC(Structure):
 
 #: int (*lflex_progress_fn)(void *user, uint64_t done, uint64_t total)
 ProgressFn = CFUNCTYPE(c_int, c_void_p, c_uint64, c_uint64)
+#: int (*lflex_reduce_fn)(void *user, float *grad, size_t n_grad, double *stats, size_t n_stats)
+ReduceFn = CFUNCTYPE(c_int, c_void_p, POINTER(c_float), c_size_t, POINTER(c_double), c_size_t)
 
 _handle_out = POINTER(c_void_p)
 _i32p = POINTER(c_int32)
@@ -67,10 +69,13 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "lflex_model_load": (c_int, [_handle_out, c_char_p]),
     "lflex_model_config": (c_int, [c_void_p, POINTER(c_char), c_size_t, _sizep]),
     "lflex_model_get": (c_int, [c_void_p, c_int, POINTER(c_int64)]),
+    "lflex_model_set_reduce": (c_int, [c_void_p, ReduceFn, c_void_p, c_size_t]),
     "lflex_model_set_threads": (c_int, [c_void_p, c_int]),
     "lflex_model_encode": (c_int, [c_void_p, c_char_p, c_size_t, _i32p, c_size_t, _sizep]),
     "lflex_model_decode": (c_int, [c_void_p, _i32p, c_size_t, POINTER(c_char), c_size_t, _sizep]),
     "lflex_model_train_step": (c_int, [c_void_p, _i32p, _u8p, _sizep, c_size_t, POINTER(TrainStatsC)]),
+    "lflex_model_train_step_shard": (c_int, [c_void_p, _i32p, _u8p, _sizep, c_size_t, c_size_t, c_size_t,
+                                             POINTER(TrainStatsC)]),
     "lflex_model_eval_loss": (c_int, [c_void_p, _i32p, _u8p, _sizep, c_size_t, c_uint64, POINTER(TrainStatsC)]),
     "lflex_schedule_new": (c_int, [_handle_out, c_char_p, c_size_t]),
     "lflex_schedule_free": (None, [c_void_p]),
