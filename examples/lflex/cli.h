@@ -275,6 +275,32 @@ int cli_load_resumed(lflex_model_t **out, const char *ckpt, char **overrides, in
 /* A fingerprint of the training examples (tokens, fixed flags, lengths). */
 uint64_t cli_data_hash(const cli_data *d);
 
+/* ---- data-parallel training under mpirun (dist.c) ---- */
+
+/* This process in a run of `size` processes (1 and rank 0 when not
+ * started by an MPI launcher, or built without -Dmpi). */
+typedef struct {
+    int rank, size;
+    void *group;                /* lflex_mpi_t, NULL for one process */
+} cli_dist;
+/* Join the processes of the MPI job when started by a launcher. */
+int cli_dist_begin(cli_dist *d);
+/* Sum the model's gradients over the processes. */
+int cli_dist_attach(cli_dist *d, lflex_model_t *m);
+/* A training step on the whole batch: this process's shard of it, summed
+ * over the processes; a plain step for one process. */
+int cli_dist_step(cli_dist *d, lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed, const size_t *offsets,
+                  size_t n_seq, lflex_train_stats *stats);
+/* The message of a failed cli_dist_step. */
+const char *cli_dist_error(const cli_dist *d);
+/* Whether any process passes true (they decide together, e.g. to stop). */
+bool cli_dist_any(cli_dist *d, bool flag);
+/* Bytes handed to the reductions and seconds spent in them so far. */
+void cli_dist_reduced(const cli_dist *d, uint64_t *bytes, double *seconds);
+/* Leave the job; a failure (status other than 0 and 130) stops every
+ * process of it, so that none waits for this one. Returns status. */
+int cli_dist_end(cli_dist *d, int status);
+
 /* ---- commands ---- */
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

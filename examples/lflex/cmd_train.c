@@ -254,10 +254,20 @@ int cmd_train(int argc, char **argv)
         free(overrides);
         return ps < 0 ? 0 : ps;
     }
+    /* under mpirun: one process of a data-parallel run, rank 0 the one
+     * that logs, evaluates and saves (doc/distributed.md) */
+    cli_dist d;
+    if (cli_dist_begin(&d)) {
+        free(overrides);
+        return cli_dist_end(&d, 1);
+    }
+    const bool lead = d.rank == 0;
+    if (!lead)
+        o.quiet = true;
     cli_config c;
     if (cli_config_read(&c, cfg_path, overrides, n_over)) {
         free(overrides);
-        return 1;
+        return cli_dist_end(&d, 1);
     }
     static const char *const data_keys[] = {"train", "valid", "skip_bad_lines", NULL};
     static const char *const run_keys[] = {"steps",     "batch_size", "out",  "log_every", "eval_every",
@@ -336,6 +346,11 @@ int cmd_train(int argc, char **argv)
         if (!rc && lflex_model_new(&m, c.model_yaml, c.model_len))
             rc = cli_fail("%s: %s", cfg_path, lflex_last_error());
     }
+    if (!rc)
+        rc = cli_dist_attach(&d, m);
+    if (!rc && o.batch < d.size)
+        rc = cli_fail("run.batch_size: %ld is less than the %d processes; each computes at least one sequence of "
+                      "every batch", o.batch, d.size);
     /* the sample section now, not at the first evaluation */
     const char *sample_yaml = c.sample_yaml.s ? c.sample_yaml.s : "steps: 64\ntemperature: 0\n";
     size_t sample_len = strlen(sample_yaml);
@@ -354,7 +369,7 @@ int cmd_train(int argc, char **argv)
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", out_dir ? out_dir : ".");
     snprintf(cfg_out, sizeof cfg_out, "%s/config.yaml", out_dir ? out_dir : ".");
     FILE *log = NULL;
-    if (!rc && resume) { /* records after the checkpoint's step were written before a crash */
+    if (!rc && resume && lead) { /* records after the checkpoint's step were written before a crash */
         int64_t step0;
         size_t dropped;
         lflex_model_get(m, LFLEX_PROP_STEP, &step0);
@@ -363,12 +378,12 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "lflex: %s: %zu line%s after step %" PRId64 " dropped (written after the checkpoint)\n",
                     log_path, dropped, dropped > 1 ? "s" : "", step0);
     }
-    if (!rc) {
+    if (!rc && lead) {
         log = fopen(log_path, resume ? "a" : "w");
         if (!log)
             rc = cli_fail("%s: %s", log_path, strerror(errno));
     }
-    if (!rc) { /* the model's full configuration next to its checkpoints */
+    if (!rc && lead) { /* the model's full configuration next to its checkpoints */
         char *yaml = malloc(1 << 20);
         size_t len;
         FILE *f = fopen(cfg_out, "w");
@@ -379,7 +394,7 @@ int cmd_train(int argc, char **argv)
         free(yaml);
     }
     o.tty = !o.quiet && isatty(fileno(stderr));
-    if (!rc) {
+    if (!rc && lead) {
         int64_t n_params, step0;
         lflex_model_get(m, LFLEX_PROP_N_PARAMS, &n_params);
         lflex_model_get(m, LFLEX_PROP_STEP, &step0);
@@ -388,6 +403,8 @@ int cmd_train(int argc, char **argv)
                 train.skipped ? " (some lines skipped)" : "", step0 ? "resuming at step " : "starting");
         if (step0)
             fprintf(stderr, "%ld", (long)step0);
+        if (d.size > 1)
+            fprintf(stderr, "; %d processes", d.size);
         fprintf(stderr, "; writing %s\n", out_dir);
     }
 
@@ -412,11 +429,12 @@ int cmd_train(int argc, char **argv)
                           "draws the batches the run would have drawn (start a new run to change it)",
                           o.batch, saved.batch);
         else if (found && (saved.examples != train.n || saved.data_hash != data_hash)) {
-            fprintf(stderr, "lflex: warning: %s holds other examples than the checkpoint's run was trained on "
+            if (lead)
+                fprintf(stderr, "lflex: warning: %s holds other examples than the checkpoint's run was trained on "
                             "(%zu, it had %" PRIu64 "); the batch order starts again from run.seed\n",
                     train_path, train.n, saved.examples);
             found = false;
-        } else if (!found)
+        } else if (!found && lead)
             fprintf(stderr, "lflex: warning: %s; the batch order starts again from run.seed, so the run will not "
                             "be the one it would have been without the interruption\n", why);
         order_start(&order, (uint64_t)o.seed, found ? &saved : NULL);
@@ -455,11 +473,13 @@ int cmd_train(int argc, char **argv)
             boff[j + 1] = need;
         }
         lflex_train_stats st = {.struct_size = sizeof st};
-        int r = lflex_model_train_step(m, bt, bf, boff, (size_t)o.batch, &st);
+        int r = cli_dist_step(&d, m, bt, bf, boff, (size_t)o.batch, &st);
         double now = cli_now();
-        stopped = cli_interrupted || (o.time_limit && now - t_start >= (double)o.time_limit);
+        /* every process stops at the same step, when one of them would */
+        stopped = cli_dist_any(&d, cli_interrupted || (o.time_limit && now - t_start >= (double)o.time_limit));
         if (r == LFLEX_ENUMERIC) {
-            fprintf(stderr, "\nlflex: step %ld skipped: %s\n", (long)step + 1, lflex_last_error());
+            if (lead)
+                fprintf(stderr, "\nlflex: step %ld skipped: %s\n", (long)step + 1, lflex_last_error());
             if (++skipped_in_row >= MAX_SKIPPED_IN_ROW) { /* the weights give nothing finite any more */
                 rc = cli_fail("step %ld: %d steps in a row were not finite; stopping (the last checkpoint is "
                               "kept; lower train.lr or raise train.warmup)", (long)step + 1, MAX_SKIPPED_IN_ROW);
@@ -468,7 +488,7 @@ int cmd_train(int argc, char **argv)
             if (!stopped) /* not a step: nothing to log, evaluate or save again */
                 continue;
         } else if (r) {
-            rc = cli_fail_lib("train step");
+            rc = cli_fail("train step: %s", cli_dist_error(&d));
             break;
         } else {
             skipped_in_row = 0;
@@ -476,7 +496,7 @@ int cmd_train(int argc, char **argv)
             step = (int64_t)st.step;
         }
         bool last = step >= o.steps;
-        if (acc.n && (step % o.log_every == 0 || last || stopped)) {
+        if (lead && acc.n && (step % o.log_every == 0 || last || stopped)) {
             double dt = now - t_last, tps = acc.tokens / (dt > 0 ? dt : 1e-9);
             double per_step = (now - t_start) / (double)(step - first_step);
             char eta[32];
@@ -511,7 +531,7 @@ int cmd_train(int argc, char **argv)
             memset(&acc, 0, sizeof acc);
             t_last = now;
         }
-        if (valid.n && o.eval_every && (step % o.eval_every == 0 || last) && !stopped) {
+        if (lead && valid.n && o.eval_every && (step % o.eval_every == 0 || last) && !stopped) {
             double parts[3];
             cli_match mt = {0};
             rc = valid_loss(m, &valid, (size_t)o.eval_examples, (size_t)o.batch, parts);
@@ -540,7 +560,7 @@ int cmd_train(int argc, char **argv)
                 fputc('\n', stderr);
             }
         }
-        if ((o.save_every && step % o.save_every == 0) || last || stopped) {
+        if (lead && ((o.save_every && step % o.save_every == 0) || last || stopped)) {
             /* the batch order first, with that of the checkpoint still in
              * place: a crash between the two writes leaves a state for
              * whichever checkpoint the file then holds */
@@ -562,10 +582,17 @@ int cmd_train(int argc, char **argv)
     }
     if (!rc && o.tty)
         fputc('\n', stderr);
-    if (!rc)
+    if (!rc && lead)
         fprintf(stderr, "lflex: %s at step %ld after %.0f s; checkpoint %s\n",
                 cli_interrupted ? "interrupted" : (stopped ? "time limit reached" : "done"), (long)step,
                 cli_now() - t_start, ckpt);
+    if (!rc && lead && d.size > 1 && step > first_step) {
+        uint64_t bytes;
+        double secs, steps = (double)(step - first_step);
+        cli_dist_reduced(&d, &bytes, &secs);
+        fprintf(stderr, "lflex: %d processes: %.0f bytes reduced and %.2f ms in the reduction per step (of %.2f ms)\n",
+                d.size, (double)bytes / steps, 1e3 * secs / steps, 1e3 * (cli_now() - t_start) / steps);
+    }
     if (log)
         fclose(log);
     free(order.perm);
@@ -580,5 +607,5 @@ int cmd_train(int argc, char **argv)
     free(valid_path);
     free(out_dir);
     free(overrides);
-    return rc ? 1 : (cli_interrupted ? 130 : 0);
+    return cli_dist_end(&d, rc ? 1 : (cli_interrupted ? 130 : 0));
 }

@@ -101,9 +101,11 @@ LFLEX_MPI_API int lflex_mpi_train_step(lflex_mpi_t *g, lflex_model_t *m, const i
  *  *any): a decision every process takes together, such as stopping. */
 LFLEX_MPI_API int lflex_mpi_any(lflex_mpi_t *g, int flag, int *any);
 
-/** Bytes this process has handed to MPI reductions so far (gradients and
- *  statistics; what crosses the network depends on MPI's algorithm). */
-LFLEX_MPI_API uint64_t lflex_mpi_bytes_reduced(const lflex_mpi_t *g);
+/** What the reductions of this process have cost so far: the bytes handed
+ *  to MPI (gradients and statistics; what crosses the network depends on
+ *  MPI's algorithm) and the wall time spent in the reduction, waiting for
+ *  the other processes included. Either pointer may be NULL. */
+LFLEX_MPI_API void lflex_mpi_reduced(const lflex_mpi_t *g, uint64_t *bytes, double *seconds);
 
 /** Stop every process of the group's communicator (MPI_Abort) with exit
  *  status @p status: what a process that cannot go on calls, so that the

@@ -13,6 +13,7 @@ struct lflex_mpi {
     MPI_Request *req; /* the buckets of the step in flight */
     int n_req, cap_req;
     uint64_t bytes;
+    double seconds;
 };
 
 static _Thread_local char last_error[512];
@@ -112,16 +113,18 @@ LFLEX_MPI_API int lflex_mpi_size(const lflex_mpi_t *g)
     return g ? g->size : 1;
 }
 
-LFLEX_MPI_API uint64_t lflex_mpi_bytes_reduced(const lflex_mpi_t *g)
+LFLEX_MPI_API void lflex_mpi_reduced(const lflex_mpi_t *g, uint64_t *bytes, double *seconds)
 {
-    return g ? g->bytes : 0;
+    if (bytes)
+        *bytes = g ? g->bytes : 0;
+    if (seconds)
+        *seconds = g ? g->seconds : 0;
 }
 
 /* The reduction handed to the model: buckets start non-blocking sums, the
  * statistics' blocking sum ends the step and waits for the buckets. */
-static int reduce(void *user, float *grad, size_t n_grad, double *stats, size_t n_stats)
+static int reduce_timed(lflex_mpi_t *g, float *grad, size_t n_grad, double *stats, size_t n_stats)
 {
-    lflex_mpi_t *g = user;
     if (grad) {
         if (g->n_req == g->cap_req) {
             int cap = g->cap_req ? 2 * g->cap_req : 16;
@@ -147,6 +150,15 @@ static int reduce(void *user, float *grad, size_t n_grad, double *stats, size_t 
     if (rc_wait != MPI_SUCCESS)
         return fail_mpi("gradient reduction: MPI_Waitall", rc_wait);
     return 0;
+}
+
+static int reduce(void *user, float *grad, size_t n_grad, double *stats, size_t n_stats)
+{
+    lflex_mpi_t *g = user;
+    double t0 = MPI_Wtime();
+    int r = reduce_timed(g, grad, n_grad, stats, n_stats);
+    g->seconds += MPI_Wtime() - t0;
+    return r;
 }
 
 LFLEX_MPI_API int lflex_mpi_attach(lflex_mpi_t *g, lflex_model_t *m, size_t bucket_floats)
