@@ -4,7 +4,9 @@
 #   sh setup.sh demo   install what is missing, build, run the demo (lflex demo:
 #                      90 seconds of training: a learned-order model learns to reverse words)
 #   sh setup.sh test   install what is missing, build, run every test suite
-#                      (plain, ASan+UBSan, valgrind) and print "N passed, N failed"
+#                      (plain, ASan+UBSan, valgrind, and the MPI tests on
+#                      build-test reconfigured with -Dmpi=enabled) and print
+#                      "N passed, N failed"
 #
 # Run as root or as a user with sudo. Build directories: build/ (release
 # demo), build-test/, build-asan/.
@@ -18,7 +20,7 @@ demo|test) ;;
 esac
 
 build_pkgs="meson ninja-build pkg-config gcc g++ libopenblas-dev libyaml-dev libjansson-dev"
-test_pkgs="check abigail-tools valgrind python3 python3-rdkit rdkit-data"
+test_pkgs="check abigail-tools valgrind python3 python3-rdkit rdkit-data libopenmpi-dev openmpi-bin"
 
 install_missing() {
     missing=""
@@ -47,7 +49,7 @@ fi
 install_missing $build_pkgs $test_pkgs
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
-setup_dir build-test -Dwerror=true
+setup_dir build-test -Dwerror=true -Dmpi=disabled
 ninja -C build-test
 meson test -C build-test --num-processes "$jobs" --print-errorlogs || status=1
 setup_dir build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
@@ -58,6 +60,14 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 meson test -C build-test --setup valgrind --num-processes "$jobs" --print-errorlogs \
     --no-suite slow --no-suite abi --no-suite headers --no-suite install --no-suite cli --no-suite python \
     --no-suite examples || status=1
+# MPI (doc/distributed.md): the same build with liblflex-mpi added (an
+# incremental build), its tests under mpirun; Open MPI refuses root
+# unless told.
+setup_dir build-test -Dwerror=true -Dmpi=enabled
+ninja -C build-test
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    meson test -C build-test --suite mpi --logbase testlog-mpi --num-processes 1 --print-errorlogs || status=1
 python3 tests/count_results.py build-test/meson-logs/testlog.json \
-    build-asan/meson-logs/testlog.json build-test/meson-logs/testlog-valgrind.json || status=1
+    build-asan/meson-logs/testlog.json build-test/meson-logs/testlog-valgrind.json \
+    build-test/meson-logs/testlog-mpi.json || status=1
 exit $status
