@@ -15,6 +15,8 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail_lib(const char *what);
 double cli_now(void);
 char *cli_read_file(const char *path, size_t *len);
+/* mkdir -p: a directory and every missing parent. */
+int cli_make_dir(const char *path);
 /* A path relative to the directory of `base` (unless absolute). malloc'd. */
 char *cli_path_near(const char *base, const char *path);
 uint64_t cli_rand(uint64_t *state);
@@ -227,6 +229,9 @@ typedef struct {
  * steps. */
 int cli_exact_match(lflex_model_t *m, const char *sampler_yaml, size_t yaml_len, const cli_data *d, size_t n,
                     FILE *out, size_t show, cli_match *res, cli_progress *prog);
+/* One clean example, "TARGET" or "PROMPT<TAB>TARGET", appended to `d` as
+ * the training data has it (order, plot). */
+int cli_example(const lflex_model_t *m, const char *text, cli_data *d);
 /* Print a table of the learned order of a sequence. */
 int cli_print_order(FILE *f, const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n);
 /* The same as a JSON object (*out): fixed_tokens, learned_order, tokens
@@ -308,6 +313,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_order(int argc, char **argv);
 int cmd_rates(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Set by the SIGINT handler; long loops check it. */
 extern volatile int cli_interrupted;

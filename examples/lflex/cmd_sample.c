@@ -559,20 +559,8 @@ int cmd_order(int argc, char **argv)
     lflex_model_t *m = load(pos[0]);
     if (!m)
         return 1;
-    int64_t max_len;
-    lflex_model_get(m, LFLEX_PROP_MAX_LEN, &max_len);
     cli_data d = {0};
-    int32_t *p = malloc((size_t)max_len * sizeof *p), *t = malloc((size_t)max_len * sizeof *t);
-    const char *text = pos[1], *tab = strchr(text, '\t');
-    size_t np = 0, nt = 0;
-    int rc = 0;
-    if ((tab && lflex_model_encode(m, text, (size_t)(tab - text), p, (size_t)max_len, &np)) ||
-        lflex_model_encode(m, tab ? tab + 1 : text, strlen(tab ? tab + 1 : text), t, (size_t)max_len, &nt))
-        rc = cli_fail_lib("encode");
-    if (!rc && (tab ? np + 1 : 0) + nt + 1 > (size_t)max_len)
-        rc = cli_fail("the text is longer than the model's max_len %ld", (long)max_len);
-    if (!rc)
-        rc = cli_data_add(&d, tab ? p : NULL, np, t, nt);
+    int rc = cli_example(m, pos[1], &d);
     if (!rc && json) {
         json_t *j = NULL;
         rc = cli_order_json(m, d.tokens, d.fixed, d.offsets[1], &j);
@@ -580,8 +568,6 @@ int cmd_order(int argc, char **argv)
             rc = cli_json_print(j, false);
     } else if (!rc)
         rc = cli_print_order(stdout, m, d.tokens, d.fixed, d.offsets[1]);
-    free(p);
-    free(t);
     cli_data_free(&d);
     lflex_model_free(m);
     return rc;

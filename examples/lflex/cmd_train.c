@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -95,29 +94,6 @@ static int valid_loss(lflex_model_t *m, const cli_data *v, size_t n, size_t batc
     for (int k = 0; k < 3; k++)
         parts[k] /= (double)(batches ? batches : 1);
     return 0;
-}
-
-/* mkdir -p: the run directory and every missing parent. */
-static int make_dir(const char *path)
-{
-    char *p = strdup(path);
-    if (!p)
-        return cli_fail("%s: out of memory", path);
-    for (char *c = p + 1; *c; c++) {
-        if (*c != '/')
-            continue;
-        *c = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int rc = cli_fail("%s: %s", p, strerror(errno));
-            free(p);
-            return rc;
-        }
-        *c = '/';
-    }
-    free(p);
-    if (mkdir(path, 0777) == 0 || errno == EEXIST)
-        return 0;
-    return cli_fail("%s: %s", path, strerror(errno));
 }
 
 /* The order of the training examples: each pass over them is a shuffle
@@ -323,7 +299,7 @@ int cmd_train(int argc, char **argv)
             }
         }
         if (!rc && n_model_ov) /* the copy of the checkpoint with the new configuration goes there */
-            rc = make_dir(out_dir);
+            rc = cli_make_dir(out_dir);
         if (!rc)
             rc = cli_load_resumed(&m, resume, model_ov, n_model_ov, out_dir);
         free(model_ov);
@@ -363,7 +339,7 @@ int cmd_train(int argc, char **argv)
     if (!rc && valid_path)
         rc = cli_data_load(&valid, m, valid_path, skip_bad);
     if (!rc)
-        rc = make_dir(out_dir);
+        rc = cli_make_dir(out_dir);
     char ckpt[4096], log_path[4096], cfg_out[4096];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out_dir ? out_dir : ".");
     snprintf(log_path, sizeof log_path, "%s/log.jsonl", out_dir ? out_dir : ".");

@@ -147,6 +147,26 @@ static int order_compute(order_table *o, const lflex_model_t *m, const int32_t *
     return 0;
 }
 
+int cli_example(const lflex_model_t *m, const char *text, cli_data *d)
+{
+    int64_t max_len;
+    lflex_model_get(m, LFLEX_PROP_MAX_LEN, &max_len);
+    int32_t *p = malloc((size_t)max_len * sizeof *p), *t = malloc((size_t)max_len * sizeof *t);
+    const char *tab = strchr(text, '\t');
+    size_t np = 0, nt = 0;
+    int rc = !p || !t ? cli_fail("out of memory") : 0;
+    if (!rc && ((tab && lflex_model_encode(m, text, (size_t)(tab - text), p, (size_t)max_len, &np)) ||
+                lflex_model_encode(m, tab ? tab + 1 : text, strlen(tab ? tab + 1 : text), t, (size_t)max_len, &nt)))
+        rc = cli_fail_lib("encode");
+    if (!rc && (tab ? np + 1 : 0) + nt + 1 > (size_t)max_len)
+        rc = cli_fail("the text is longer than the model's max_len %ld", (long)max_len);
+    if (!rc)
+        rc = cli_data_add(d, tab ? p : NULL, np, t, nt);
+    free(p);
+    free(t);
+    return rc;
+}
+
 int cli_order_json(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n, json_t **out)
 {
     order_table o;

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,28 @@ int cli_fail(const char *fmt, ...)
 int cli_fail_lib(const char *what)
 {
     return cli_fail("%s: %s", what, lflex_last_error());
+}
+
+int cli_make_dir(const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return cli_fail("%s: out of memory", path);
+    for (char *c = p + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            int rc = cli_fail("%s: %s", p, strerror(errno));
+            free(p);
+            return rc;
+        }
+        *c = '/';
+    }
+    free(p);
+    if (mkdir(path, 0777) == 0 || errno == EEXIST)
+        return 0;
+    return cli_fail("%s: %s", path, strerror(errno));
 }
 
 double cli_now(void)

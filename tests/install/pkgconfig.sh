@@ -6,7 +6,7 @@
 set -eu
 builddir=$1; srcdir=${2:-}; cc=${CC:-cc}
 stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
-[ -n "$srcdir" ] && echo "1..9" || echo "1..4"
+[ -n "$srcdir" ] && echo "1..10" || echo "1..4"
 meson install -C "$builddir" --destdir "$stage" --no-rebuild --quiet >/dev/null
 pcdir=$(dirname "$(find "$stage" -name lflex.pc | head -n 1)")
 [ -f "$pcdir/lflex.pc" ] || { echo "not ok 1 - lflex.pc not installed"; exit 1; }
@@ -94,7 +94,7 @@ else
 fi
 missing=
 page=$(sed 's/\\-/-/g' "$man1")
-for cmd in train sample eval order rates demo version; do
+for cmd in train sample eval order rates plot demo version; do
     grep -q "^\.SS \"lflex $cmd" "$man1" || missing="$missing $cmd"
     for opt in $(LD_LIBRARY_PATH="$libdir" "$bin" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
         printf '%s\n' "$page" | grep -qE -- "$opt([^a-z-]|$)" || missing="$missing $cmd:$opt"
@@ -114,4 +114,18 @@ if out=$(cd / && env -u LD_LIBRARY_PATH "$bin" --version 2>&1) && echo "$out" | 
     echo "ok 9 - the installed lflex runs without LD_LIBRARY_PATH: $out"
 else
     echo "not ok 9 - the installed lflex does not run without LD_LIBRARY_PATH: $out"; exit 1
+fi
+
+# lflex plot of the installed program finds the script installed with it
+# (share/lflex/lflex-plot.py, through the path from bin/) and draws the run
+# trained above
+if /usr/bin/python3 -c 'import matplotlib' 2> /dev/null; then
+    if out=$(cd "$stage" && env -u LD_LIBRARY_PATH LFLEX_PYTHON=/usr/bin/python3 MPLCONFIGDIR="$stage/mpl" \
+             "$bin" plot run --text 'a b' 2>&1) && [ -s "$stage/run/plots/loss.png" ] && [ -s "$stage/run/plots/order.png" ]; then
+        echo "ok 10 - the installed lflex plot finds its script and writes the PNG files"
+    else
+        echo "not ok 10 - the installed lflex plot failed: $out"; exit 1
+    fi
+else
+    echo "ok 10 # SKIP /usr/bin/python3 has no matplotlib"
 fi
