@@ -206,6 +206,42 @@ class ModelTest(unittest.TestCase):
                 # training resumes exactly
                 self.assertEqual(loaded.train_step(batch), m.train_step(batch))
 
+    def test_weights_only(self):
+        """A weights-only file (lflex export, doc/checkpoints.md): the EMA
+        weights under the weights' names, no optimiser state. It loads,
+        generates what the checkpoint generates, and does not train."""
+        with lflex.Model.new(config(train={"ema": 0.9})) as m, tempfile.TemporaryDirectory() as tmp:
+            batch = toy_batch(m)
+            for _ in range(4):
+                m.train_step(batch)
+            m.save(os.path.join(tmp, "full.st"))
+            full = sc.read(os.path.join(tmp, "full.st"))
+            meta = {k: v for k, v in full.metadata.items() if k not in ("lflex.crc32", "lflex.writer")}
+            weights = [sc.Tensor(t.name[len("ema."):], t.dtype, t.shape, t.data)
+                       for t in full.tensors.values() if t.name.startswith("ema.")]
+            path = os.path.join(tmp, "w.st")
+            sc.write(path, weights, {**meta, "lflex.weights": "ema"})
+            with lflex.Model.load(path) as w:
+                self.assertEqual((w.config, w.step), (m.config, 4))
+                out = []
+                for model in (m, w):
+                    with lflex.Sampler(model, steps=8, seed=5) as s:
+                        out.append(s.generate_batch([None] * 6))
+                self.assertEqual(out[1], out[0])
+                with self.assertRaisesRegex(lflex.StateError, "weights-only file .ema weights, no optimiser state"):
+                    w.train_step(batch)
+                # saved again, it stays a weights-only file
+                w.save(os.path.join(tmp, "again.st"))
+            again = sc.read(os.path.join(tmp, "again.st"))
+            self.assertEqual(again.metadata["lflex.weights"], "ema")
+            self.assertEqual(sorted(again.tensors), sorted(t.name for t in weights))
+            sc.write(path, weights, {**meta, "lflex.weights": "best"})
+            with self.assertRaisesRegex(lflex.FormatError, "lflex.weights 'best' is neither"):
+                lflex.Model.load(path)
+            sc.write(path, list(full.tensors.values()), {**meta, "lflex.weights": "raw"})
+            with self.assertRaisesRegex(lflex.FormatError, "tensor 'optim.m.gen.tok_emb' .* is not part of the model"):
+                lflex.Model.load(path)
+
 
 class SafetensorsTest(unittest.TestCase):
     """The checkpoint read with plain Python (safetensors_check.py)."""

@@ -137,6 +137,12 @@ LFLEX_API int lflex_model_save(const lflex_model_t *m, const char *path);
  * it stopped. A truncated or corrupted file gives LFLEX_EFORMAT and a file of
  * another format version LFLEX_EVERSION, with the file and byte offset in
  * the message; nothing is returned then.
+ *
+ * A weights-only file (`lflex export --weights-only`, metadata
+ * lflex.weights; doc/checkpoints.md) loads too: the model generates and
+ * answers queries with the file's weights, but has no optimiser state, so
+ * lflex_model_train_step() fails on it with LFLEX_ESTATE, and
+ * lflex_model_save() writes a weights-only file again.
  */
 LFLEX_API int lflex_model_load(lflex_model_t **out, const char *path);
 
@@ -234,7 +240,8 @@ typedef struct lflex_train_stats {
  *         LFLEX_ENUMERIC when the loss or a gradient is not finite, or the
  *         update would make a weight or optimiser moment non-finite (the
  *         weights are left unchanged); LFLEX_ESTATE when the step count
- *         has reached 2^53 - 1; LFLEX_ENOMEM
+ *         has reached 2^53 - 1, or for a model loaded from a weights-only
+ *         file (no optimiser state); LFLEX_ENOMEM
  */
 LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
                                      const size_t *offsets, size_t n_seq, lflex_train_stats *stats);

@@ -310,6 +310,10 @@ LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, co
                                      const size_t *offsets, size_t n_seq, lflex_train_stats *stats)
 {
     static const char fn[] = "lflex_model_train_step";
+    if (m && m->m.weights_only)
+        return lf_error(LFLEX_ESTATE, "%s: the model was loaded from a weights-only file (%s weights, no optimiser "
+                        "state): it generates and answers queries but does not train; load a full checkpoint "
+                        "to train", fn, m->m.weights_only);
     lf_batch batch;
     int st = prepare_batch(m, fn, tokens, fixed, offsets, n_seq, &batch);
     if (st)

@@ -23,6 +23,7 @@ _Static_assert(sizeof(lf_real) == 4, "checkpoints store lf_real as F32");
 #define KEY_CONFIG "lflex.config"
 #define KEY_STEP "lflex.step"
 #define KEY_RNG "lflex.rng"
+#define KEY_WEIGHTS "lflex.weights" /* only in weights-only files: "ema" or "raw" */
 
 /* The buffers saved besides the weights, with their name prefixes. */
 enum { BUF_PARAMS, BUF_M, BUF_V, BUF_EMA, N_BUF };
@@ -39,9 +40,17 @@ static lf_real *model_buffer(const lf_model *m, int b)
     }
 }
 
+/* The buffers a file of the model holds: the weights alone for a model
+ * loaded from a weights-only file, else the weights, both moments and the
+ * EMA copy when there is one. */
+static int n_buffers(bool weights_only, bool ema)
+{
+    return weights_only ? 1 : ema ? N_BUF : N_BUF - 1;
+}
+
 int lf_checkpoint_save(const lf_model *m, const char *path)
 {
-    const int n_par = m->params.n, n_buf = m->ema ? N_BUF : N_BUF - 1;
+    const int n_par = m->params.n, n_buf = n_buffers(m->weights_only, m->ema);
     const size_t n = (size_t)n_par * (size_t)n_buf;
     lf_st_entry *entries = calloc(n ? n : 1, sizeof *entries);
     char *names = malloc((n ? n : 1) * NAME_CAP);
@@ -78,10 +87,10 @@ int lf_checkpoint_save(const lf_model *m, const char *path)
     snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, m->rng.s[0], m->rng.s[1],
              m->rng.s[2], m->rng.s[3]);
     const lf_st_meta meta[] = {
-        {KEY_FORMAT, "1"}, {KEY_CONFIG, yaml}, {KEY_STEP, step}, {KEY_RNG, rng},
+        {KEY_FORMAT, "1"}, {KEY_CONFIG, yaml}, {KEY_STEP, step}, {KEY_RNG, rng}, {KEY_WEIGHTS, m->weights_only},
     };
     _Static_assert(LF_CHECKPOINT_FORMAT == 1, "the format key above is written as \"1\"");
-    st = lf_st_write(path, entries, n, meta, sizeof meta / sizeof meta[0]);
+    st = lf_st_write(path, entries, n, meta, sizeof meta / sizeof meta[0] - !m->weights_only);
 done:
     free(yaml);
     free(names);
@@ -242,7 +251,8 @@ static int check_tensors(loader *L, const lf_params *P, int n_buf, const lf_st_e
 }
 
 /* The config, step and random state from the metadata. */
-static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg, uint64_t *step, lf_rng *rng)
+static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg, uint64_t *step, lf_rng *rng,
+                     const char **weights_only)
 {
     const char *fmt = lf_st_meta_get(f, KEY_FORMAT);
     if (!fmt)
@@ -273,6 +283,10 @@ static int read_meta(const char *path, const lf_st_file *f, lf_model_config *cfg
     if (!s || !parse_rng(s, rng))
         return lf_error(LFLEX_EFORMAT, "%s: " KEY_RNG " is %s", path,
                         s ? "not 4 words of 16 hex digits, not all zero" : "missing");
+    s = lf_st_meta_get(f, KEY_WEIGHTS);
+    *weights_only = !s ? NULL : !strcmp(s, "ema") ? "ema" : !strcmp(s, "raw") ? "raw" : "";
+    if (s && !**weights_only)
+        return lf_error(LFLEX_EFORMAT, "%s: " KEY_WEIGHTS " '%.32s' is neither \"ema\" nor \"raw\"", path, s);
     return LFLEX_OK;
 }
 
@@ -292,7 +306,8 @@ static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_con
 {
     uint64_t step = 0;
     lf_rng rng;
-    int st = read_meta(path, f, cfg, &step, &rng);
+    const char *weights_only;
+    int st = read_meta(path, f, cfg, &step, &rng, &weights_only);
     if (st)
         return st;
     lf_vocab v;
@@ -308,7 +323,7 @@ static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_con
     /* the file's tensors against the config's parameters, then the model */
     if ((st = expected_params(expect, cfg, n_user)) != LFLEX_OK)
         return st;
-    const int n_buf = cfg->ema > 0 ? N_BUF : N_BUF - 1;
+    const int n_buf = n_buffers(weights_only, cfg->ema > 0);
     const size_t n_found = (size_t)n_buf * (size_t)expect->n;
     L->path = path;
     L->file = f;
@@ -323,7 +338,8 @@ static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_con
     if (st)
         return st == LFLEX_ENOMEM ? lf_error_oom("lf_checkpoint_load")
                                   : lf_error(LFLEX_EFORMAT, "%s: cannot create the model of its " KEY_CONFIG, path);
-    if (m->params.n != expect->n || m->params.total != expect->total || (m->ema != NULL) != (n_buf == N_BUF))
+    if (m->params.n != expect->n || m->params.total != expect->total ||
+        (!weights_only && (m->ema != NULL) != (n_buf == N_BUF)))
         return lf_error(LFLEX_EINTERNAL, "%s: the model differs from the parameters its config describes", path);
     for (int b = 0; b < n_buf; b++) {
         lf_real *data = model_buffer(m, b);
@@ -333,6 +349,11 @@ static int load(lf_model *m, const char *path, const lf_st_file *f, lf_model_con
             memcpy(data + p->offset, e->data, e->nbytes);
         }
     }
+    /* a weights-only file: the moments stay zero (the model does not
+     * train), and the EMA copy, which sampling reads, is the weights */
+    if (weights_only && m->ema)
+        memcpy(m->ema, m->params.data, (size_t)m->params.total * sizeof(lf_real));
+    m->weights_only = weights_only;
     m->step = step;
     m->rng = rng;
     return LFLEX_OK;

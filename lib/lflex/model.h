@@ -62,6 +62,10 @@ typedef struct lf_model {
     lf_nets net;
     /* optimiser: AdamW moments and the EMA copy, in the params' layout */
     lf_real *adam_m, *adam_v, *ema;
+    /* loaded from a weights-only file (doc/checkpoints.md): "ema" or "raw",
+     * the weights it holds; NULL for a model with its optimiser state. Such
+     * a model generates and answers queries but does not train. */
+    const char *weights_only;
     uint64_t step;
     lf_rng rng;
     lf_ctx ctx;
