@@ -305,6 +305,28 @@ void cli_dist_reduced(const cli_dist *d, uint64_t *bytes, double *seconds);
 /* Leave the job; a failure (status other than 0 and 130) stops every
  * process of it, so that none waits for this one. Returns status. */
 int cli_dist_end(cli_dist *d, int status);
+/* ---- the safetensors container of checkpoints (st.c) ---- */
+
+/* A file read whole: its header (JSON) with the metadata, and where the
+ * data section starts. */
+typedef struct {
+    char *bytes;
+    size_t len;
+    json_t *header, *meta;      /* meta: header["__metadata__"], an object */
+    const char *data;
+    size_t data_len;
+} cli_st;
+
+/* Read a file and its header; an error line when it is not one. */
+int cli_st_read(const char *path, cli_st *f);
+void cli_st_free(cli_st *f);
+/* A whole file into out from a header (its __metadata__ loses
+ * lflex.writer and gets, with `crc`, the lflex.crc32 of the result, else
+ * none: a file without it is read without the check) and the data
+ * section. */
+int cli_st_build(json_t *header, const char *data, size_t data_len, bool crc, cli_buf *out);
+/* "ema" or "raw" for a weights-only file (lflex export), else NULL. */
+const char *cli_st_weights_only(const cli_st *f);
 
 /* ---- commands ---- */
 int cmd_train(int argc, char **argv);
@@ -314,6 +336,7 @@ int cmd_order(int argc, char **argv);
 int cmd_rates(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Set by the SIGINT handler; long loops check it. */
 extern volatile int cli_interrupted;

@@ -21,6 +21,7 @@ static void usage(FILE *f)
                "  eval CKPT DATA [--n N] [--json] [--quiet] [options]\n"
                "  order CKPT TEXT [--json]\n"
                "  rates CKPT TEXT [--t T] [--top N] [--json]\n"
+               "  export CKPT --weights-only OUT [--raw]\n"
                "  plot RUN_DIR [--out DIR] [--text TEXT] [--checkpoint CKPT]\n"
                "  demo [--seconds S] [--threads N]\n"
                "  version\n\n"
@@ -56,7 +57,7 @@ static const struct {
     const char *name;
     int (*fn)(int, char **);
 } cmds[] = {{"train", cmd_train}, {"sample", cmd_sample}, {"eval", cmd_eval}, {"order", cmd_order},
-            {"rates", cmd_rates}, {"plot", cmd_plot},     {"demo", cmd_demo},
+            {"rates", cmd_rates}, {"export", cmd_export}, {"plot", cmd_plot},     {"demo", cmd_demo},
             {"version", cmd_version}};
 
 static int (*find_cmd(const char *name))(int, char **)

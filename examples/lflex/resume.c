@@ -210,52 +210,27 @@ int cli_log_keep_until(const char *path, int64_t step, size_t *dropped)
 }
 
 /* Copy the safetensors file `src` to the open file `fd` with
- * __metadata__["lflex.config"] set to `yaml`. The checksum keys are left
- * out (a file without them is read without the check): the source was
- * just checked by loading it, and the copy is read once and removed. */
+ * __metadata__["lflex.config"] set to `yaml`. The checksum is left out (a
+ * file without it is read without the check): the source was just checked
+ * by loading it, and the copy is read once and removed. */
 static int copy_with_config(const char *src, int fd, const char *yaml)
 {
-    size_t len;
-    char *b = cli_read_file(src, &len);
-    if (!b)
-        return cli_fail("%s: %s", src, strerror(errno));
-    uint64_t n = 0;
-    for (int i = 0; i < 8 && len >= 8; i++)
-        n |= (uint64_t)(unsigned char)b[i] << (8 * i);
-    json_t *h = len >= 8 && n <= len - 8 ? json_loadb(b + 8, (size_t)n, 0, NULL) : NULL;
-    json_t *md = json_object_get(h, "__metadata__");
-    int rc = 0;
-    char *hs = NULL;
-    if (!json_is_object(md) || json_object_set_new(md, "lflex.config", json_string(yaml)))
-        rc = cli_fail("%s: not a checkpoint's header", src);
-    if (!rc) {
-        json_object_del(md, "lflex.crc32");
-        json_object_del(md, "lflex.writer");
-        if (!(hs = json_dumps(h, JSON_COMPACT)))
-            rc = cli_fail("out of memory");
+    cli_st f;
+    if (cli_st_read(src, &f))
+        return 1;
+    cli_buf out = {0};
+    int rc = json_object_set_new(f.meta, "lflex.config", json_string(yaml)) ? cli_fail("out of memory") : 0;
+    if (!rc)
+        rc = cli_st_build(f.header, f.data, f.data_len, false, &out);
+    for (size_t done = 0; !rc && done < out.len;) {
+        ssize_t w = write(fd, out.s + done, out.len - done);
+        if (w < 0 && errno != EINTR)
+            rc = cli_fail("%s: %s", src, strerror(errno));
+        else if (w > 0)
+            done += (size_t)w;
     }
-    if (!rc) {
-        size_t hl = strlen(hs), padded = (hl + 7) / 8 * 8; /* the data stays 8-byte aligned */
-        unsigned char head[8];
-        for (int i = 0; i < 8; i++)
-            head[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-        cli_buf out = {0};
-        buf_add(&out, (const char *)head, 8);
-        buf_add(&out, hs, hl);
-        buf_add(&out, "        ", padded - hl);
-        buf_add(&out, b + 8 + n, len - 8 - (size_t)n);
-        for (size_t done = 0; !rc && done < out.len;) {
-            ssize_t w = write(fd, out.s + done, out.len - done);
-            if (w < 0 && errno != EINTR)
-                rc = cli_fail("%s: %s", src, strerror(errno));
-            else if (w > 0)
-                done += (size_t)w;
-        }
-        buf_free(&out);
-    }
-    free(hs);
-    json_decref(h);
-    free(b);
+    buf_free(&out);
+    cli_st_free(&f);
     return rc;
 }
 
@@ -265,6 +240,20 @@ int cli_load_resumed(lflex_model_t **out, const char *ckpt, char **overrides, in
     lflex_model_t *m;
     if (lflex_model_load(&m, ckpt))
         return cli_fail_lib("resume");
+    cli_st f; /* a weights-only file has no optimiser state to resume with */
+    int bad = cli_st_read(ckpt, &f);
+    if (!bad) {
+        const char *weights = cli_st_weights_only(&f);
+        if (weights)
+            bad = cli_fail("--resume %s: a weights-only file (%s weights, written by lflex export): it has no "
+                           "optimiser state to resume training with; resume from the run's checkpoint, or train a "
+                           "new run", ckpt, weights);
+        cli_st_free(&f);
+    }
+    if (bad) {
+        lflex_model_free(m);
+        return 1;
+    }
     if (n == 0) {
         *out = m;
         return 0;

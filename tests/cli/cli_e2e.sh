@@ -309,6 +309,7 @@ help_ok sample n prompt prompts infill times json quiet steps temperature top-k 
 help_ok eval n json quiet steps temperature top-k top-p confidence insertion seed max-len batch
 help_ok order json
 help_ok rates t top json
+help_ok export weights-only raw
 help_ok plot out text checkpoint
 help_ok demo seconds threads
 help_ok version

@@ -94,7 +94,7 @@ else
 fi
 missing=
 page=$(sed 's/\\-/-/g' "$man1")
-for cmd in train sample eval order rates plot demo version; do
+for cmd in train sample eval order rates export plot demo version; do
     grep -q "^\.SS \"lflex $cmd" "$man1" || missing="$missing $cmd"
     for opt in $(LD_LIBRARY_PATH="$libdir" "$bin" "$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
         printf '%s\n' "$page" | grep -qE -- "$opt([^a-z-]|$)" || missing="$missing $cmd:$opt"
