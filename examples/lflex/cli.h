@@ -144,8 +144,10 @@ typedef struct {
 } cli_section;
 
 typedef struct {
-    char *model_yaml;           /* every key that is not data/run/sample */
+    char *model_yaml;           /* the file with data/run/sample and the keys of --set blanked out
+                                   (lines and columns unchanged), then the model keys of --set */
     size_t model_len;
+    size_t file_lines;          /* lines of the file: model_yaml's later lines are the --set values */
     cli_buf sample_yaml;        /* the sample section as sampler YAML ("" when absent) */
     cli_section data, run, sample;
     char tokenizer[16];         /* vocab.tokenizer as written ("" when absent) */
@@ -158,6 +160,10 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
 int cli_config_parse(cli_config *c, const char *path, const char *text, size_t len, char **overrides,
                      int n_overrides);
 void cli_config_free(cli_config *c);
+/* An error line for the library's message about c->model_yaml (parsed as
+ * "<config>"): its place is the file's `path`:LINE:COL, or --set for a
+ * line after the file's. Returns 1. */
+int cli_config_fail(const cli_config *c, const char *path);
 /* Typed getters of data/run keys; a key of the wrong type is an error that
  * names the file, line and column. Unknown keys are reported by check. */
 int cli_get_int(const cli_section *s, const char *sec, const char *key, long lo, long hi, long def, long *out,

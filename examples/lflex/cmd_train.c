@@ -320,7 +320,7 @@ int cmd_train(int argc, char **argv)
             free(tokens);
         }
         if (!rc && lflex_model_new(&m, c.model_yaml, c.model_len))
-            rc = cli_fail("%s: %s", cfg_path, lflex_last_error());
+            rc = cli_config_fail(&c, cfg_path);
     }
     if (!rc)
         rc = cli_dist_attach(&d, m);

@@ -64,7 +64,9 @@ void cli_section_free(cli_section *s)
     memset(s, 0, sizeof *s);
 }
 
-int cli_section_yaml(const cli_section *s, cli_buf *out)
+/* A mapping of scalars (keys[i]: values[i]) as YAML, block or flow
+ * style, written by libyaml's emitter, which quotes what needs it. */
+static int mapping_yaml(const char *const *keys, const char *const *values, int n, bool flow, cli_buf *out)
 {
     yaml_emitter_t em;
     yaml_event_t ev;
@@ -78,11 +80,11 @@ int cli_section_yaml(const cli_section *s, cli_buf *out)
         rc = emit(&em, &ev);
     }
     if (!rc) {
-        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
         rc = emit(&em, &ev);
     }
-    for (int i = 0; i < s->n && !rc; i++)
-        rc = emit_scalar(&em, s->items[i].key) || emit_scalar(&em, s->items[i].value);
+    for (int i = 0; i < n && !rc; i++)
+        rc = emit_scalar(&em, keys[i]) || emit_scalar(&em, values[i]);
     if (!rc) {
         yaml_mapping_end_event_initialize(&ev);
         rc = emit(&em, &ev);
@@ -96,7 +98,21 @@ int cli_section_yaml(const cli_section *s, cli_buf *out)
         rc = emit(&em, &ev);
     }
     yaml_emitter_delete(&em);
-    return rc ? cli_fail("YAML error while writing sampler options") : 0;
+    return rc ? cli_fail("YAML error while writing a configuration") : 0;
+}
+
+int cli_section_yaml(const cli_section *s, cli_buf *out)
+{
+    const char **kv = malloc(2 * (size_t)(s->n ? s->n : 1) * sizeof *kv);
+    if (!kv)
+        return cli_fail("out of memory");
+    for (int i = 0; i < s->n; i++) {
+        kv[i] = s->items[i].key;
+        kv[s->n + i] = s->items[i].value;
+    }
+    int rc = mapping_yaml(kv, kv + s->n, s->n, false, out);
+    free(kv);
+    return rc;
 }
 
 /* Every key read so far by its dotted path, with its place: a hash set
@@ -167,6 +183,7 @@ typedef struct {
     size_t len;
     int depth;
     key_set keys;
+    size_t *line_at, n_lines;   /* byte offsets of the lines (byte_of) */
 } reader;
 
 static int next_event(reader *r, yaml_event_t *ev)
@@ -236,15 +253,45 @@ static int check_key(reader *r, const yaml_event_t *k, const char *prefix)
     return rc;
 }
 
+/* The byte offset of a mark (libyaml counts characters: its index is
+ * not an offset in a text with multi-byte characters), from its line and
+ * column through the table of line starts. */
+static bool line_break(const reader *r, size_t i)
+{
+    return r->text[i] == '\n' || (r->text[i] == '\r' && (i + 1 == r->len || r->text[i + 1] != '\n'));
+}
+
+static size_t byte_of(reader *r, yaml_mark_t m)
+{
+    if (!r->line_at) { /* a line ends at LF, CRLF or a lone CR, as for libyaml */
+        size_t n = 1;
+        for (size_t i = 0; i < r->len; i++)
+            n += line_break(r, i);
+        if (!(r->line_at = malloc(n * sizeof *r->line_at)))
+            return m.index; /* out of memory: right for ASCII */
+        r->line_at[0] = 0;
+        for (size_t i = 0, l = 1; i < r->len; i++)
+            if (line_break(r, i))
+                r->line_at[l++] = i + 1;
+        r->n_lines = n;
+    }
+    size_t b = m.line < r->n_lines ? r->line_at[m.line] : r->len;
+    for (size_t c = 0; c < m.column && b < r->len; c++) /* a character: its first byte and continuation bytes */
+        for (b++; b < r->len && ((unsigned char)r->text[b] & 0xC0) == 0x80; b++)
+            ;
+    return b;
+}
+
 /* Read a flat mapping of scalars into a section (the mapping start has been
- * read). */
-static int read_section(reader *r, cli_section *s, const char *name)
+ * read); *end gets the byte offset where it ends. */
+static int read_section(reader *r, cli_section *s, const char *name, size_t *end)
 {
     for (;;) {
         yaml_event_t k, v;
         if (next_event(r, &k))
             return 1;
         if (k.type == YAML_MAPPING_END_EVENT) {
+            *end = byte_of(r, k.end_mark);
             yaml_event_delete(&k);
             return 0;
         }
@@ -270,102 +317,140 @@ static int read_section(reader *r, cli_section *s, const char *name)
     }
 }
 
-/* Copy the events of one value (scalar, alias or whole subtree) to the
- * emitter. path is the dotted path of the value (NULL inside a sequence);
- * scalar values of matching overrides are replaced. Recursion is at most
- * CLI_YAML_DEPTH_MAX deep (next_event refuses deeper input). */
-static int copy_value(reader *r, yaml_emitter_t *em, yaml_event_t *first, const char *path, override *ov, int n_ov,
-                      cli_config *c)
+/* The model's part of the file is the file itself, given to the library
+ * with the program's sections and the keys that --set replaces blanked out
+ * (spaces, line breaks kept): the library's messages then give lines and
+ * columns of the user's file. The values of --set go after the file's
+ * keys, written by libyaml's emitter, so that a value is always one value. */
+typedef struct {
+    size_t from, to;            /* byte range of the text to blank */
+} blank_range;
+
+typedef struct {
+    override *ov;
+    int n_ov;
+    blank_range *blank;
+    size_t n_blank;
+    bool flow;                  /* the mapping being read is in flow style */
+    cli_config *c;
+} model_walk;
+
+/* Blank a "key: value" entry: from the key to the value's end, and in a
+ * flow mapping the comma that follows (a trailing comma is fine there). */
+static int blank_entry(reader *r, model_walk *w, size_t from, size_t to)
 {
-    if (first->type == YAML_SCALAR_EVENT && path) {
-        const char *value = (const char *)first->data.scalar.value;
-        int over = -1;
-        for (int i = 0; i < n_ov && over < 0; i++)
-            if (strcmp(ov[i].path, path) == 0)
-                over = i;
-        if (over >= 0)
-            value = ov[over].value;
-        if (strcmp(path, "vocab.tokenizer") == 0)
-            snprintf(c->tokenizer, sizeof c->tokenizer, "%s", value);
-        if ((strcmp(path, "vocab.tokens") == 0 && value[0]) ||
-            (strcmp(path, "vocab.size") == 0 && strcmp(value, "0") != 0))
-            c->has_vocab = true;
-        if (over >= 0) {
-            ov[over].used = true;
-            yaml_event_delete(first);
-            return emit_scalar(em, ov[over].value);
-        }
+    if (w->flow) {
+        size_t k = to;
+        while (k < r->len && (r->text[k] == ' ' || r->text[k] == '\t' || r->text[k] == '\n' || r->text[k] == '\r'))
+            k++;
+        if (k < r->len && r->text[k] == ',')
+            to = k + 1;
     }
-    yaml_event_type_t type = first->type;
-    if (emit(em, first))
-        return cli_fail("%s: YAML error while copying '%s'", r->file, path ? path : "a sequence");
-    if (type == YAML_SEQUENCE_START_EVENT) { /* copied whole; the library refuses sequences */
-        for (;;) {
-            yaml_event_t v;
-            if (next_event(r, &v))
-                return 1;
-            if (v.type == YAML_SEQUENCE_END_EVENT)
-                return emit(em, &v) ? cli_fail("%s: YAML error while copying a sequence", r->file) : 0;
-            if (copy_value(r, em, &v, NULL, ov, n_ov, c))
-                return 1;
+    blank_range *b = realloc(w->blank, (w->n_blank + 1) * sizeof *b);
+    if (!b)
+        return cli_fail("out of memory");
+    w->blank = b;
+    b[w->n_blank++] = (blank_range){from, to};
+    return 0;
+}
+
+/* The last override of `path`, or NULL. */
+static override *override_of(model_walk *w, const char *path)
+{
+    for (int i = w->n_ov - 1; i >= 0; i--)
+        if (!strcmp(w->ov[i].path, path))
+            return &w->ov[i];
+    return NULL;
+}
+
+/* What the program reads of the model's keys: the tokenizer and whether
+ * the vocabulary is given. */
+static void note_model_key(cli_config *c, const char *path, const char *value)
+{
+    if (!strcmp(path, "vocab.tokenizer"))
+        snprintf(c->tokenizer, sizeof c->tokenizer, "%s", value);
+    if ((!strcmp(path, "vocab.tokens") && value[0]) || (!strcmp(path, "vocab.size") && strcmp(value, "0") != 0))
+        c->has_vocab = true;
+}
+
+/* Skip the rest of a value whose first event is `ev` (deleted), reading
+ * the keys of its mappings: duplicates, and keys that --set replaces
+ * (blanked). `path` is the value's dotted path (NULL in a sequence),
+ * `key_at` the byte offset of its key. *end gets where the value ends. */
+static int walk_value(reader *r, model_walk *w, yaml_event_t *ev, const char *path, size_t key_at, size_t *end)
+{
+    yaml_event_type_t type = ev->type;
+    *end = byte_of(r, ev->end_mark);
+    if (type == YAML_SCALAR_EVENT && path) {
+        override *o = override_of(w, path);
+        note_model_key(w->c, path, o ? o->value : (const char *)ev->data.scalar.value);
+        yaml_event_delete(ev);
+        if (o) {
+            o->used = true;
+            return blank_entry(r, w, key_at, *end);
         }
-    }
-    if (type != YAML_MAPPING_START_EVENT)
         return 0;
+    }
+    bool flow = type == YAML_MAPPING_START_EVENT && ev->data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+    yaml_event_delete(ev);
+    if (type != YAML_MAPPING_START_EVENT && type != YAML_SEQUENCE_START_EVENT)
+        return 0;
+    bool outer = w->flow;
+    int rc = 0;
     for (;;) {
         yaml_event_t k, v;
-        if (next_event(r, &k))
-            return 1;
-        if (k.type == YAML_MAPPING_END_EVENT)
-            return emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, path ? path : "a mapping")
-                                : 0;
-        if (check_key(r, &k, path)) {
+        if ((rc = next_event(r, &k)))
+            break;
+        if (k.type == YAML_MAPPING_END_EVENT || k.type == YAML_SEQUENCE_END_EVENT) {
+            *end = byte_of(r, k.end_mark);
             yaml_event_delete(&k);
-            return 1;
+            break;
+        }
+        if (type == YAML_SEQUENCE_START_EVENT) { /* the library refuses sequences; their items are read through */
+            size_t e;
+            w->flow = false;
+            if ((rc = walk_value(r, w, &k, NULL, 0, &e)))
+                break;
+            continue;
+        }
+        if ((rc = check_key(r, &k, path))) {
+            yaml_event_delete(&k);
+            break;
         }
         char *sub = NULL;
         if (path) {
             const char *key = (const char *)k.data.scalar.value;
-            sub = malloc(strlen(path) + strlen(key) + 2);
-            if (!sub) {
-                yaml_event_delete(&k);
-                return cli_fail("out of memory");
-            }
-            sprintf(sub, "%s.%s", path, key);
+            if (!(sub = malloc(strlen(path) + strlen(key) + 2)))
+                rc = cli_fail("out of memory");
+            else
+                sprintf(sub, "%s.%s", path, key);
         }
-        int rc = emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, sub ? sub : "a key") : 0;
+        size_t at = byte_of(r, k.start_mark), e;
+        yaml_event_delete(&k);
+        w->flow = flow;
         if (!rc && !(rc = next_event(r, &v)))
-            rc = copy_value(r, em, &v, sub, ov, n_ov, c);
+            rc = walk_value(r, w, &v, sub, at, &e);
         free(sub);
         if (rc)
-            return rc;
+            break;
     }
+    w->flow = outer;
+    return rc;
 }
 
-/* The top-level mapping (its start has been read and emitted): the data,
- * run and sample sections are kept, everything else copied for the
- * library. */
-static int read_top(reader *r, yaml_emitter_t *em, override *ov, int n_ov, cli_config *c)
+/* The top-level mapping (its start has been read): the data, run and
+ * sample sections are read into c and blanked, the rest walked.
+ * *insert_at gets where the mapping ends. */
+static int read_top(reader *r, model_walk *w, cli_config *c, size_t *insert_at)
 {
     for (;;) {
         yaml_event_t k, v;
         if (next_event(r, &k))
             return 1;
-        if (k.type == YAML_MAPPING_END_EVENT) {
-            /* overrides of model keys the file does not have */
-            for (int i = 0; i < n_ov; i++) {
-                const char *sec = ov[i].path;
-                bool cli_sec = !strncmp(sec, "data.", 5) || !strncmp(sec, "run.", 4) || !strncmp(sec, "sample.", 7);
-                if (!ov[i].used && !cli_sec) {
-                    emit_scalar(em, ov[i].path);
-                    emit_scalar(em, ov[i].value);
-                    if (!strcmp(ov[i].path, "vocab.tokens") || !strcmp(ov[i].path, "vocab.size"))
-                        c->has_vocab = true;
-                    if (!strcmp(ov[i].path, "vocab.tokenizer"))
-                        snprintf(c->tokenizer, sizeof c->tokenizer, "%s", ov[i].value);
-                }
-            }
-            return emit(em, &k) ? cli_fail("%s: YAML error while copying the configuration", r->file) : 0;
+        if (k.type == YAML_MAPPING_END_EVENT) { /* at the closing bracket of a flow mapping */
+            *insert_at = byte_of(r, k.start_mark);
+            yaml_event_delete(&k);
+            return 0;
         }
         if (check_key(r, &k, "")) {
             yaml_event_delete(&k);
@@ -373,38 +458,67 @@ static int read_top(reader *r, yaml_emitter_t *em, override *ov, int n_ov, cli_c
         }
         char key[128];
         snprintf(key, sizeof key, "%s", (const char *)k.data.scalar.value);
-        cli_section *sec = !strcmp(key, "data") ? &c->data : !strcmp(key, "run") ? &c->run : NULL;
-        bool is_sample = !strcmp(key, "sample");
-        if (!sec && !is_sample) {
-            char *path = strdup((const char *)k.data.scalar.value);
-            if (!path) {
-                yaml_event_delete(&k);
-                return cli_fail("out of memory");
-            }
-            int rc = emit(em, &k) ? cli_fail("%s: YAML error while copying '%s'", r->file, path) : 0;
-            if (!rc && !(rc = next_event(r, &v)))
-                rc = copy_value(r, em, &v, path, ov, n_ov, c);
-            free(path);
-            if (rc)
-                return rc;
-            continue;
-        }
-        size_t line = k.start_mark.line + 1, col = k.start_mark.column + 1;
+        cli_section *sec = !strcmp(key, "data") ? &c->data : !strcmp(key, "run") ? &c->run
+                         : !strcmp(key, "sample") ? &c->sample : NULL;
+        size_t line = k.start_mark.line + 1, col = k.start_mark.column + 1, at = byte_of(r, k.start_mark), end;
         yaml_event_delete(&k);
         if (next_event(r, &v))
             return 1;
-        if (v.type == YAML_SCALAR_EVENT && v.data.scalar.length == 0) {
-            yaml_event_delete(&v); /* an empty section */
+        if (!sec) {
+            if (walk_value(r, w, &v, key, at, &end))
+                return 1;
             continue;
         }
+        end = byte_of(r, v.end_mark);
+        bool empty = v.type == YAML_SCALAR_EVENT && v.data.scalar.length == 0;
         bool mapping = v.type == YAML_MAPPING_START_EVENT;
         yaml_event_delete(&v);
-        if (!mapping)
+        if (!empty && !mapping)
             return cli_fail("%s:%zu:%zu: %s: expected a mapping", r->file, line, col, key);
-        int rc = read_section(r, is_sample ? &c->sample : sec, key);
-        if (rc)
-            return rc;
+        if (mapping && read_section(r, sec, key, &end))
+            return 1;
+        if (blank_entry(r, w, at, end))
+            return 1;
     }
+}
+
+/* The overrides of model keys as entries of the top-level mapping, in its
+ * style: "key: value" lines indented by `indent`, or ", key: value" flow
+ * entries. The last --set of a key wins. */
+static int override_text(model_walk *w, bool flow, size_t indent, cli_buf *out)
+{
+    const char **kv = malloc(2 * (size_t)(w->n_ov + 1) * sizeof *kv);
+    int n = 0;
+    if (!kv)
+        return cli_fail("out of memory");
+    for (int i = 0; i < w->n_ov; i++) {
+        const char *p = w->ov[i].path;
+        if (strncmp(p, "data.", 5) && strncmp(p, "run.", 4) && strncmp(p, "sample.", 7) &&
+            override_of(w, p) == &w->ov[i]) {
+            kv[n] = p;
+            kv[w->n_ov + n++] = w->ov[i].value;
+            note_model_key(w->c, p, w->ov[i].value);
+        }
+    }
+    cli_buf y = {0};
+    int rc = n ? mapping_yaml(kv, kv + w->n_ov, n, flow, &y) : 0;
+    if (!rc && n && flow) { /* "{a: 1, b: 2}\n": its entries after a comma */
+        char *open = memchr(y.s, '{', y.len), *close = y.s + y.len;
+        while (close > y.s && close[-1] != '}')
+            close--;
+        buf_add(out, ", ", 2);
+        if (open && close > open + 1)
+            buf_add(out, open + 1, (size_t)(close - 1 - (open + 1)));
+    } else if (!rc && n)
+        for (size_t i = 0; i < y.len; i++) {
+            if (i == 0 || y.s[i - 1] == '\n')
+                for (size_t k = 0; k < indent && y.s[i] != '\n'; k++)
+                    buf_add(out, " ", 1);
+            buf_add(out, y.s + i, 1);
+        }
+    buf_free(&y);
+    free(kv);
+    return rc;
 }
 
 int cli_config_read(cli_config *c, const char *path, char **overrides, int n_overrides)
@@ -436,13 +550,12 @@ int cli_config_parse(cli_config *c, const char *path, const char *text, size_t l
         ov[i].value = eq + 1;
     }
     reader r = {.file = path, .text = text, .len = len};
-    yaml_emitter_t em;
-    cli_buf model = {0};
+    model_walk w = {.ov = ov, .n_ov = n_overrides, .c = c};
     yaml_parser_initialize(&r.p);
     yaml_parser_set_input_string(&r.p, (const unsigned char *)text, len);
-    yaml_emitter_initialize(&em);
-    yaml_emitter_set_output(&em, yaml_write, &model);
     int rc = 0, documents = 0;
+    bool flow_top = false;
+    size_t insert_at = len, indent = 0;
     while (!rc) {
         yaml_event_t ev;
         if ((rc = next_event(&r, &ev)))
@@ -451,28 +564,25 @@ int cli_config_parse(cli_config *c, const char *path, const char *text, size_t l
         if (type == YAML_DOCUMENT_START_EVENT && documents++) {
             rc = cli_fail("%s:%zu:%zu: a second YAML document; expected one", path, ev.start_mark.line + 1,
                           ev.start_mark.column + 1);
-            yaml_event_delete(&ev);
-            break;
-        }
-        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_ALIAS_EVENT ||
-            (type == YAML_SCALAR_EVENT && ev.data.scalar.length)) {
+        } else if (type == YAML_SEQUENCE_START_EVENT || type == YAML_ALIAS_EVENT ||
+                   (type == YAML_SCALAR_EVENT && ev.data.scalar.length)) {
             rc = cli_fail("%s:%zu:%zu: the configuration must be a mapping of sections", path,
                           ev.start_mark.line + 1, ev.start_mark.column + 1);
-            yaml_event_delete(&ev);
-            break;
+        } else if (type == YAML_MAPPING_START_EVENT) {
+            flow_top = ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+            indent = ev.start_mark.column;
         }
-        if (emit(&em, &ev)) {
-            rc = cli_fail("%s: YAML error while copying the configuration", path);
+        yaml_event_delete(&ev);
+        if (rc || type == YAML_STREAM_END_EVENT)
             break;
+        if (type == YAML_MAPPING_START_EVENT) {
+            w.flow = flow_top;
+            rc = read_top(&r, &w, c, &insert_at);
         }
-        if (type == YAML_STREAM_END_EVENT)
-            break;
-        if (type == YAML_MAPPING_START_EVENT)
-            rc = read_top(&r, &em, ov, n_overrides, c);
     }
     yaml_parser_delete(&r.p);
     key_set_free(&r.keys);
-    yaml_emitter_delete(&em);
+    free(r.line_at);
     /* overrides of the program's sections */
     for (int i = 0; i < n_overrides && !rc; i++) {
         const char *dot = strchr(ov[i].path, '.');
@@ -483,6 +593,34 @@ int cli_config_parse(cli_config *c, const char *path, const char *text, size_t l
         else if (!strncmp(ov[i].path, "sample.", 7))
             cli_section_set(&c->sample, dot + 1, ov[i].value);
     }
+    /* the model's text: the file with the blanked ranges, the overrides
+     * where the top-level mapping ends (a new line for block style) */
+    cli_buf model = {0}, extra = {0};
+    if (!rc)
+        rc = override_text(&w, flow_top, indent, &extra);
+    size_t at = 0;
+    for (size_t i = 0; !rc && i <= w.n_blank; i++) {
+        size_t from = i < w.n_blank ? w.blank[i].from : len, to = i < w.n_blank ? w.blank[i].to : len;
+        if (insert_at >= at && insert_at <= from) { /* the overrides go in here */
+            buf_add(&model, text + at, insert_at - at);
+            if (!flow_top && extra.len && insert_at && text[insert_at - 1] != '\n')
+                buf_add(&model, "\n", 1);
+            buf_add(&model, extra.s ? extra.s : "", extra.len);
+            at = insert_at;
+            insert_at = SIZE_MAX;
+        }
+        buf_add(&model, text + at, from - at);
+        for (size_t k = from; k < to; k++) /* a character is a space (columns count characters) */
+            if (text[k] == '\n' || text[k] == '\r')
+                buf_add(&model, text + k, 1);
+            else if (((unsigned char)text[k] & 0xC0) != 0x80)
+                buf_add(&model, " ", 1);
+        at = to;
+    }
+    if (!rc && extra.len && insert_at != SIZE_MAX) /* not reached in the loop: at the end */
+        buf_add(&model, extra.s, extra.len);
+    buf_free(&extra);
+    free(w.blank);
     /* the sampler's options through the emitter, which quotes what needs it:
      * a value cannot add a key */
     if (!rc && c->sample.n)
@@ -497,7 +635,21 @@ int cli_config_parse(cli_config *c, const char *path, const char *text, size_t l
     }
     c->model_yaml = model.s ? model.s : strdup("");
     c->model_len = model.len;
+    c->file_lines = len && text[len - 1] != '\n' && text[len - 1] != '\r'; /* lines with something on them */
+    for (size_t i = 0; i < len; i++)
+        c->file_lines += line_break(&r, i);
     return 0;
+}
+
+int cli_config_fail(const cli_config *c, const char *path)
+{
+    const char *msg = lflex_last_error();
+    size_t line, col;
+    int n = 0;
+    if (sscanf(msg, "<config>:%zu:%zu: %n", &line, &col, &n) == 2 && n > 0)
+        return line <= c->file_lines ? cli_fail("%s:%zu:%zu: %s", path, line, col, msg + n)
+                                     : cli_fail("%s: --set: %s", path, msg + n);
+    return cli_fail("%s: %s", path, msg);
 }
 
 void cli_config_free(cli_config *c)

@@ -408,6 +408,26 @@ check "an unknown model key is one error line naming key, line and column" \
 printf 'model: {max_len: 12}\ndata: {train: train.txt}\nrun: {out: o3, stepz: 3}\n' > badrun.yaml
 "$LFLEX" train badrun.yaml 2> err2.txt
 check "an unknown run key is an error with its place" "[ $? -eq 1 ] && grep -q \"3:16: unknown key 'run.stepz'\" err2.txt"
+# the library's messages about model keys give places in the user's file,
+# whatever comes before (the program's sections, comments, characters of
+# several bytes, CR line ends, a flow mapping), and name --set for its values
+printf 'data: {train: train.txt}\nrun: {out: o2}\n# a comment\nmodel:\n  d_model: 16\n  max_len: twelve\n' > place.yaml
+"$LFLEX" train place.yaml 2> place.err
+check "a bad model value after the program's sections: its line and column in the file" \
+    "[ $? -eq 1 ] && [ \$(wc -l < place.err) -eq 1 ] && grep -q \"^lflex: place.yaml:6:12: key 'model.max_len': expected\" place.err"
+tr '\n' '\r' < place.yaml > place_cr.yaml
+"$LFLEX" train place_cr.yaml 2> place_cr.err
+check "the same with CR line ends" "[ $? -eq 1 ] && grep -q \"^lflex: place_cr.yaml:6:12: key 'model.max_len'\" place_cr.err"
+printf '{data: {train: train.txt, valid: "v\303\251.txt"}, run: {out: o9}, model: {n_heads: 2, d_modle: 16}}\n' > place_flow.yaml
+"$LFLEX" train place_flow.yaml --set model.n_heads=4 2> place_flow.err
+check "in a flow mapping after a character of two bytes, with --set of a key before it" \
+    "[ $? -eq 1 ] && grep -q \"^lflex: place_flow.yaml:1:81: unknown key 'model.d_modle'\" place_flow.err"
+"$LFLEX" train place.yaml --set model.max_len=12 --set model.n_heads=x 2> place_set.err
+check "a bad value of --set names --set" \
+    "[ $? -eq 1 ] && grep -q \"^lflex: place.yaml: --set: key 'model.n_heads': expected\" place_set.err"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=flow_set --set model.max_len=10 --set model.d_model=8 2> flow_set.err
+check "--set replaces keys of a flow mapping" \
+    "[ $? -eq 0 ] && grep -q '^  max_len: 10' flow_set/config.yaml && grep -q '^  d_model: 8' flow_set/config.yaml"
 # a key given twice is an error with its place, in every section
 dup() { # dup NAME CONFIG EXPECTED
     printf "$2" > "dup_$1.yaml"
