@@ -133,8 +133,7 @@ int cli_opt_choice(const char *opt, const char *arg, const char *const *choices,
 #define CLI_YAML_DEPTH_MAX 64
 
 typedef struct {
-    char key[64];
-    char *value;
+    char *key, *value;
     int line, col;
 } cli_kv;
 
@@ -177,6 +176,9 @@ void cli_section_free(cli_section *s);
 /* A section as a YAML mapping of scalars, written by libyaml's emitter,
  * which quotes what needs it: no value can add a key. */
 int cli_section_yaml(const cli_section *s, cli_buf *out);
+/* Sections as a YAML mapping of them ("name:" and the section's keys
+ * indented), the same way. */
+int cli_sections_yaml(const char *const *names, const cli_section *const *secs, int n, cli_buf *out);
 
 /* ---- data files (data.c) ---- */
 

@@ -141,6 +141,66 @@ static void order_start(batch_order *b, uint64_t seed, const cli_order *saved)
     }
 }
 
+/* A path for the run's config.yaml: absolute, so that the file works from
+ * any directory. malloc'd. */
+static char *absolute(const char *path)
+{
+    char *a = realpath(path, NULL);
+    return a ? a : strdup(path);
+}
+
+/* config.yaml of the run: the model's full configuration (every key, the
+ * vocabulary included) and the program's sections with every key the run
+ * used, paths made absolute, so that `lflex train RUN/config.yaml`
+ * trains the run again. Written atomically. */
+static int write_run_config(const char *path, const lflex_model_t *m, const run_opts *o, const char *out_dir,
+                            const char *train_path, const char *valid_path, bool skip_bad, const cli_section *sample)
+{
+    cli_section data = {0}, run = {0}, dflt = {0};
+    char *abs_train = absolute(train_path), *abs_valid = valid_path ? absolute(valid_path) : NULL,
+         *abs_out = absolute(out_dir);
+    cli_section_set(&data, "train", abs_train);
+    if (abs_valid)
+        cli_section_set(&data, "valid", abs_valid);
+    cli_section_set(&data, "skip_bad_lines", skip_bad ? "true" : "false");
+    const struct {
+        const char *key;
+        long v;
+    } ints[] = {{"steps", o->steps},       {"batch_size", o->batch},       {"log_every", o->log_every},
+                {"eval_every", o->eval_every}, {"eval_examples", o->eval_examples}, {"save_every", o->save_every},
+                {"seed", o->seed},         {"time_limit", o->time_limit}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", ints[i].v);
+        cli_section_set(&run, ints[i].key, v);
+        if (i == 1)
+            cli_section_set(&run, "out", abs_out);
+    }
+    cli_section_set(&dflt, "steps", "64"); /* the sampler of exact match without a sample section */
+    cli_section_set(&dflt, "temperature", "0");
+    static const char *const names[] = {"data", "run", "sample"};
+    const cli_section *secs[] = {&data, &run, sample->n ? sample : &dflt};
+    cli_buf text = {0};
+    size_t len = 0;
+    lflex_model_config(m, NULL, 0, &len);
+    text.s = malloc(len + 1);
+    text.cap = len + 1;
+    int rc = !text.s || lflex_model_config(m, text.s, len + 1, &len) ? cli_fail_lib("the model's configuration") : 0;
+    text.len = len;
+    if (!rc)
+        rc = cli_sections_yaml(names, secs, 3, &text);
+    if (!rc)
+        rc = cli_write_atomic(path, text.s, text.len);
+    buf_free(&text);
+    cli_section_free(&data);
+    cli_section_free(&run);
+    cli_section_free(&dflt);
+    free(abs_train);
+    free(abs_valid);
+    free(abs_out);
+    return rc;
+}
+
 /* The model keys --set may change on a resumed run: the learning rate's
  * schedule and the threads. The rest (shapes, vocabulary, schedule
  * family, loss, optimiser) is the checkpoint's. */
@@ -359,16 +419,8 @@ int cmd_train(int argc, char **argv)
         if (!log)
             rc = cli_fail("%s: %s", log_path, strerror(errno));
     }
-    if (!rc && lead) { /* the model's full configuration next to its checkpoints */
-        char *yaml = malloc(1 << 20);
-        size_t len;
-        FILE *f = fopen(cfg_out, "w");
-        if (f && !lflex_model_config(m, yaml, 1 << 20, &len))
-            fwrite(yaml, 1, len, f);
-        if (f)
-            fclose(f);
-        free(yaml);
-    }
+    if (!rc && lead) /* the run's full configuration next to its checkpoints */
+        rc = write_run_config(cfg_out, m, &o, out_dir, train_path, valid_path, skip_bad, &c.sample);
     o.tty = !o.quiet && isatty(fileno(stderr));
     if (!rc && lead) {
         int64_t n_params, step0;

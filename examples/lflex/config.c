@@ -38,7 +38,7 @@ static void section_add(cli_section *s, const char *key, const char *value, int 
         return;
     s->items = items;
     cli_kv *kv = &items[s->n++];
-    snprintf(kv->key, sizeof kv->key, "%s", key);
+    kv->key = strdup(key);
     kv->value = strdup(value);
     kv->line = line;
     kv->col = col;
@@ -58,61 +58,90 @@ void cli_section_set(cli_section *s, const char *key, const char *value)
 
 void cli_section_free(cli_section *s)
 {
-    for (int i = 0; i < s->n; i++)
+    for (int i = 0; i < s->n; i++) {
+        free(s->items[i].key);
         free(s->items[i].value);
+    }
     free(s->items);
     memset(s, 0, sizeof *s);
 }
 
-/* A mapping of scalars (keys[i]: values[i]) as YAML, block or flow
- * style, written by libyaml's emitter, which quotes what needs it. */
-static int mapping_yaml(const char *const *keys, const char *const *values, int n, bool flow, cli_buf *out)
+/* A document of YAML into out through libyaml's emitter: open (stream
+ * and document start), the caller's events, close (which also reports a
+ * failure of any of them). */
+static int emit_open(yaml_emitter_t *em, cli_buf *out)
 {
-    yaml_emitter_t em;
     yaml_event_t ev;
-    yaml_emitter_initialize(&em);
-    yaml_emitter_set_output(&em, yaml_write, out);
-    yaml_emitter_set_unicode(&em, 1);
+    yaml_emitter_initialize(em);
+    yaml_emitter_set_output(em, yaml_write, out);
+    yaml_emitter_set_unicode(em, 1);
     yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-    int rc = emit(&em, &ev);
+    int rc = emit(em, &ev);
     if (!rc) {
         yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
-        rc = emit(&em, &ev);
+        rc = emit(em, &ev);
     }
-    if (!rc) {
-        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
-        rc = emit(&em, &ev);
-    }
-    for (int i = 0; i < n && !rc; i++)
-        rc = emit_scalar(&em, keys[i]) || emit_scalar(&em, values[i]);
-    if (!rc) {
-        yaml_mapping_end_event_initialize(&ev);
-        rc = emit(&em, &ev);
-    }
+    return rc;
+}
+
+static int emit_close(yaml_emitter_t *em, int rc)
+{
+    yaml_event_t ev;
     if (!rc) {
         yaml_document_end_event_initialize(&ev, 1);
-        rc = emit(&em, &ev);
+        rc = emit(em, &ev);
     }
     if (!rc) {
         yaml_stream_end_event_initialize(&ev);
-        rc = emit(&em, &ev);
+        rc = emit(em, &ev);
     }
-    yaml_emitter_delete(&em);
+    yaml_emitter_delete(em);
     return rc ? cli_fail("YAML error while writing a configuration") : 0;
+}
+
+/* A section as a mapping of scalars, block or flow style. */
+static int emit_section(yaml_emitter_t *em, const cli_section *s, bool flow)
+{
+    yaml_event_t ev;
+    yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
+    int rc = emit(em, &ev);
+    for (int i = 0; i < s->n && !rc; i++)
+        rc = emit_scalar(em, s->items[i].key) || emit_scalar(em, s->items[i].value);
+    if (!rc) {
+        yaml_mapping_end_event_initialize(&ev);
+        rc = emit(em, &ev);
+    }
+    return rc;
+}
+
+static int section_yaml(const cli_section *s, bool flow, cli_buf *out)
+{
+    yaml_emitter_t em;
+    int rc = emit_open(&em, out);
+    return emit_close(&em, rc || emit_section(&em, s, flow));
 }
 
 int cli_section_yaml(const cli_section *s, cli_buf *out)
 {
-    const char **kv = malloc(2 * (size_t)(s->n ? s->n : 1) * sizeof *kv);
-    if (!kv)
-        return cli_fail("out of memory");
-    for (int i = 0; i < s->n; i++) {
-        kv[i] = s->items[i].key;
-        kv[s->n + i] = s->items[i].value;
+    return section_yaml(s, false, out);
+}
+
+int cli_sections_yaml(const char *const *names, const cli_section *const *secs, int n, cli_buf *out)
+{
+    yaml_emitter_t em;
+    yaml_event_t ev;
+    int rc = emit_open(&em, out);
+    if (!rc) {
+        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+        rc = emit(&em, &ev);
     }
-    int rc = mapping_yaml(kv, kv + s->n, s->n, false, out);
-    free(kv);
-    return rc;
+    for (int i = 0; i < n && !rc; i++)
+        rc = emit_scalar(&em, names[i]) || emit_section(&em, secs[i], false);
+    if (!rc) {
+        yaml_mapping_end_event_initialize(&ev);
+        rc = emit(&em, &ev);
+    }
+    return emit_close(&em, rc);
 }
 
 /* Every key read so far by its dotted path, with its place: a hash set
@@ -487,21 +516,18 @@ static int read_top(reader *r, model_walk *w, cli_config *c, size_t *insert_at)
  * entries. The last --set of a key wins. */
 static int override_text(model_walk *w, bool flow, size_t indent, cli_buf *out)
 {
-    const char **kv = malloc(2 * (size_t)(w->n_ov + 1) * sizeof *kv);
-    int n = 0;
-    if (!kv)
-        return cli_fail("out of memory");
+    cli_section s = {0};
     for (int i = 0; i < w->n_ov; i++) {
         const char *p = w->ov[i].path;
         if (strncmp(p, "data.", 5) && strncmp(p, "run.", 4) && strncmp(p, "sample.", 7) &&
             override_of(w, p) == &w->ov[i]) {
-            kv[n] = p;
-            kv[w->n_ov + n++] = w->ov[i].value;
+            section_add(&s, p, w->ov[i].value, 0, 0);
             note_model_key(w->c, p, w->ov[i].value);
         }
     }
+    int n = s.n;
     cli_buf y = {0};
-    int rc = n ? mapping_yaml(kv, kv + w->n_ov, n, flow, &y) : 0;
+    int rc = n ? section_yaml(&s, flow, &y) : 0;
     if (!rc && n && flow) { /* "{a: 1, b: 2}\n": its entries after a comma */
         char *open = memchr(y.s, '{', y.len), *close = y.s + y.len;
         while (close > y.s && close[-1] != '}')
@@ -517,7 +543,7 @@ static int override_text(model_walk *w, bool flow, size_t indent, cli_buf *out)
             buf_add(out, y.s + i, 1);
         }
     buf_free(&y);
-    free(kv);
+    cli_section_free(&s);
     return rc;
 }
 

@@ -44,10 +44,15 @@ if /usr/bin/python3 -c 'import yaml' 2> /dev/null; then
 else
     ok "every real in the saved config is a float to PyYAML # SKIP no python3-yaml"
 fi
-"$LFLEX" train out/config.yaml --quiet --set data.train="$PWD/train.txt" --set run.steps=1 \
-    --set run.out="$PWD/out_again" 2> again.err
-check "the saved config trains again and is saved unchanged" \
-    "[ $? -eq 0 ] && cmp -s out/config.yaml out_again/config.yaml"
+here=$(pwd -P) # the paths are real paths
+check "the saved config holds the data, run and sample sections, paths absolute" \
+    "grep -q \"^  train: $here/train.txt\\\$\" out/config.yaml && grep -q \"^  valid: $here/valid.txt\\\$\" out/config.yaml && \
+     grep -q \"^  out: $here/out\\\$\" out/config.yaml && grep -q '^  eval_examples: 8\$' out/config.yaml && \
+     grep -q '^sample:\$' out/config.yaml && grep -q '^  temperature: 0\$' out/config.yaml"
+(cd / && "$LFLEX" train "$dir/out/config.yaml" --quiet --set run.out="$dir/out_again" 2> "$dir/again.err")
+check "the saved config, from another directory, trains the run again bit for bit" \
+    "[ $? -eq 0 ] && cmp -s out/checkpoint.safetensors out_again/checkpoint.safetensors && \
+     grep -v '^  out: ' out/config.yaml > c1.yaml && grep -v '^  out: ' out_again/config.yaml > c2.yaml && cmp -s c1.yaml c2.yaml"
 "$LFLEX" train tiny.yaml --quiet --set run.steps=1 --set run.out=out_chars --set vocab.tokenizer=char 2> chars.err
 check "--set vocab.tokenizer=char over the file's tokenizer builds a vocabulary of characters" \
     "[ $? -eq 0 ] && grep -q 'tokens: \" abcpq\"' out_chars/config.yaml"

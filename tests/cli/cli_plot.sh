@@ -35,6 +35,10 @@ check "plot writes the learning curves and the order as PNG files" \
      run/plots/throughput.png run/plots/order.png && [ \$(wc -l < plot.out) -eq 5 ]"
 check "order.json holds the heat map: a row of P(inserted by t) per target token" \
     "/usr/bin/python3 -c 'import json, sys; o = json.load(open(sys.argv[1])); sys.exit(not (len(o[\"inserted\"]) == 3 and len(o[\"t\"]) == 101 and all(r[0] == 0 and abs(r[-1] - 1) < 1e-6 for r in o[\"inserted\"])))' run/plots/order.json"
+"$LFLEX" plot run --out default > default.out 2> default.err
+check "without --text, order.png draws the first line of the run's validation file (config.yaml)" \
+    "[ $? -eq 0 ] && [ ! -s default.err ] && png_ok default/order.png && \
+     /usr/bin/python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))[\"text\"] != open(\"valid.txt\").readline().rstrip(\"\\n\"))' default/order.json"
 "$LFLEX" plot run --out elsewhere/deep --text 'a b' > /dev/null 2>&1
 check "--out puts them in another directory, made when missing" "[ $? -eq 0 ] && png_ok elsewhere/deep/order.png"
 "$LFLEX" plot run --text 'a zz' > /dev/null 2> text.err
