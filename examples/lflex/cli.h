@@ -149,6 +149,7 @@ typedef struct {
     size_t file_lines;          /* lines of the file: model_yaml's later lines are the --set values */
     cli_buf sample_yaml;        /* the sample section as sampler YAML ("" when absent) */
     cli_section data, run, sample;
+    cli_section model;          /* the file's model keys with a scalar value, by dotted path (not --set) */
     char tokenizer[16];         /* vocab.tokenizer as written ("" when absent) */
     bool has_vocab;             /* vocab.tokens or vocab.size given */
 } cli_config;

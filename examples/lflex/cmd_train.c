@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,69 @@ static int write_run_config(const char *path, const lflex_model_t *m, const run_
 static const char *const resume_keys[] = {"train.lr",           "train.warmup", "train.lr_schedule", "train.total_steps",
                                           "train.min_lr_ratio", "train.threads", NULL};
 
+/* Two values of a key as the same value: numbers by value (3.0e-3 is
+ * 0.003), booleans by truth (yes is true), anything else as text. */
+static bool same_value(const char *a, const char *b)
+{
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    if (*a && *b && !*ea && !*eb)
+        return x == y;
+    static const char *const truth[][3] = {{"true", "yes", "on"}, {"false", "no", "off"}};
+    for (int t = 0; t < 2; t++) {
+        bool in_a = false, in_b = false;
+        for (int k = 0; k < 3; k++) {
+            in_a |= !strcmp(a, truth[t][k]);
+            in_b |= !strcmp(b, truth[t][k]);
+        }
+        if (in_a || in_b)
+            return in_a && in_b;
+    }
+    return !strcmp(a, b);
+}
+
+/* On resume the model is the checkpoint's: a model key of the file whose
+ * value differs from the checkpoint's is an error naming its place,
+ * unless a resumed run may change it (then a warning: --set changes it),
+ * and so is a key the model does not have. */
+static int check_resumed_keys(const cli_config *c, const char *cfg_path, const char *ckpt, char **overrides, int n_over)
+{
+    cli_st f;
+    if (!c->model.n || cli_st_read(ckpt, &f))
+        return 0; /* (the loading of the checkpoint reports a bad file) */
+    const char *yaml = json_string_value(json_object_get(f.meta, "lflex.config"));
+    cli_config ck = {0};
+    int rc = yaml ? cli_config_parse(&ck, ckpt, yaml, strlen(yaml), NULL, 0) : 0;
+    for (int i = 0; i < c->model.n && !rc && yaml; i++) {
+        const cli_kv *kv = &c->model.items[i], *was = NULL;
+        for (int j = 0; j < ck.model.n && !was; j++)
+            if (!strcmp(ck.model.items[j].key, kv->key))
+                was = &ck.model.items[j];
+        bool set = false, changeable = false;
+        for (int j = 0; j < n_over; j++)
+            set |= !strncmp(overrides[j], kv->key, strlen(kv->key)) && overrides[j][strlen(kv->key)] == '=';
+        for (const char *const *k = resume_keys; *k; k++)
+            changeable |= !strcmp(*k, kv->key);
+        char v[96], w[96];
+        if (!was)
+            rc = cli_fail("%s:%d:%d: unknown key '%s': the checkpoint's model has no such key", cfg_path, kv->line,
+                          kv->col, kv->key);
+        else if (!same_value(kv->value, was->value) && !changeable)
+            rc = cli_fail("%s:%d:%d: %s: %s differs from %s, the checkpoint's: a resumed run cannot change it (the "
+                          "model is the checkpoint's; start a new run to change it)",
+                          cfg_path, kv->line, kv->col, kv->key, cli_shown(kv->value, v, sizeof v),
+                          cli_shown(was->value, w, sizeof w));
+        else if (!same_value(kv->value, was->value) && !set)
+            fprintf(stderr, "lflex: warning: %s:%d:%d: %s: %s differs from %s, the checkpoint's, which a resumed run "
+                            "keeps (--set %s=... changes it)\n",
+                    cfg_path, kv->line, kv->col, kv->key, cli_shown(kv->value, v, sizeof v),
+                    cli_shown(was->value, w, sizeof w), kv->key);
+    }
+    cli_config_free(&ck);
+    cli_st_free(&f);
+    return rc;
+}
+
 enum { OPT_SET = 1, OPT_RESUME, OPT_QUIET };
 
 static const cli_opt train_opts[] = {
@@ -215,7 +279,8 @@ static const cli_opt train_opts[] = {
     {"resume", "CKPT",
      "continue training from a checkpoint of this configuration; --set may then change train.lr, train.warmup, "
      "train.lr_schedule, train.total_steps, train.min_lr_ratio, train.threads and the data, run and sample "
-     "sections but for run.seed and run.batch_size",
+     "sections but for run.seed and run.batch_size; a model key of the file with another value than the "
+     "checkpoint's is an error (a warning for those --set may change)",
      OPT_RESUME},
     {"quiet", NULL, "no progress on standard error, only the first and last lines", OPT_QUIET},
     {NULL, NULL, NULL, 0},
@@ -358,6 +423,8 @@ int cmd_train(int argc, char **argv)
                 buf_free(&list);
             }
         }
+        if (!rc)
+            rc = check_resumed_keys(&c, cfg_path, resume, overrides, n_over);
         if (!rc && n_model_ov) /* the copy of the checkpoint with the new configuration goes there */
             rc = cli_make_dir(out_dir);
         if (!rc)

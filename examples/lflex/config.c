@@ -405,18 +405,20 @@ static void note_model_key(cli_config *c, const char *path, const char *value)
 /* Skip the rest of a value whose first event is `ev` (deleted), reading
  * the keys of its mappings: duplicates, and keys that --set replaces
  * (blanked). `path` is the value's dotted path (NULL in a sequence),
- * `key_at` the byte offset of its key. *end gets where the value ends. */
-static int walk_value(reader *r, model_walk *w, yaml_event_t *ev, const char *path, size_t key_at, size_t *end)
+ * `key_mark` where its key starts. *end gets where the value ends. */
+static int walk_value(reader *r, model_walk *w, yaml_event_t *ev, const char *path, yaml_mark_t key_mark, size_t *end)
 {
     yaml_event_type_t type = ev->type;
     *end = byte_of(r, ev->end_mark);
     if (type == YAML_SCALAR_EVENT && path) {
         override *o = override_of(w, path);
         note_model_key(w->c, path, o ? o->value : (const char *)ev->data.scalar.value);
+        section_add(&w->c->model, path, (const char *)ev->data.scalar.value, (int)key_mark.line + 1,
+                    (int)key_mark.column + 1);
         yaml_event_delete(ev);
         if (o) {
             o->used = true;
-            return blank_entry(r, w, key_at, *end);
+            return blank_entry(r, w, byte_of(r, key_mark), *end);
         }
         return 0;
     }
@@ -438,7 +440,7 @@ static int walk_value(reader *r, model_walk *w, yaml_event_t *ev, const char *pa
         if (type == YAML_SEQUENCE_START_EVENT) { /* the library refuses sequences; their items are read through */
             size_t e;
             w->flow = false;
-            if ((rc = walk_value(r, w, &k, NULL, 0, &e)))
+            if ((rc = walk_value(r, w, &k, NULL, k.start_mark, &e)))
                 break;
             continue;
         }
@@ -454,7 +456,8 @@ static int walk_value(reader *r, model_walk *w, yaml_event_t *ev, const char *pa
             else
                 sprintf(sub, "%s.%s", path, key);
         }
-        size_t at = byte_of(r, k.start_mark), e;
+        yaml_mark_t at = k.start_mark;
+        size_t e;
         yaml_event_delete(&k);
         w->flow = flow;
         if (!rc && !(rc = next_event(r, &v)))
@@ -489,12 +492,13 @@ static int read_top(reader *r, model_walk *w, cli_config *c, size_t *insert_at)
         snprintf(key, sizeof key, "%s", (const char *)k.data.scalar.value);
         cli_section *sec = !strcmp(key, "data") ? &c->data : !strcmp(key, "run") ? &c->run
                          : !strcmp(key, "sample") ? &c->sample : NULL;
-        size_t line = k.start_mark.line + 1, col = k.start_mark.column + 1, at = byte_of(r, k.start_mark), end;
+        yaml_mark_t mark = k.start_mark;
+        size_t line = mark.line + 1, col = mark.column + 1, end;
         yaml_event_delete(&k);
         if (next_event(r, &v))
             return 1;
         if (!sec) {
-            if (walk_value(r, w, &v, key, at, &end))
+            if (walk_value(r, w, &v, key, mark, &end))
                 return 1;
             continue;
         }
@@ -506,7 +510,7 @@ static int read_top(reader *r, model_walk *w, cli_config *c, size_t *insert_at)
             return cli_fail("%s:%zu:%zu: %s: expected a mapping", r->file, line, col, key);
         if (mapping && read_section(r, sec, key, &end))
             return 1;
-        if (blank_entry(r, w, at, end))
+        if (blank_entry(r, w, byte_of(r, mark), end))
             return 1;
     }
 }
@@ -685,6 +689,7 @@ void cli_config_free(cli_config *c)
     cli_section_free(&c->data);
     cli_section_free(&c->run);
     cli_section_free(&c->sample);
+    cli_section_free(&c->model);
     memset(c, 0, sizeof *c);
 }
 

@@ -135,6 +135,21 @@ for kv in model.d_model=32 vocab.tokens=a schedule.family=linear train.ema=0.9 a
         "[ $? -eq 1 ] && [ \$(wc -l < reset_bad.err) -eq 1 ] && grep -q -- '^lflex: --set ${kv%%=*}: a resumed run cannot change it' reset_bad.err \
          && ! grep -q '\"step\": 15' reset/log.jsonl"
 done
+# model keys of the file on resume: not ignored unawares
+sed 's/d_model: 16/d_model: 32/' tiny.yaml > wider.yaml
+"$LFLEX" train wider.yaml --quiet --set run.steps=20 --set run.out=reset --resume reset/checkpoint.safetensors 2> wider.err
+check "a model key of the file that differs from the checkpoint's is refused on resume, with its place" \
+    "[ $? -eq 1 ] && [ \$(wc -l < wider.err) -eq 1 ] && grep -q \"^lflex: wider.yaml:1:9: model.d_model: 32 differs from 16, the checkpoint's: a resumed run cannot change it\" wider.err \
+     && ! grep -q '\"step\": 15' reset/log.jsonl"
+sed 's/^model: {/model: {d_modle: 16, /' tiny.yaml > unknown.yaml
+"$LFLEX" train unknown.yaml --quiet --set run.steps=20 --set run.out=reset --resume reset/checkpoint.safetensors 2> unknown.err
+check "a key the model does not have is refused on resume" \
+    "[ $? -eq 1 ] && grep -q \"^lflex: unknown.yaml:1:9: unknown key 'model.d_modle'\" unknown.err"
+"$LFLEX" train tiny.yaml --quiet --set run.steps=15 --set run.out=reset --set run.log_every=1 --set run.eval_every=0 \
+    --resume reset/checkpoint.safetensors 2> kept.err
+check "a learning rate of the file other than the checkpoint's: a warning, the checkpoint's is kept" \
+    "[ $? -eq 0 ] && grep -q \"^lflex: warning: tiny.yaml:2:9: train.lr: 3.0e-3 differs from 0.0001, the checkpoint's, which a resumed run keeps (--set train.lr=... changes it)\" kept.err \
+     && grep -q '\"step\": 15, .*\"lr\": 5e-05,' reset/log.jsonl"
 "$LFLEX" train tiny.yaml --quiet --set run.steps=20 --set run.out=reset --set train.lr=fast \
     --resume reset/checkpoint.safetensors 2> reset_bad.err
 check "a bad value of a key that may change on resume names the key" \
