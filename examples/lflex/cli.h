@@ -160,6 +160,10 @@ int cli_config_read(cli_config *c, const char *path, char **overrides, int n_ove
 int cli_config_parse(cli_config *c, const char *path, const char *text, size_t len, char **overrides,
                      int n_overrides);
 void cli_config_free(cli_config *c);
+/* The config.yaml that lflex train writes in a run's directory, next to
+ * `near` (a file of the run): 1 when read into c, 0 when there is none,
+ * -1 after an error line. *path gets its path (malloc'd, to free). */
+int cli_run_config(const char *near, cli_config *c, char **path);
 /* An error line for the library's message about c->model_yaml (parsed as
  * "<config>"): its place is the file's `path`:LINE:COL, or --set for a
  * line after the file's. Returns 1. */

@@ -50,16 +50,12 @@ static const cli_command plot_cmd = {
 /* The first example of the run's data (validation file, else training
  * file) as config.yaml names it; NULL, with a note on standard error, when
  * there is none. malloc'd. */
-static char *first_example(const char *run_dir)
+static char *first_example(const char *log)
 {
-    char *cfg_path = malloc(strlen(run_dir) + 16);
-    if (!cfg_path)
-        return NULL;
-    sprintf(cfg_path, "%s/config.yaml", run_dir);
     cli_config c;
-    char *example = NULL, *path = NULL;
+    char *cfg_path, *example = NULL, *path = NULL;
     const char *rel = NULL;
-    if (access(cfg_path, R_OK) == 0 && cli_config_read(&c, cfg_path, NULL, 0) == 0) {
+    if (cli_run_config(log, &c, &cfg_path) == 1) {
         cli_get_str(&c.data, "valid", &rel);
         if (!rel)
             cli_get_str(&c.data, "train", &rel);
@@ -203,7 +199,7 @@ int cmd_plot(int argc, char **argv)
     else
         buf_printf(&ckpt_path, "%s/checkpoint.safetensors", run);
     buf_printf(&order, "%s/order.json", out_dir.s);
-    char *script = find_script(), *example = text ? strdup(text) : first_example(run);
+    char *script = find_script(), *example = text ? strdup(text) : first_example(log.s);
     rc = !script || cli_make_dir(out_dir.s);
     if (!rc && example)
         rc = write_order(ckpt_path.s, example, order.s);

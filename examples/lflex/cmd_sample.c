@@ -403,7 +403,9 @@ static const cli_command eval_cmd = {
     "Evaluate a checkpoint on a data file (a TARGET or PROMPT<TAB>TARGET per line): the\n"
     "validation loss with its unmasking and insertion parts over the first N examples,\n"
     "and, when the examples have prompts, the exact match and token accuracy of targets\n"
-    "generated after the prompts (greedy unless --temperature is given).",
+    "generated after the prompts, with the sampler of the run's sample section (config.yaml\n"
+    "next to the checkpoint) where the options do not say otherwise (greedy unless a\n"
+    "temperature is given).",
     "lflex eval runs/a/checkpoint.safetensors test.txt --n 200 --steps 64",
     eval_opts};
 
@@ -433,6 +435,24 @@ int cmd_eval(int argc, char **argv)
     if (rc) {
         cli_section_free(&sf);
         return rc < 0 ? 0 : rc;
+    }
+    /* the run's sampler (the sample section of config.yaml next to the
+     * checkpoint, as lflex train writes it) for the keys not given here */
+    cli_config run;
+    char *run_path = NULL;
+    int have = cli_run_config(ckpt, &run, &run_path);
+    for (int i = 0; have == 1 && i < run.sample.n; i++) {
+        const char *given = NULL;
+        cli_get_str(&sf, run.sample.items[i].key, &given);
+        if (!given)
+            cli_section_set(&sf, run.sample.items[i].key, run.sample.items[i].value);
+    }
+    if (have == 1)
+        cli_config_free(&run);
+    free(run_path);
+    if (have < 0) {
+        cli_section_free(&sf);
+        return 1;
     }
     const char *temp = NULL;
     cli_get_str(&sf, "temperature", &temp);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "cli.h"
@@ -669,6 +670,17 @@ int cli_config_parse(cli_config *c, const char *path, const char *text, size_t l
     for (size_t i = 0; i < len; i++)
         c->file_lines += line_break(&r, i);
     return 0;
+}
+
+int cli_run_config(const char *near, cli_config *c, char **path)
+{
+    memset(c, 0, sizeof *c);
+    *path = cli_path_near(near, "config.yaml");
+    if (!*path)
+        return cli_fail("out of memory"), -1;
+    if (access(*path, F_OK) != 0)
+        return 0;
+    return cli_config_read(c, *path, NULL, 0) ? -1 : 1;
 }
 
 int cli_config_fail(const cli_config *c, const char *path)

@@ -185,6 +185,16 @@ check "sample --infill keeps the given tokens" "[ $? -eq 0 ] && grep -q '^a .*c\
 "$LFLEX" eval out/checkpoint.safetensors valid.txt --steps 8 > e.txt
 check "eval reports loss, exact match and token accuracy" \
     "[ $? -eq 0 ] && grep -q 'validation loss' e.txt && grep -q 'exact match' e.txt && grep -q 'token accuracy' e.txt"
+# eval takes the sampler of the run's sample section (config.yaml next to
+# the checkpoint) where its options do not say otherwise: a section made
+# invalid shows that it is read, and an option overrides its key
+mkdir -p evalrun && cp out/checkpoint.safetensors evalrun/
+sed '/^sample:/,$ s/^  steps: .*/  steps: 0/' out/config.yaml > evalrun/config.yaml
+"$LFLEX" eval evalrun/checkpoint.safetensors valid.txt > ev1.txt 2> ev1.err
+st1=$?
+"$LFLEX" eval evalrun/checkpoint.safetensors valid.txt --steps 8 > ev2.txt 2> ev2.err
+check "eval uses the run's sample section, and its options override its keys" \
+    "[ $st1 -eq 1 ] && grep -q \"key 'steps': 0 is out of range\" ev1.err && [ $? -eq 0 ] && grep -q 'exact match' ev2.txt"
 "$LFLEX" order out/checkpoint.safetensors "$(printf 'p q\ta b c')" > o.txt
 check "order prints b_in and the expected insertion time of the target" \
     "[ $? -eq 0 ] && grep -q 'E\\[T_in\\]' o.txt && [ \$(grep -c '^ *[0-9]' o.txt) -eq 3 ]"
