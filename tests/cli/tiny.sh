@@ -1,5 +1,5 @@
 # Sourced by the tests of the lflex program (tests/cli/*.sh, argument: the
-# program): a scratch directory to work in, removed at exit, TAP helpers
+# program): a scratch directory to work in, removed at exit, the TAP functions
 # (ok, bad, check) and a tiny task: train.txt (60 "p q<TAB>target" lines),
 # valid.txt (its first 8) and tiny.yaml (a 1-layer model, 6 steps, into out/).
 set -u
