@@ -13,6 +13,8 @@ them); every generator is seeded, so the files are always the same.
                             1 000 examples, seeds 1 / 2 / 3
   star-easy, -medium, -hard build/examples/lflex-star LEVEL N SEED (50 000 seed 1,
                             500 seed 2, 1 000 seed 3); $STAR names the program
+  star-parent               star-easy's prompts; the target is the goal's parent
+                            alone (the one edge lookup every path is built from)
   words                     examples/text/prepare.py (character level,
                             unconditional); its held-out words split
                             alternately into valid and test
@@ -37,9 +39,12 @@ SIZES = {'train': 50000, 'valid': 500, 'test': 1000}
 SEEDS = {'train': 1, 'valid': 2, 'test': 3}
 SEQ_TASKS = {'copy': lambda p: list(p), 'reverse': lambda p: p[::-1], 'sort': sorted}
 STAR_TASKS = {'star-easy': 'easy', 'star-medium': 'medium', 'star-hard': 'hard'}
+# tasks made from another task's lines: (source task, line -> line)
+DERIVED_TASKS = {'star-parent': ('star-easy', lambda line: line.split('\t')[0] + '\t' + line.split()[-2]),
+                 'star-last': ('star-easy', lambda line: line.split('\t')[0] + '\t' + ' '.join(line.split()[-2:]))}
 TEXT_TASKS = {'words': ('examples/text/prepare.py', 'words'),
               'molecules': ('examples/molecules/prepare.py', 'molecules')}
-TASKS = list(SEQ_TASKS) + list(STAR_TASKS) + list(TEXT_TASKS)
+TASKS = list(SEQ_TASKS) + list(STAR_TASKS) + list(DERIVED_TASKS) + list(TEXT_TASKS)
 
 
 class TaskError(Exception):
@@ -96,6 +101,13 @@ def prepare(task, data_dir=DEFAULT_DATA, force=False):
         lines = {s: _seq_lines(task, s) for s in SPLITS}
     elif task in STAR_TASKS:
         lines = {s: _star_lines(STAR_TASKS[task], s) for s in SPLITS}
+    elif task in DERIVED_TASKS:
+        source, f = DERIVED_TASKS[task]
+        src = prepare(source, data_dir, force)
+        lines = {}
+        for s in SPLITS:
+            with open(src[s], encoding='utf-8') as fh:
+                lines[s] = [f(x) for x in fh.read().splitlines()]
     else:
         lines = _prepared_lines(task)
     os.makedirs(data_dir, exist_ok=True)
