@@ -69,6 +69,7 @@ class ModelConfig:
     dropout: float = 0.0
     pos_emb: bool = False         # learned absolute position embedding [max_len, d], both networks
     seg_pos: bool = True          # learned segment position embeddings [4 (max_len + 1), d], both networks
+    token_shift: bool = False     # each block starts with h += prev * left + next * right neighbour, both networks
 
 
 @dataclass
@@ -115,7 +116,7 @@ class LossConfig:
 # three fixtures (the paper's training objective); those fixtures' configs lack the keys.
 PAPER_VALUES = {"model.pos_emb": False, "model.seg_pos": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
                 "loss.kl_reduction": "sum", "loss.reg_b_in": 1.0, "loss.time_weight": "hazard",
-                "loss.unmask_norm": "masked"}
+                "loss.unmask_norm": "masked", "model.token_shift": False}
 
 
 @dataclass
@@ -482,10 +483,28 @@ class MLP(nn.Module):
         return F.linear(u, self.w2, self.b2)
 
 
+class TokenShift(nn.Module):
+    """model.token_shift: h + prev * (left neighbour) + next * (right
+    neighbour) per channel, within each sequence (padding is nobody's
+    neighbour); both weights start at 1/2."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.prev = nn.Parameter(torch.full((d,), 0.5))
+        self.next = nn.Parameter(torch.full((d,), 0.5))
+
+    def forward(self, h, key_mask):
+        zero = h.new_zeros(h.shape[0], 1, h.shape[2])
+        left = torch.cat([zero, h[:, :-1]], dim=1)
+        right = torch.cat([h[:, 1:] * key_mask[:, 1:, None], zero], dim=1)
+        return h + left * self.prev + right * self.next
+
+
 class Block(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         d = cfg.model.d_model
+        self.shift = TokenShift(d) if cfg.model.token_shift else None
         self.ada = Affine(cfg.d_cond, 6 * d, zero_init=True)
         self.ln1 = ScaleNorm(d)
         self.attn = Attention(d, cfg.model.n_heads)
@@ -494,6 +513,8 @@ class Block(nn.Module):
         self.dropout = cfg.model.dropout
 
     def forward(self, h, c, cos, sin, key_mask):
+        if self.shift is not None:
+            h = self.shift(h, key_mask)
         mod = self.ada(c)[:, None, :].chunk(6, dim=-1)
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod
         a = self.ln1(h) * (1 + scale_a) + shift_a

@@ -249,6 +249,10 @@ def layout_forward(P: dict, prefix: str, x: list, t: float, cfg: R.Config, heads
     c = silu(W("time.w2") @ silu(W("time.w1") @ e + W("time.b1")) + W("time.b2"))
     for i in range(cfg.model.n_layers):
         B = lambda name: W(f"blocks.{i}.{name}")
+        if prefix + f"blocks.{i}.shift.prev" in P:  # model.token_shift: neighbours in the sequence
+            left = np.vstack([np.zeros((1, d)), h[:-1]])
+            right = np.vstack([h[1:], np.zeros((1, d))])
+            h = h + left * B("shift.prev") + right * B("shift.next")
         m = B("ada.w") @ c + B("ada.b")
         sh_a, sc_a, g_a, sh_m, sc_m, g_m = (m[k * d:(k + 1) * d] for k in range(6))
         a_ = ln(h, B("ln1.scale")) * (1 + sc_a) + sh_a
@@ -398,7 +402,8 @@ def finite_difference_check(model, batch, t, states, coef, grads, rng, label) ->
         "gen.tok_emb", "gen.pos_emb", "aux.pos_emb", "gen.seg_pos", "aux.seg_pos", "gen.time.w1", "gen.blocks.0.ada.w", "gen.blocks.1.attn.wqkv",
         "gen.blocks.0.ln2.scale", "gen.blocks.1.mlp.w1", "gen.out.w", "gen.out.ada.b",
         "gen.ins.b2", "gen.ins.ada.w", "gen.um.w1", "aux.tok_emb", "aux.blocks.0.attn.wo",
-        "aux.blocks.1.ada.b", "aux.bin.w2", "aux.bin.b2", "aux.bum.w1", "aux.bum.ln.scale"))]
+        "aux.blocks.1.ada.b", "aux.bin.w2", "aux.bin.b2", "aux.bum.w1", "aux.bum.ln.scale",
+        "gen.blocks.0.shift.prev", "gen.blocks.1.shift.next", "aux.blocks.0.shift.next"))]
     h = 1e-5
     worst = 0.0
 
@@ -520,6 +525,14 @@ def fixture_configs():
         # the conditional sequences of the batch splitting at BOS
         ("ref_kumaraswamy_segpos", 66, R.Config(
             model=R.ModelConfig(**{**base, "seg_pos": True}),
+            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
+                                      learn_b_um=False, min_rate=4.0, max_rate=100.0),
+            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat"), **common)),
+        # token shift (model.token_shift) in both networks, on top of the
+        # segment positions
+        ("ref_kumaraswamy_shift", 78, R.Config(
+            model=R.ModelConfig(**{**base, "seg_pos": True, "token_shift": True}),
             schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
                                       learn_b_um=False, min_rate=4.0, max_rate=100.0),
             generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),

@@ -33,6 +33,10 @@ static const lf_cfg_key model_keys[] = {
                     "add learned embeddings of each token's index counted from the start and from the end of its "
                     "segment (the prompt before BOS; BOS, the target and EOS after it) to the token embedding of "
                     "both networks: a target token and the prompt token it copies or mirrors share an index"),
+    LF_CFG_KEY_BOOL(C, token_shift, "model.token_shift", 0,
+                    "every block of both networks starts by adding to each token its left and right neighbours "
+                    "in the current sequence, times learned per-channel weights that start at 1/2: a lookup keyed "
+                    "by a nearby token is learned in far fewer steps (doc/learning.md)"),
     LF_CFG_KEY_INT(C, aux_d_model, "aux.d_model", 0, 8192, 0, "width of the auxiliary network (0: model.d_model)"),
     LF_CFG_KEY_INT(C, aux_n_heads, "aux.n_heads", 0, 256, 0, "heads of the auxiliary network (0: model.n_heads)"),
     LF_CFG_KEY_INT(C, aux_n_layers, "aux.n_layers", -1, 256, -1,
@@ -108,7 +112,7 @@ const lf_cfg_schema lf_model_schema = {model_keys, sizeof model_keys / sizeof mo
 static const char *const absent_values[][2] = {
     {"model.pos_emb", "false"},     {"model.seg_pos", "false"},     {"schedule.learn_b_in", "true"},
     {"schedule.b_in", "1"},         {"loss.time_weight", "hazard"}, {"loss.unmask_norm", "masked"},
-    {"loss.kl_reduction", "sum"},   {"loss.reg_b_in", "1"},
+    {"loss.kl_reduction", "sum"},   {"loss.reg_b_in", "1"},         {"model.token_shift", "false"},
 };
 
 int lf_model_config_absent_values(lf_model_config *cfg)

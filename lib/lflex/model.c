@@ -59,6 +59,7 @@ static lf_backbone_cfg backbone_cfg(const lf_model_config *cfg, int64_t vocab, b
     b.dropout = cfg->dropout;
     b.n_pos = cfg->pos_emb ? cfg->max_len : 0;
     b.seg_len = cfg->seg_pos ? cfg->max_len : 0;
+    b.token_shift = cfg->token_shift;
     b.bos_id = LF_BOS;
     return b;
 }

@@ -27,6 +27,7 @@ typedef struct lf_model_config {
     double dropout;
     bool pos_emb;            /* a learned absolute position embedding besides rotary */
     bool seg_pos;            /* learned embeddings of the index from both ends of the token's segment */
+    bool token_shift;        /* every block starts by adding each token's neighbours (per-channel weights) */
     /* aux: sizes of the auxiliary network; 0 means "as the generator" */
     int64_t aux_d_model, aux_n_heads, aux_n_layers;
     /* schedule */

@@ -64,6 +64,12 @@ int lf_backbone_register(lf_backbone *bb, const lf_backbone_cfg *cfg, lf_params 
         b->b1 = BIAS(BLK("mlp.b1"), dff);
         b->w2 = W(BLK("mlp.w2"), d, dff);
         b->b2 = BIAS(BLK("mlp.b2"), d);
+        if (cfg->token_shift) {
+            /* 1/2 each: neighbours are visible from the start (zeros
+             * learned no faster than no shift, EXPERIMENTS.md) */
+            b->shift_prev = reg(r, BLK("shift.prev"), d, 0, LF_INIT_CONST, LF_SHIFT_INIT, false);
+            b->shift_next = reg(r, BLK("shift.next"), d, 0, LF_INIT_CONST, LF_SHIFT_INIT, false);
+        }
 #undef BLK
     }
     return r->failed ? LFLEX_ENOMEM : LFLEX_OK;
@@ -195,6 +201,42 @@ static int seg_pos_rows(lf_ctx *ctx, const lf_packed *pk, int64_t L, int32_t bos
     return 0;
 }
 
+/* Row indices and 0/1 masks of each row's left and right neighbour within its
+ * sequence (model.token_shift); a row without one points at itself, masked. */
+typedef struct {
+    lf_tensor *prev, *next, *prev_mask, *next_mask;
+} shift_rows;
+
+static int token_shift_rows(lf_ctx *ctx, const lf_packed *pk, shift_rows *s)
+{
+    const int64_t T = pk->n_tok;
+    const int64_t col[2] = {T, 1};
+    s->prev = lf_new1(ctx, LF_INT, T);
+    s->next = lf_new1(ctx, LF_INT, T);
+    s->prev_mask = lf_tensor_new(ctx, LF_REAL, 2, col);
+    s->next_mask = lf_tensor_new(ctx, LF_REAL, 2, col);
+    if (!s->prev || !s->next || !s->prev_mask || !s->next_mask)
+        return LFLEX_ENOMEM;
+    const int32_t *off = lf_idata(pk->offsets);
+    for (int64_t q = 0; q < pk->n_seq; q++)
+        for (int64_t i = off[q]; i < off[q + 1]; i++) {
+            bool has_prev = i > off[q], has_next = i + 1 < off[q + 1];
+            lf_idata(s->prev)[i] = (int32_t)(has_prev ? i - 1 : i);
+            lf_idata(s->next)[i] = (int32_t)(has_next ? i + 1 : i);
+            lf_data(s->prev_mask)[i] = has_prev ? 1 : 0;
+            lf_data(s->next_mask)[i] = has_next ? 1 : 0;
+        }
+    return 0;
+}
+
+/* h + w_prev * h[left] + w_next * h[right] */
+static lf_tensor *token_shift(lf_ctx *ctx, lf_tensor *h, const lf_block *b, const shift_rows *s)
+{
+    lf_tensor *l = lf_mul(ctx, lf_mul(ctx, lf_embedding(ctx, h, s->prev), s->prev_mask), b->shift_prev);
+    lf_tensor *r = lf_mul(ctx, lf_mul(ctx, lf_embedding(ctx, h, s->next), s->next_mask), b->shift_next);
+    return lf_add(ctx, lf_add(ctx, h, l), r);
+}
+
 lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_packed *pk, const double *t,
                                bool train, uint64_t seed, lf_tensor **cond)
 {
@@ -228,9 +270,18 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
         h = lf_add(ctx, h, lf_embedding(ctx, bb->seg_pos, from_start));
         h = lf_add(ctx, h, lf_embedding(ctx, bb->seg_pos, from_end));
     }
+    shift_rows sr = {0};
+    if (cfg->token_shift && token_shift_rows(ctx, pk, &sr))
+        return NULL;
     /* chunks of m: shift_a, scale_a, gate_a, shift_m, scale_m, gate_m; each
      * gated residual is computed in one pass with the norm that follows it */
     lf_tensor *m = cfg->n_layers > 0 ? ROWS(lf_linear(ctx, c1, bb->blocks[0].ada_w, bb->blocks[0].ada_b)) : NULL;
+    /* model.token_shift: each block starts by adding to every row of the
+     * residual stream its neighbours in the sequence (so the reach grows by
+     * one token a block); the norm follows it */
+    const bool stream = cfg->token_shift;
+    if (stream && cfg->n_layers > 0)
+        h = token_shift(ctx, h, &bb->blocks[0], &sr);
     lf_tensor *a = cfg->n_layers > 0 ? lf_ln_modulate(ctx, h, bb->blocks[0].ln1, LF_LN_EPS, m, 0, d, pk->seg) : NULL;
     for (int64_t i = 0; i < cfg->n_layers; i++) {
         const lf_block *b = &bb->blocks[i];
@@ -246,7 +297,11 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
         }
         const lf_block *nb = &bb->blocks[i + 1];
         lf_tensor *m_next = ROWS(lf_linear(ctx, c1, nb->ada_w, nb->ada_b));
-        a = lf_gated_add_ln_modulate(ctx, h, u, m, 5 * d, pk->seg, nb->ln1, LF_LN_EPS, m_next, 0, d, &h);
+        if (stream) {
+            h = token_shift(ctx, lf_gated_add(ctx, h, u, m, 5 * d, pk->seg), nb, &sr);
+            a = lf_ln_modulate(ctx, h, nb->ln1, LF_LN_EPS, m_next, 0, d, pk->seg);
+        } else
+            a = lf_gated_add_ln_modulate(ctx, h, u, m, 5 * d, pk->seg, nb->ln1, LF_LN_EPS, m_next, 0, d, &h);
         m = m_next;
     }
     return h;

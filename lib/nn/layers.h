@@ -10,6 +10,7 @@
 #define LF_TIME_FREQS 128
 #define LF_LN_EPS 1e-5
 #define LF_ROPE_BASE 10000.0
+#define LF_SHIFT_INIT 0.5 /* initial neighbour weights of model.token_shift */
 
 typedef enum lf_activation { LF_ACT_GELU = 0, LF_ACT_RELU = 1 } lf_activation;
 
@@ -21,10 +22,12 @@ typedef struct lf_backbone_cfg {
     int64_t n_pos;       /* rows of a learned absolute position embedding (0: none, rotary only) */
     int64_t seg_len;     /* > 0: segment position embeddings, 4 tables of seg_len + 1 rows (model.seg_pos) */
     int32_t bos_id;      /* the token that starts the second segment */
+    bool token_shift;    /* each block starts with h += w_prev * left neighbour + w_next * right neighbour */
 } lf_backbone_cfg;
 
 typedef struct lf_block {
     lf_tensor *ada_w, *ada_b, *ln1, *wqkv, *bqkv, *wo, *bo, *ln2, *w1, *b1, *w2, *b2;
+    lf_tensor *shift_prev, *shift_next; /* [d], model.token_shift only (blocks.i.shift.prev/next) */
 } lf_block;
 
 typedef struct lf_backbone {

@@ -46,6 +46,7 @@ static const char *const fixture_names[] = {
     "ref_kumaraswamy_fixed",
     "ref_kumaraswamy_early",
     "ref_kumaraswamy_segpos",
+    "ref_kumaraswamy_shift",
 };
 #define N_FIXTURES ((int)(sizeof fixture_names / sizeof fixture_names[0]))
 
