@@ -29,8 +29,12 @@ TIMEOUT = 60
 STEPS = 8
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_rmaps_base_oversubscribe="1")
+# train.eps 1e-3: with the default 1e-8 AdamW turns a gradient at the level
+# of rounding into a full step of lr times its sign, so summing the same
+# gradients in another order could move a weight by 2 lr; with 1e-3 the
+# weights compare the summed gradients (tests/lflex/test_shard.c)
 CONFIG = """model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}
-train: {lr: 3.0e-3, warmup: 2, threads: 1, clip: 1.0}
+train: {lr: 3.0e-3, warmup: 2, threads: 1, clip: 1.0, eps: 1.0e-3}
 vocab: {tokenizer: words}
 data:
   train: train.txt
