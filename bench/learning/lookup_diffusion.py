@@ -15,6 +15,9 @@ graphs every 250 steps.
 
   --force-masked      every target token is masked in every training state
                       (no draw of the state), at a time uniform in (0, 1)
+  --uniform-times     states drawn as in training, but in this script's loop
+                      at times uniform in (0, 1) (not the trainer's
+                      stratified times)
   --detach-insertion  the insertion-rate head reads a copy of the trunk's
                       output that passes no gradient back: the insertion
                       loss trains the head alone
@@ -36,6 +39,7 @@ ap.add_argument('--data', default=os.path.join(HERE, '..', 'out', 'learning', 'd
 ap.add_argument('--steps', type=int, default=2000)
 ap.add_argument('--force-masked', action='store_true')
 ap.add_argument('--detach-insertion', action='store_true')
+ap.add_argument('--uniform-times', action='store_true')
 ap.add_argument('--no-shift', action='store_true')
 a = ap.parse_args()
 torch.set_num_threads(1)
@@ -80,12 +84,17 @@ for step in range(1, a.steps + 1):
         offsets.append(len(tokens))
     tokens, fixed = torch.tensor(tokens, dtype=torch.int32), torch.tensor(fixed, dtype=torch.uint8)
     offsets = torch.tensor(offsets, dtype=torch.int64)
-    if a.force_masked:
+    if a.force_masked or a.uniform_times:
         model.train()
         batch = R.pad_batch(tokens, fixed, offsets)
-        states = torch.where(batch.fixed, R.CLEAN, torch.full_like(batch.z, R.MASKED))
+        t = torch.rand(64)
+        if a.force_masked:
+            states = torch.where(batch.fixed, R.CLEAN, torch.full_like(batch.z, R.MASKED))
+        else:
+            b_in, b_um = model.order(batch.z, batch.valid)
+            states = R.sample_states(batch, t, cfg.a, b_in.detach(), b_um.detach(), trainer.rng)
         trainer.opt.zero_grad()
-        parts = R.compute_loss(model, batch, torch.rand(64), states=[states])
+        parts = R.compute_loss(model, batch, t, states=[states])
         parts['total'].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         trainer.opt.step()
