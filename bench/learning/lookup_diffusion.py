@@ -14,7 +14,9 @@ the generator at the MASK of `prompt BOS MASK EOS` (t = 1/2) on 300 test
 graphs every 250 steps.
 
   --force-masked      every target token is masked in every training state
-                      (no draw of the state), at a time uniform in (0, 1)
+                      (no draw of the state), at a time uniform in (0, 1);
+                      with --mask-prob P each is masked with probability P
+                      and clean otherwise
   --uniform-times     states drawn as in training, but in this script's loop
                       at times uniform in (0, 1) (not the trainer's
                       stratified times)
@@ -40,6 +42,8 @@ ap.add_argument('--steps', type=int, default=2000)
 ap.add_argument('--force-masked', action='store_true')
 ap.add_argument('--detach-insertion', action='store_true')
 ap.add_argument('--uniform-times', action='store_true')
+ap.add_argument('--mask-prob', type=float, default=1.0)
+ap.add_argument('--batch', type=int, default=64)
 ap.add_argument('--no-shift', action='store_true')
 a = ap.parse_args()
 torch.set_num_threads(1)
@@ -77,7 +81,7 @@ rng = random.Random(1)
 t0 = time.time()
 for step in range(1, a.steps + 1):
     tokens, fixed, offsets = [], [], [0]
-    for prompt, target in (rng.choice(train) for _ in range(64)):
+    for prompt, target in (rng.choice(train) for _ in range(a.batch)):
         seq = enc(prompt) + [R.BOS] + enc(target) + [R.EOS]
         tokens += seq
         fixed += [1] * (len(seq) - 2) + [0, 1]
@@ -87,9 +91,10 @@ for step in range(1, a.steps + 1):
     if a.force_masked or a.uniform_times:
         model.train()
         batch = R.pad_batch(tokens, fixed, offsets)
-        t = torch.rand(64)
+        t = torch.rand(a.batch)
         if a.force_masked:
-            states = torch.where(batch.fixed, R.CLEAN, torch.full_like(batch.z, R.MASKED))
+            masked = torch.rand(batch.z.shape, generator=trainer.rng) < a.mask_prob
+            states = torch.where(batch.fixed | ~masked, R.CLEAN, torch.full_like(batch.z, R.MASKED))
         else:
             b_in, b_um = model.order(batch.z, batch.valid)
             states = R.sample_states(batch, t, cfg.a, b_in.detach(), b_um.detach(), trainer.rng)
