@@ -279,8 +279,7 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
     /* model.token_shift: each block starts by adding to every row of the
      * residual stream its neighbours in the sequence (so the reach grows by
      * one token a block); the norm follows it */
-    const bool stream = cfg->token_shift;
-    if (stream && cfg->n_layers > 0)
+    if (cfg->token_shift && cfg->n_layers > 0)
         h = token_shift(ctx, h, &bb->blocks[0], &sr);
     lf_tensor *a = cfg->n_layers > 0 ? lf_ln_modulate(ctx, h, bb->blocks[0].ln1, LF_LN_EPS, m, 0, d, pk->seg) : NULL;
     for (int64_t i = 0; i < cfg->n_layers; i++) {
@@ -297,7 +296,7 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
         }
         const lf_block *nb = &bb->blocks[i + 1];
         lf_tensor *m_next = ROWS(lf_linear(ctx, c1, nb->ada_w, nb->ada_b));
-        if (stream) {
+        if (cfg->token_shift) {
             h = token_shift(ctx, lf_gated_add(ctx, h, u, m, 5 * d, pk->seg), nb, &sr);
             a = lf_ln_modulate(ctx, h, nb->ln1, LF_LN_EPS, m_next, 0, d, pk->seg);
         } else
