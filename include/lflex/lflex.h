@@ -141,8 +141,9 @@ LFLEX_API int lflex_model_save(const lflex_model_t *m, const char *path);
  * A weights-only file (`lflex export --weights-only`, metadata
  * lflex.weights; doc/checkpoints.md) loads too: the model generates and
  * answers queries with the file's weights, but has no optimiser state, so
- * lflex_model_train_step() fails on it with LFLEX_ESTATE, and
- * lflex_model_save() writes a weights-only file again.
+ * lflex_model_train_step() and lflex_model_train_step_shard() fail on it
+ * with LFLEX_ESTATE, and lflex_model_save() writes a weights-only file
+ * again.
  */
 LFLEX_API int lflex_model_load(lflex_model_t **out, const char *path);
 
@@ -307,8 +308,9 @@ LFLEX_API int lflex_model_set_reduce(lflex_model_t *m, lflex_reduce_fn fn, void 
  *               norm); may be NULL
  * @return LFLEX_OK; LFLEX_EINVAL for a bad batch (as
  *         lflex_model_train_step()) or a shard that is empty or runs past
- *         the batch; LFLEX_ESTATE without a reduction; LFLEX_EIO when the
- *         reduction failed; LFLEX_ENUMERIC as lflex_model_train_step(),
+ *         the batch; LFLEX_ESTATE without a reduction or for a model
+ *         loaded from a weights-only file; LFLEX_EIO when the reduction
+ *         failed; LFLEX_ENUMERIC as lflex_model_train_step(),
  *         also when the objective of another process's shard was not
  *         finite; LFLEX_ECANCELED when another process's shard failed
  *         otherwise. A failed step changes nothing, in every process.

@@ -306,16 +306,25 @@ static int finish_step(lflex_model_t *m, const char *fn, const lf_loss_parts *pa
     return LFLEX_OK;
 }
 
+/* A model loaded from a weights-only file has no optimiser state to train
+ * with: both train calls refuse it. */
+static int refuse_weights_only(const lflex_model_t *m, const char *fn)
+{
+    if (!m || !m->m.weights_only)
+        return LFLEX_OK;
+    return lf_error(LFLEX_ESTATE, "%s: the model was loaded from a weights-only file (%s weights, no optimiser "
+                    "state): it generates and answers queries but does not train; load a full checkpoint "
+                    "to train", fn, m->m.weights_only);
+}
+
 LFLEX_API int lflex_model_train_step(lflex_model_t *m, const int32_t *tokens, const uint8_t *fixed,
                                      const size_t *offsets, size_t n_seq, lflex_train_stats *stats)
 {
     static const char fn[] = "lflex_model_train_step";
-    if (m && m->m.weights_only)
-        return lf_error(LFLEX_ESTATE, "%s: the model was loaded from a weights-only file (%s weights, no optimiser "
-                        "state): it generates and answers queries but does not train; load a full checkpoint "
-                        "to train", fn, m->m.weights_only);
     lf_batch batch;
-    int st = prepare_batch(m, fn, tokens, fixed, offsets, n_seq, &batch);
+    int st = refuse_weights_only(m, fn);
+    if (!st)
+        st = prepare_batch(m, fn, tokens, fixed, offsets, n_seq, &batch);
     if (st)
         return st;
     lf_loss_parts parts;
@@ -370,7 +379,9 @@ LFLEX_API int lflex_model_train_step_shard(lflex_model_t *m, const int32_t *toke
 {
     static const char fn[] = "lflex_model_train_step_shard";
     lf_batch batch;
-    int st = prepare_batch(m, fn, tokens, fixed, offsets, n_seq, &batch);
+    int st = refuse_weights_only(m, fn);
+    if (!st)
+        st = prepare_batch(m, fn, tokens, fixed, offsets, n_seq, &batch);
     if (st)
         return st;
     CHECK_ARG(count >= 1 && first < n_seq && count <= n_seq - first,
