@@ -110,13 +110,17 @@ class LossConfig:
     reg_b_in: float = 1.0         # grid term target: mean F(t_g) ~ 1 - (1 - t_g)^reg_b_in
     time_weight: str = "hazard"   # hazard: generator terms times g_a(t) | flat: times 1
     unmask_norm: str = "masked"   # masked (1/M) | tokens (1/non-fixed tokens) | max_len (1/model.max_len)
+    insert_closed_gaps: bool = True  # false: the insertion sum leaves out gaps between fixed tokens
+    insert_trunk_grad: bool = True  # false: the insertion-rate head reads the trunk's output detached
+    time_shape: float = 1.0       # training times t = 1 - (1 - u)^(1/k); hazard weight / (k (1 - t)^(k - 1))
 
 
 # The paper's values of the keys added after fixture format version 2's first
 # three fixtures (the paper's training objective); those fixtures' configs lack the keys.
 PAPER_VALUES = {"model.pos_emb": False, "model.seg_pos": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
                 "loss.kl_reduction": "sum", "loss.reg_b_in": 1.0, "loss.time_weight": "hazard",
-                "loss.unmask_norm": "masked", "model.token_shift": False}
+                "loss.unmask_norm": "masked", "model.token_shift": False,
+                "loss.insert_trunk_grad": True, "loss.time_shape": 1.0, "loss.insert_closed_gaps": True}
 
 
 @dataclass
@@ -205,6 +209,7 @@ class Config:
         assert lc.kl_reduction in ("sum", "mean") and lc.reg_b_in > 0
         assert lc.time_weight in ("hazard", "flat")
         assert lc.unmask_norm in ("masked", "tokens", "max_len")
+        assert lc.time_shape >= 1
         assert self.train.lr_schedule in ("constant", "cosine")
         assert self.train.total_steps >= 1
 
@@ -636,11 +641,12 @@ class Generator(Backbone):
         self.ins = RateHead(cfg, g.min_rate, g.max_rate)
         self.um = RateHead(cfg, g.min_rate, g.max_rate) if g.learn_unmask_rate else None
         self.const_b_um = cfg.const_b_um
+        self.insert_trunk_grad = cfg.loss.insert_trunk_grad
 
     def forward(self, x, t, key_mask):
         h, c = self.trunk(x, t, key_mask)
         logits = self.out(h, c)
-        beta_in = self.ins(h, c)
+        beta_in = self.ins(h, c) if self.insert_trunk_grad else self.ins(h.detach(), c.detach())
         if self.um is not None:
             beta_um = self.um(h, c)
         else:
@@ -723,11 +729,14 @@ def pad_batch(tokens: torch.Tensor, fixed: torch.Tensor, offsets: torch.Tensor) 
     return Batch(z, fx, valid)
 
 
-def stratified_times(u: torch.Tensor) -> torch.Tensor:
-    """t_j = eps + (j + u_j)/B (1 - 2 eps)."""
+def stratified_times(u: torch.Tensor, shape: float = 1.0) -> torch.Tensor:
+    """t_j = eps + q_j (1 - 2 eps), q_j = 1 - (1 - (j + u_j)/B)^(1/shape)."""
     B = u.numel()
     j = torch.arange(B, dtype=u.dtype)
-    return T_EPS + (j + u) / B * (1.0 - 2.0 * T_EPS)
+    q = (j + u) / B
+    if shape != 1:
+        q = -torch.expm1(torch.log1p(-q) / shape)
+    return T_EPS + q * (1.0 - 2.0 * T_EPS)
 
 
 # --------------------------------------------------------------------------
@@ -772,6 +781,7 @@ class PartialSeq(NamedTuple):
     masked: torch.Tensor       # [B, Lt] bool
     target: torch.Tensor       # z_{s(k)} (valid where masked)
     target_rate: torch.Tensor  # b_um^{s(k)}
+    closed: torch.Tensor       # gap k can never hold a token: z_{s(k)} fixed, its left neighbour fixed or absent
 
 
 def build_xt(batch: Batch, states: torch.Tensor, b_in: torch.Tensor,
@@ -796,8 +806,10 @@ def build_xt(batch: Batch, states: torch.Tensor, b_in: torch.Tensor,
         1, gap, torch.where(dropped, b_in, torch.zeros_like(b_in)))
     valid_t = src >= 0
     src0 = src.clamp(min=0)
+    left_fixed = torch.cat([torch.ones_like(batch.fixed[:, :1]), batch.fixed[:, :-1]], 1)
+    closed = torch.gather(batch.fixed & left_fixed, 1, src0) & valid_t
     return PartialSeq(xt, valid_t, src, lam, xt == MASK,
-                      torch.gather(z, 1, src0), torch.gather(b_um, 1, src0))
+                      torch.gather(z, 1, src0), torch.gather(b_um, 1, src0), closed)
 
 
 def stack_partial(xs: Sequence[PartialSeq]):
@@ -815,11 +827,13 @@ def stack_partial(xs: Sequence[PartialSeq]):
 
 def sequence_loss(logits, beta_in, beta_um, xt: PartialSeq, g: torch.Tensor,
                   max_len: int, unmask_norm: str = "masked",
-                  n_tokens: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                  n_tokens: Optional[torch.Tensor] = None,
+                  closed_gaps: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence unmasking and insertion parts of L (their sum is L).
     `g` [B] is the time weight (g_a(t), or 1 for loss.time_weight flat); the
     unmasking sum is divided by M (masked), the non-fixed tokens of the clean
-    sequence `n_tokens` [B] (tokens) or max_len, each at least 1."""
+    sequence `n_tokens` [B] (tokens) or max_len, each at least 1. Without
+    `closed_gaps` the insertion sum leaves out the gaps no token can enter."""
     logp = F.log_softmax(logits, dim=-1)
     tgt = (xt.target - N_SPECIAL).clamp(min=0)
     logq = torch.gather(logp, 2, tgt[..., None]).squeeze(-1)
@@ -833,7 +847,8 @@ def sequence_loss(logits, beta_in, beta_um, xt: PartialSeq, g: torch.Tensor,
         assert unmask_norm == "max_len"
         norm = torch.full_like(g, float(max_len))
     loss_um = g * um.sum(1) / norm
-    ins = torch.where(xt.valid, bregman(xt.lam, beta_in), torch.zeros_like(beta_in))
+    counted = xt.valid if closed_gaps else xt.valid & ~xt.closed
+    ins = torch.where(counted, bregman(xt.lam, beta_in), torch.zeros_like(beta_in))
     loss_in = g * ins.sum(1) / max_len
     return loss_um, loss_in
 
@@ -900,7 +915,8 @@ def compute_loss(model: LFlexModel, batch: Batch, t: torch.Tensor,
     B = t.shape[0]
     logits, beta_in, beta_um = model.gen(x, t.repeat(n_states), key_mask)
     g = base_hazard(t, a)
-    weight = g if cfg.loss.time_weight == "hazard" else torch.ones_like(g)
+    k = cfg.loss.time_shape
+    weight = torch.ones_like(g) if cfg.loss.time_weight == "flat" else g if k == 1 else g / (k * (1 - t) ** (k - 1))
     n_tokens = (batch.valid & ~batch.fixed).sum(1)
     out: Dict[str, torch.Tensor] = {}
     L, U, I, logps = [], [], [], []
@@ -908,7 +924,8 @@ def compute_loss(model: LFlexModel, batch: Batch, t: torch.Tensor,
         n = xt.tokens.shape[1]
         sl = slice(i * B, (i + 1) * B)
         u_i, in_i = sequence_loss(logits[sl, :n], beta_in[sl, :n], beta_um[sl, :n], xt, weight,
-                                  cfg.model.max_len, cfg.loss.unmask_norm, n_tokens)
+                                  cfg.model.max_len, cfg.loss.unmask_norm, n_tokens,
+                                  cfg.loss.insert_closed_gaps)
         U.append(u_i)
         I.append(in_i)
         L.append(u_i + in_i)
@@ -980,7 +997,7 @@ class Trainer:
         batch = pad_batch(tokens, fixed, offsets)
         dtype = model.gen.tok_emb.dtype
         u = torch.rand(batch.z.shape[0], generator=self.rng, dtype=torch.float64)
-        t = stratified_times(u).to(dtype)
+        t = stratified_times(u, model.cfg.loss.time_shape).to(dtype)
         self.opt.zero_grad(set_to_none=True)
         parts = compute_loss(model, batch, t, generator=self.rng)
         parts["total"].backward()

@@ -341,11 +341,16 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
             assert torch.allclose(bum_[0], st["beta_um"][j, :m], rtol=1e-12, atol=0)
             tj = float(t[j])
             g = a * tj ** (a - 1) / (1 - tj ** a) if lc.time_weight == "hazard" else 1.0
+            if lc.time_weight == "hazard":  # importance weight of loss.time_shape k
+                g /= lc.time_shape * (1 - tj) ** (lc.time_shape - 1)
             D = lambda u, v: v - u + (u * math.log(u / v) if u > 0 else 0.0)
             um, n_masked, ins = 0.0, 0, 0.0
             for k in range(m):
                 beta_in, beta_um = float(bin_[0, k]), float(bum_[0, k])
-                ins += D(float(xt.lam[j, k]), beta_in)
+                i = int(xt.src[j, k])
+                closed = bool(batch.fixed[j, i]) and (i == 0 or bool(batch.fixed[j, i - 1]))
+                if lc.insert_closed_gaps or not closed:
+                    ins += D(float(xt.lam[j, k]), beta_in)
                 if int(xt.tokens[j, k]) == R.MASK:
                     src = int(xt.src[j, k])
                     row = [float(v) for v in lg[0, k]]
@@ -396,7 +401,9 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
 
 def finite_difference_check(model, batch, t, states, coef, grads, rng, label) -> float:
     """Central differences of the objective with stopgrad(L1 - L2) frozen at
-    its value: that function's gradient is what backward() computes."""
+    its value: that function's gradient is what backward() computes. With
+    loss.insert_trunk_grad false, the generator's parameters outside the
+    insertion-rate head see the objective without its insertion term."""
     params = dict(model.named_parameters())
     names = [n for n in params if any(n.endswith(s) for s in (
         "gen.tok_emb", "gen.pos_emb", "aux.pos_emb", "gen.seg_pos", "aux.seg_pos", "gen.time.w1", "gen.blocks.0.ada.w", "gen.blocks.1.attn.wqkv",
@@ -407,9 +414,12 @@ def finite_difference_check(model, batch, t, states, coef, grads, rng, label) ->
     h = 1e-5
     worst = 0.0
 
-    def objective() -> float:
+    def objective(name: str) -> float:
         with torch.no_grad():
-            return float(R.compute_loss(model, batch, t, states, reinforce_coef=coef)["total"])
+            out = R.compute_loss(model, batch, t, states, reinforce_coef=coef)
+        cut = (not model.cfg.loss.insert_trunk_grad and name.startswith("gen.")
+               and not name.startswith("gen.ins."))
+        return float(out["total"] - out["insert"]) if cut else float(out["total"])
 
     for name in names:
         p, g = params[name], grads[name]
@@ -420,9 +430,9 @@ def finite_difference_check(model, batch, t, states, coef, grads, rng, label) ->
             flat = p.data.view(-1)
             old = float(flat[idx])
             flat[idx] = old + h
-            fp = objective()
+            fp = objective(name)
             flat[idx] = old - h
-            fm = objective()
+            fm = objective(name)
             flat[idx] = old
             fd = (fp - fm) / (2 * h)
             ad = float(flat_g[idx])
@@ -537,6 +547,15 @@ def fixture_configs():
                                       learn_b_um=False, min_rate=4.0, max_rate=100.0),
             generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
             loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat"), **common)),
+        # the insertion-rate head on a detached trunk (loss.insert_trunk_grad
+        # false), the hazard weight over times drawn with loss.time_shape 3,
+        # and the insertion sum without the closed gaps
+        ("ref_kumaraswamy_detach", 88, R.Config(
+            model=R.ModelConfig(**{**base, "seg_pos": True, "token_shift": True}),
+            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=False,
+                                      b_in=8.0, learn_b_um=False, min_rate=1.001, max_rate=100.0),
+            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            loss=R.LossConfig(insert_trunk_grad=False, time_shape=3.0, insert_closed_gaps=False), **common)),
     ]
 
 

@@ -70,6 +70,18 @@ static const lf_cfg_key model_keys[] = {
                     "authors' code)"),
     LF_CFG_KEY_REAL(C, reg_b_in, "loss.reg_b_in", 0.01, 1000, 8,
                     "R: the grid term pulls the mean insertion CDF towards 1 - (1 - t)^reg_b_in (1: uniform, the paper)"),
+    LF_CFG_KEY_BOOL(C, insert_closed_gaps, "loss.insert_closed_gaps", 0,
+                    "the insertion term also covers the gaps no token can enter (the gap left of a fixed token "
+                    "whose left neighbour in the clean sequence is fixed or absent: inside a prompt, before BOS); "
+                    "their target is always 0 and the sampler never opens them (true: the paper's sum over every "
+                    "gap)"),
+    LF_CFG_KEY_BOOL(C, insert_trunk_grad, "loss.insert_trunk_grad", 1,
+                    "the insertion-rate term's gradient reaches the generator's shared trunk (false: it trains "
+                    "only the insertion-rate head, so it cannot drown the unmasking term's signal; doc/learning.md)"),
+    LF_CFG_KEY_REAL(C, time_shape, "loss.time_shape", 1, 100, 1,
+                    "training times are t = 1 - (1 - u)^(1/time_shape) for stratified uniform u: above 1, more early "
+                    "times, where more of a target is still masked (with the hazard time weight, an importance "
+                    "weight keeps the ELBO's expectation)"),
     LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
                     "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
                     "(flat; the same minimiser, far less variance; hazard is the paper's)"),
@@ -113,6 +125,7 @@ static const char *const absent_values[][2] = {
     {"model.pos_emb", "false"},     {"model.seg_pos", "false"},     {"schedule.learn_b_in", "true"},
     {"schedule.b_in", "1"},         {"loss.time_weight", "hazard"}, {"loss.unmask_norm", "masked"},
     {"loss.kl_reduction", "sum"},   {"loss.reg_b_in", "1"},         {"model.token_shift", "false"},
+    {"loss.insert_trunk_grad", "true"}, {"loss.time_shape", "1"},   {"loss.insert_closed_gaps", "true"},
 };
 
 int lf_model_config_absent_values(lf_model_config *cfg)

@@ -61,9 +61,16 @@ static lf_tensor *regulariser(lf_ctx *ctx, const lf_model *m, lf_tensor *b, lf_t
     return lf_add(ctx, r, lf_scale(ctx, r_kl, cfg->w_kl));
 }
 
+/* The weight of the generator's terms at time t. With the hazard weight
+ * (the ELBO) and times drawn with density p(t) = k (1 - t)^(k - 1)
+ * (loss.time_shape k), the importance weight 1 / p(t) keeps the ELBO's
+ * expectation; the flat weight is the same minimiser at any time density. */
 static double time_weight(const lf_model_config *cfg, double t, double a)
 {
-    return cfg->time_weight == LF_TW_FLAT ? 1.0 : lf_base_hazard(t, a);
+    if (cfg->time_weight == LF_TW_FLAT)
+        return 1.0;
+    double k = cfg->time_shape;
+    return k == 1 ? lf_base_hazard(t, a) : lf_base_hazard(t, a) / (k * pow(1 - t, k - 1));
 }
 
 /* The sequences of a shard as a batch of their own (offsets from 0). */
@@ -116,11 +123,13 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     if (!t || !t_tok || !n_nf || !seq_nf || !inv_n || !has_nf)
         return LFLEX_ENOMEM;
     /* stratified times over the whole batch: sequence j of Bg in the j-th
-     * of Bg equal slices */
+     * of Bg equal slices of u, t = 1 - (1 - u)^(1/time_shape) */
     for (int64_t jg = 0; !given && jg < Bg; jg++) {
-        double u = lf_rng_uniform(&m->rng);
+        double u = ((double)jg + lf_rng_uniform(&m->rng)) / Bn;
+        if (cfg->time_shape != 1)
+            u = -expm1(log1p(-u) / cfg->time_shape);
         if (jg >= j0 && jg < j0 + B)
-            t[jg - j0] = T_EPS + ((double)jg + u) / Bn * (1 - 2 * T_EPS);
+            t[jg - j0] = T_EPS + u * (1 - 2 * T_EPS);
     }
     for (int64_t j = 0; j < B; j++) {
         if (given)
@@ -201,7 +210,14 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         return st;
     lf_tensor *cx;
     lf_tensor *hx = lf_backbone_forward(ctx, &m->net.gen, &px, t, backward, seed_gen, &cx);
-    lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->net.gen_ins, hx, cx, px.seg);
+    /* without loss.insert_trunk_grad the insertion-rate head reads a
+     * constant copy of the trunk's output (and of the time conditioning) */
+    lf_tensor *h_ins = hx, *c_ins = cx;
+    if (backward && !cfg->insert_trunk_grad && hx && cx) {
+        h_ins = lf_const_real(ctx, lf_data(hx), hx->ndim, hx->shape);
+        c_ins = lf_const_real(ctx, lf_data(cx), cx->ndim, cx->shape);
+    }
+    lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->net.gen_ins, h_ins, c_ins, px.seg);
 
     /* insertion: D(Lambda_k, beta_in^k) g_a(t) / L_norm over every row */
     lf_tensor *lambda = NULL;
@@ -213,8 +229,11 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     if (!w_ins)
         return LFLEX_ENOMEM;
     for (int64_t k = 0; k < Nx; k++) {
-        double tk = t[lf_idata(px.seg)[k]];
-        lf_data(w_ins)[k] = (lf_real)(time_weight(cfg, tk, a) / (double)cfg->max_len);
+        int32_t seq = lf_idata(px.seg)[k], i = src[k];
+        /* a closed gap: left of a fixed token whose clean left neighbour is fixed or absent */
+        bool closed = bt->fixed[i] && (i == bt->offsets[seq % B] || bt->fixed[i - 1]);
+        double w = closed && !cfg->insert_closed_gaps ? 0.0 : time_weight(cfg, t[seq], a) / (double)cfg->max_len;
+        lf_data(w_ins)[k] = (lf_real)w;
     }
     lf_tensor *L_ins = lf_scatter_add_rows(ctx, lf_mul(ctx, lf_bregman(ctx, lambda, beta_in), w_ins), px.seg, SB);
 
@@ -319,6 +338,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     tr->xt = xt;
     tr->xt_offsets = xt_off;
     tr->masked_rows = masked;
+    tr->t = t;
     tr->n_xt = Nx;
     tr->n_masked = M;
     tr->n_states = n_states;

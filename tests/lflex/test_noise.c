@@ -3,12 +3,16 @@
  * written here (each dropped token's gap found by scanning right to the next
  * present token, each Lambda_k by scanning left through gap k), and
  * lf_noise_draw_states against the state probabilities
- * exp(lf_state_log_prob(...)) by Monte-Carlo frequencies. */
+ * exp(lf_state_log_prob(...)) by Monte-Carlo frequencies; the training times
+ * of lf_model_loss against their stratification and the distribution
+ * function 1 - (1 - t)^k of loss.time_shape k. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/model_schema.h"
+#include "lf_error.h"
 #include "lflex/model.h"
 #include "lflex/noise.h"
 #include "tests/common/testutil.h"
@@ -427,6 +431,71 @@ START_TEST(test_draw_states_fixed_use_no_draws)
 }
 END_TEST
 
+/* ---- training times ------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times of TB sequences over TR objective evaluations: sequence j's u = 1 -
+ * (1 - t)^k (t rescaled from [eps, 1 - eps]) lies in [j/TB, (j+1)/TB), and
+ * the empirical distribution of t is 1 - (1 - t)^k. */
+static void check_times(double k)
+{
+    enum { TB = 16, TR = 250 };
+    char yaml[256];
+    snprintf(yaml, sizeof yaml,
+             "model: {d_model: 8, n_heads: 2, n_layers: 0, max_len: 8}\nschedule: {family: linear}\n"
+             "loss: {time_shape: %.17g}\ntrain: {threads: 1, seed: 5}\nvocab: {size: 3}\n", k);
+    static lf_model_config cfg;
+    lf_config_defaults(&lf_model_schema, &cfg);
+    ck_assert_msg(lf_config_parse(&lf_model_schema, &cfg, sizeof cfg, yaml, strlen(yaml), NULL) == 0, "%s",
+                  lflex_last_error());
+    lf_model m;
+    ck_assert_int_eq(lf_model_create(&m, &cfg, cfg.vocab_size), 0);
+    int32_t tok[TB * 3], off[TB + 1];
+    uint8_t fx[TB * 3];
+    for (int j = 0; j < TB; j++) {
+        off[j] = 3 * j;
+        tok[3 * j] = tok[3 * j + 1] = LF_N_SPECIAL + j % 3;
+        tok[3 * j + 2] = LF_EOS;
+        fx[3 * j] = fx[3 * j + 1] = 0;
+        fx[3 * j + 2] = 1;
+    }
+    off[TB] = 3 * TB;
+    lf_batch bt = {tok, fx, off, TB, 0, 0};
+    static double all[TB * TR];
+    for (int r = 0; r < TR; r++) {
+        ck_assert_int_eq(lf_model_loss(&m, &bt, NULL, false, NULL), 0);
+        ck_assert_int_eq(m.trace.n_states, 1);
+        for (int j = 0; j < TB; j++) {
+            double t = m.trace.t[j], q = (t - 1e-4) / (1 - 2e-4);
+            ck_assert(q > 0 && q < 1);
+            double u = 1 - pow(1 - q, k);
+            ck_assert_msg(u >= (double)j / TB - 1e-9 && u < (double)(j + 1) / TB + 1e-9,
+                          "k %g: sequence %d has t %g (u %g)", k, j, t, u);
+            all[r * TB + j] = t;
+        }
+    }
+    qsort(all, TB * TR, sizeof all[0], cmp_double);
+    double worst = 0, mean = 0;
+    for (int i = 0; i < TB * TR; i++) {
+        double F = 1 - pow(1 - all[i], k);
+        worst = fmax(worst, fmax(fabs(F - (double)i / (TB * TR)), fabs(F - (double)(i + 1) / (TB * TR))));
+        mean += all[i] / (TB * TR);
+    }
+    printf("# time_shape %g: largest |F - empirical| %.4f, mean t %.4f (expected %.4f)\n", k, worst, mean,
+           1 / (k + 1));
+    ck_assert_msg(worst < 0.01, "k %g: empirical distribution of t off by %g", k, worst);
+    ck_assert_msg(fabs(mean - 1 / (k + 1)) < 0.005, "k %g: mean t %g, expected %g", k, mean, 1 / (k + 1));
+    lf_model_destroy(&m);
+}
+
+START_TEST(test_training_times) { check_times(1); check_times(3); check_times(1.5); }
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("lflex_noise");
@@ -437,6 +506,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_frequencies);
     tcase_add_test(tc, test_draw_states_constant_c);
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
+    tcase_add_test(tc, test_training_times);
     suite_add_tcase(s, tc);
     return s;
 }
