@@ -111,7 +111,7 @@ class LossConfig:
     time_weight: str = "hazard"   # hazard: generator terms times g_a(t) | flat: times 1
     unmask_norm: str = "masked"   # masked (1/M) | tokens (1/non-fixed tokens) | max_len (1/model.max_len)
     insert_closed_gaps: bool = True  # false: the insertion sum leaves out gaps between fixed tokens
-    insert_trunk_grad: bool = True  # false: the insertion-rate head reads the trunk's output detached
+    insert_trunk_grad: float = 1.0  # the insertion-rate head's gradient into the trunk, times this
     time_shape: float = 1.0       # training times t = 1 - (1 - u)^(1/k); hazard weight / (k (1 - t)^(k - 1))
 
 
@@ -120,7 +120,7 @@ class LossConfig:
 PAPER_VALUES = {"model.pos_emb": False, "model.seg_pos": False, "schedule.learn_b_in": True, "schedule.b_in": 1.0,
                 "loss.kl_reduction": "sum", "loss.reg_b_in": 1.0, "loss.time_weight": "hazard",
                 "loss.unmask_norm": "masked", "model.token_shift": False,
-                "loss.insert_trunk_grad": True, "loss.time_shape": 1.0, "loss.insert_closed_gaps": True}
+                "loss.insert_trunk_grad": 1.0, "loss.time_shape": 1.0, "loss.insert_closed_gaps": True}
 
 
 @dataclass
@@ -209,7 +209,7 @@ class Config:
         assert lc.kl_reduction in ("sum", "mean") and lc.reg_b_in > 0
         assert lc.time_weight in ("hazard", "flat")
         assert lc.unmask_norm in ("masked", "tokens", "max_len")
-        assert lc.time_shape >= 1
+        assert lc.time_shape >= 1 and 0 <= lc.insert_trunk_grad <= 1
         assert self.train.lr_schedule in ("constant", "cosine")
         assert self.train.total_steps >= 1
 
@@ -269,6 +269,13 @@ class Config:
 # --------------------------------------------------------------------------
 # Schedule math (the paper's Kumaraswamy and linear schedules). Inputs are tensors; `a` is a float.
 # --------------------------------------------------------------------------
+
+def grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
+    """x, with the gradient that reaches x multiplied by g."""
+    if g == 1:
+        return x
+    return x.detach() if g == 0 else g * x + (1 - g) * x.detach()
+
 
 def base_hazard(t: torch.Tensor, a: float) -> torch.Tensor:
     """g_a(t) = a t^(a-1) / (1 - t^a); every rate is a scalar times this."""
@@ -641,12 +648,12 @@ class Generator(Backbone):
         self.ins = RateHead(cfg, g.min_rate, g.max_rate)
         self.um = RateHead(cfg, g.min_rate, g.max_rate) if g.learn_unmask_rate else None
         self.const_b_um = cfg.const_b_um
-        self.insert_trunk_grad = cfg.loss.insert_trunk_grad
+        self.ins_grad = cfg.loss.insert_trunk_grad
 
     def forward(self, x, t, key_mask):
         h, c = self.trunk(x, t, key_mask)
         logits = self.out(h, c)
-        beta_in = self.ins(h, c) if self.insert_trunk_grad else self.ins(h.detach(), c.detach())
+        beta_in = self.ins(grad_scale(h, self.ins_grad), grad_scale(c, self.ins_grad))
         if self.um is not None:
             beta_um = self.um(h, c)
         else:

@@ -226,6 +226,9 @@ lf_tensor *lf_mul(lf_ctx *ctx, lf_tensor *a, lf_tensor *b);
 /* a * s + c for scalars s, c. */
 lf_tensor *lf_affine(lf_ctx *ctx, lf_tensor *a, double s, double c);
 static inline lf_tensor *lf_scale(lf_ctx *ctx, lf_tensor *a, double s) { return lf_affine(ctx, a, s, 0.0); }
+/* y = x, with the gradient that reaches x multiplied by g (0: a constant
+ * copy; between 0 and 1: a branch that trains what feeds it more gently). */
+lf_tensor *lf_grad_scale(lf_ctx *ctx, lf_tensor *a, double g);
 /* x^y elementwise, both tensors of one shape, x > 0. */
 lf_tensor *lf_pow(lf_ctx *ctx, lf_tensor *x, lf_tensor *y);
 /* log(e^a + e^b), same shapes. */

@@ -182,6 +182,23 @@ static void affine_backward(lf_ctx *ctx, lf_node *n)
 
 const lf_op_def lf_op_affine = {"affine", affine_backward};
 
+lf_tensor *lf_grad_scale(lf_ctx *ctx, lf_tensor *a, double g)
+{
+    if (!a)
+        return NULL;
+    if (a->dtype != LF_REAL)
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "grad_scale");
+    lf_node *node;
+    lf_tensor *y = lf_op_output(ctx, &lf_op_affine, &a, 1, LF_REAL, a->ndim, a->shape, &node);
+    if (!y)
+        return NULL;
+    if (a->numel)
+        memcpy(lf_data(y), lf_data(a), (size_t)a->numel * sizeof(lf_real));
+    if (node)
+        node->fp[0] = g; /* affine's backward: dx += g dy */
+    return y;
+}
+
 lf_tensor *lf_affine(lf_ctx *ctx, lf_tensor *a, double s, double c)
 {
     if (!a)

@@ -75,9 +75,10 @@ static const lf_cfg_key model_keys[] = {
                     "whose left neighbour in the clean sequence is fixed or absent: inside a prompt, before BOS); "
                     "their target is always 0 and the sampler never opens them (true: the paper's sum over every "
                     "gap)"),
-    LF_CFG_KEY_BOOL(C, insert_trunk_grad, "loss.insert_trunk_grad", 1,
-                    "the insertion-rate term's gradient reaches the generator's shared trunk (false: it trains "
-                    "only the insertion-rate head, so it cannot drown the unmasking term's signal; doc/learning.md)"),
+    LF_CFG_KEY_REAL(C, insert_trunk_grad, "loss.insert_trunk_grad", 0, 1, 1,
+                    "the insertion-rate term's gradient into the generator's trunk (and time conditioning), "
+                    "multiplied by this (0: it trains only the insertion-rate head and cannot drown the unmasking "
+                    "term's signal; 1: the gradient of the loss; doc/learning.md)"),
     LF_CFG_KEY_REAL(C, time_shape, "loss.time_shape", 1, 100, 1,
                     "training times are t = 1 - (1 - u)^(1/time_shape) for stratified uniform u: above 1, more early "
                     "times, where more of a target is still masked (with the hazard time weight, an importance "
@@ -125,7 +126,7 @@ static const char *const absent_values[][2] = {
     {"model.pos_emb", "false"},     {"model.seg_pos", "false"},     {"schedule.learn_b_in", "true"},
     {"schedule.b_in", "1"},         {"loss.time_weight", "hazard"}, {"loss.unmask_norm", "masked"},
     {"loss.kl_reduction", "sum"},   {"loss.reg_b_in", "1"},         {"model.token_shift", "false"},
-    {"loss.insert_trunk_grad", "true"}, {"loss.time_shape", "1"},   {"loss.insert_closed_gaps", "true"},
+    {"loss.insert_trunk_grad", "1"}, {"loss.time_shape", "1"},   {"loss.insert_closed_gaps", "true"},
 };
 
 int lf_model_config_absent_values(lf_model_config *cfg)

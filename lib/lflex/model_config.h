@@ -45,7 +45,7 @@ typedef struct lf_model_config {
     int kl_reduction;        /* lf_reduction */
     double reg_b_in;         /* target shape of the grid term: mean F(t) ~ 1 - (1 - t)^reg_b_in */
     bool insert_closed_gaps; /* the insertion term also covers gaps no token can enter (between fixed tokens) */
-    bool insert_trunk_grad;  /* the insertion-rate loss trains the generator's trunk (false: only its head) */
+    double insert_trunk_grad; /* scale of the insertion-rate term's gradient into the generator's trunk */
     double time_shape;       /* training times t = 1 - (1 - u)^(1/time_shape), u stratified uniform */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;

@@ -210,12 +210,12 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         return st;
     lf_tensor *cx;
     lf_tensor *hx = lf_backbone_forward(ctx, &m->net.gen, &px, t, backward, seed_gen, &cx);
-    /* without loss.insert_trunk_grad the insertion-rate head reads a
-     * constant copy of the trunk's output (and of the time conditioning) */
+    /* the insertion-rate head reads the trunk's output (and the time
+     * conditioning) with its gradient scaled by loss.insert_trunk_grad */
     lf_tensor *h_ins = hx, *c_ins = cx;
-    if (backward && !cfg->insert_trunk_grad && hx && cx) {
-        h_ins = lf_const_real(ctx, lf_data(hx), hx->ndim, hx->shape);
-        c_ins = lf_const_real(ctx, lf_data(cx), cx->ndim, cx->shape);
+    if (backward && cfg->insert_trunk_grad != 1) {
+        h_ins = lf_grad_scale(ctx, hx, cfg->insert_trunk_grad);
+        c_ins = lf_grad_scale(ctx, cx, cfg->insert_trunk_grad);
     }
     lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->net.gen_ins, h_ins, c_ins, px.seg);
 

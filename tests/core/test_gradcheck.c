@@ -664,6 +664,37 @@ START_TEST(test_coverage)
 }
 END_TEST
 
+/* lf_grad_scale: the value of its input, and g times the gradient of the
+ * same function without it (checked against central differences of
+ * sum(w * x * x), whose gradient is 2 w x). */
+START_TEST(test_grad_scale)
+{
+    static const double gs[3] = {0.0, 0.25, 1.0};
+    for (int k = 0; k < 3; k++) {
+        lf_ctx ctx;
+        ck_assert_int_eq(lf_ctx_init(&ctx, 1 << 16, 1), 0);
+        lf_real xv[5] = {0.5f, -1.25f, 2.0f, 0.0f, 3.5f}, wv[5] = {1.0f, -2.0f, 0.5f, 3.0f, 0.25f};
+        int64_t n = 5;
+        lf_tensor *x = lf_const_real(&ctx, xv, 1, &n), *w = lf_const_real(&ctx, wv, 1, &n);
+        x->requires_grad = true;
+        lf_tensor *y = lf_grad_scale(&ctx, x, gs[k]);
+        ck_assert_ptr_nonnull(y);
+        for (int i = 0; i < 5; i++)
+            ck_assert(lf_data(y)[i] == xv[i]);
+        /* the scaled branch y and an unscaled one x: d/dx = (1 + g) (w x) */
+        lf_tensor *L = lf_sum(&ctx, lf_mul(&ctx, lf_mul(&ctx, y, x), w));
+        ck_assert_int_eq(lf_backward(&ctx, L), 0);
+        for (int i = 0; i < 5; i++) {
+            double h = 1e-3, v = xv[i], fd = ((v + h) * (v + h) - (v - h) * (v - h)) / (2 * h) * wv[i];
+            double want = (1 + gs[k]) / 2 * fd; /* d/dx of w x^2 is 2 w x: half from each branch */
+            ck_assert_msg(fabs(x->grad[i] - want) <= 1e-5 * fmax(1, fabs(want)), "g %g element %d: %g, expected %g",
+                          gs[k], i, (double)x->grad[i], want);
+        }
+        lf_ctx_free(&ctx);
+    }
+}
+END_TEST
+
 Suite *lf_test_suite(void)
 {
     Suite *s = suite_create("gradcheck");
@@ -671,6 +702,7 @@ Suite *lf_test_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_case, 0, N_CASES);
     tcase_add_test(tc, test_coverage);
+    tcase_add_test(tc, test_grad_scale);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,7 +47,7 @@ static const char *const fixture_names[] = {
     "ref_kumaraswamy_early",
     "ref_kumaraswamy_segpos",
     "ref_kumaraswamy_shift",
-    "ref_kumaraswamy_detach",
+    "ref_kumaraswamy_trunkgrad",
 };
 #define N_FIXTURES ((int)(sizeof fixture_names / sizeof fixture_names[0]))
 
