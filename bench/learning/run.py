@@ -168,6 +168,9 @@ class LflexTrainer:
     def config_text(self):
         return self.model.config
 
+    def save(self, path):
+        self.model.save(path)
+
     def encode(self, text):
         return self.model.encode(text)
 
@@ -334,6 +337,8 @@ def worker(spec_path):
             losses, k = [], k + 1
     if getattr(trainer, 'skipped', 0):
         print(f'{task} {method}: {trainer.skipped} steps skipped (non-finite loss)')
+    if hasattr(trainer, 'save'):  # for `lflex eval` with other sampler settings
+        trainer.save(os.path.join(job_dir, 'model.safetensors'))
     return 0
 
 
