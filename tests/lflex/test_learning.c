@@ -15,6 +15,7 @@
 #include "io/model_schema.h"
 #include "lf_error.h"
 #include "lflex/model.h"
+#include "tests/common/test_model.h"
 #include "tests/common/testutil.h"
 
 enum { BATCH = 32, MAX_TOK = BATCH * 11, EVAL_BATCHES = 16, STEPS = 300 };
@@ -67,11 +68,8 @@ static void check_learns(const char *schedule, double factor)
              "schedule: {%s}\nvocab: {size: 8}\n", schedule);
     const char *family = schedule;
     static lf_model_config cfg;
-    lf_config_defaults(&lf_model_schema, &cfg);
-    ck_assert_msg(lf_config_parse(&lf_model_schema, &cfg, sizeof cfg, yaml, strlen(yaml), NULL) == 0, "%s",
-                  lflex_last_error());
     lf_model m;
-    ck_assert_int_eq(lf_model_create(&m, &cfg, cfg.vocab_size), 0);
+    lf_test_model_from_yaml(&m, &cfg, yaml);
     double before = validation_loss(&m);
     static int32_t tok[MAX_TOK], off[BATCH + 1];
     static uint8_t fx[MAX_TOK];

@@ -11,10 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/model_schema.h"
-#include "lf_error.h"
 #include "lflex/model.h"
 #include "lflex/noise.h"
+#include "tests/common/test_model.h"
 #include "tests/common/testutil.h"
 
 enum { D = LF_STATE_DROPPED, M = LF_STATE_MASKED, C = LF_STATE_CLEAN };
@@ -450,11 +449,8 @@ static void check_times(double k)
              "model: {d_model: 8, n_heads: 2, n_layers: 0, max_len: 8}\nschedule: {family: linear}\n"
              "loss: {time_shape: %.17g}\ntrain: {threads: 1, seed: 5}\nvocab: {size: 3}\n", k);
     static lf_model_config cfg;
-    lf_config_defaults(&lf_model_schema, &cfg);
-    ck_assert_msg(lf_config_parse(&lf_model_schema, &cfg, sizeof cfg, yaml, strlen(yaml), NULL) == 0, "%s",
-                  lflex_last_error());
     lf_model m;
-    ck_assert_int_eq(lf_model_create(&m, &cfg, cfg.vocab_size), 0);
+    lf_test_model_from_yaml(&m, &cfg, yaml);
     int32_t tok[TB * 3], off[TB + 1];
     uint8_t fx[TB * 3];
     for (int j = 0; j < TB; j++) {

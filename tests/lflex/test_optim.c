@@ -13,6 +13,7 @@
 #include "io/model_schema.h"
 #include "lf_error.h"
 #include "lflex/model.h"
+#include "tests/common/test_model.h"
 #include "tests/common/testutil.h"
 
 static void make_model(lf_model *m, lf_model_config *cfg, const char *train)
@@ -21,10 +22,7 @@ static void make_model(lf_model *m, lf_model_config *cfg, const char *train)
     snprintf(yaml, sizeof yaml,
              "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 8}\n"
              "schedule: {family: kumaraswamy}\nvocab: {size: 5}\ntrain: %s\n", train);
-    ck_assert_int_eq(lf_config_defaults(&lf_model_schema, cfg), 0);
-    ck_assert_msg(lf_config_parse(&lf_model_schema, cfg, sizeof *cfg, yaml, strlen(yaml), NULL) == 0, "%s",
-                  lflex_last_error());
-    ck_assert_int_eq(lf_model_create(m, cfg, cfg->vocab_size), 0);
+    lf_test_model_from_yaml(m, cfg, yaml);
 }
 
 /* The reference state, in double. */

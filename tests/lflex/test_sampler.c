@@ -11,6 +11,7 @@
 #include "io/sampler_schema.h"
 #include "lf_error.h"
 #include "lflex/sampler.h"
+#include "tests/common/test_model.h"
 #include "tests/common/testutil.h"
 
 static void make_model_sized(lf_model *m, const char *extra, int max_len, int vocab)
@@ -20,10 +21,7 @@ static void make_model_sized(lf_model *m, const char *extra, int max_len, int vo
     snprintf(yaml, sizeof yaml,
              "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: %d}\nvocab: {size: %d}\ntrain: {threads: 1}\n%s",
              max_len, vocab, extra ? extra : "");
-    lf_config_defaults(&lf_model_schema, &cfg);
-    ck_assert_msg(lf_config_parse(&lf_model_schema, &cfg, sizeof cfg, yaml, strlen(yaml), NULL) == 0, "%s",
-                  lflex_last_error());
-    ck_assert_int_eq(lf_model_create(m, &cfg, cfg.vocab_size), 0);
+    lf_test_model_from_yaml(m, &cfg, yaml);
 }
 
 static void make_model(lf_model *m, const char *extra) { make_model_sized(m, extra, 24, 6); }
