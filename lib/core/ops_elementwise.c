@@ -182,29 +182,14 @@ static void affine_backward(lf_ctx *ctx, lf_node *n)
 
 const lf_op_def lf_op_affine = {"affine", affine_backward};
 
-lf_tensor *lf_grad_scale(lf_ctx *ctx, lf_tensor *a, double g)
+/* y = s x + c, whose backward multiplies the gradient by `g` (s, except
+ * for lf_grad_scale). */
+static lf_tensor *affine_op(lf_ctx *ctx, lf_tensor *a, double s, double c, double g, const char *name)
 {
     if (!a)
         return NULL;
     if (a->dtype != LF_REAL)
-        return lf_ctx_fail(ctx, LFLEX_EINVAL, "grad_scale");
-    lf_node *node;
-    lf_tensor *y = lf_op_output(ctx, &lf_op_affine, &a, 1, LF_REAL, a->ndim, a->shape, &node);
-    if (!y)
-        return NULL;
-    if (a->numel)
-        memcpy(lf_data(y), lf_data(a), (size_t)a->numel * sizeof(lf_real));
-    if (node)
-        node->fp[0] = g; /* affine's backward: dx += g dy */
-    return y;
-}
-
-lf_tensor *lf_affine(lf_ctx *ctx, lf_tensor *a, double s, double c)
-{
-    if (!a)
-        return NULL;
-    if (a->dtype != LF_REAL)
-        return lf_ctx_fail(ctx, LFLEX_EINVAL, "affine");
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, name);
     lf_node *node;
     lf_tensor *y = lf_op_output(ctx, &lf_op_affine, &a, 1, LF_REAL, a->ndim, a->shape, &node);
     if (!y)
@@ -214,9 +199,13 @@ lf_tensor *lf_affine(lf_ctx *ctx, lf_tensor *a, double s, double c)
     for (int64_t i = 0; i < a->numel; i++)
         Y[i] = x[i] * S + Cc;
     if (node)
-        node->fp[0] = s;
+        node->fp[0] = g;
     return y;
 }
+
+lf_tensor *lf_affine(lf_ctx *ctx, lf_tensor *a, double s, double c) { return affine_op(ctx, a, s, c, s, "affine"); }
+
+lf_tensor *lf_grad_scale(lf_ctx *ctx, lf_tensor *a, double g) { return affine_op(ctx, a, 1, 0, g, "grad_scale"); }
 
 /* ---- unary ------------------------------------------------------------- */
 
