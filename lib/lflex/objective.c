@@ -219,7 +219,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     }
     lf_tensor *beta_in = lf_rate_head_forward(ctx, &m->net.gen_ins, h_ins, c_ins, px.seg);
 
-    /* insertion: D(Lambda_k, beta_in^k) g_a(t) / L_norm over every row */
+    /* insertion: D(Lambda_k, beta_in^k) g_a(t) / L_norm over every row but
+     * the closed gaps (unless loss.insert_closed_gaps) */
     lf_tensor *lambda = NULL;
     for (int s = 0; s < n_states; s++) {
         lf_tensor *ls = lf_scatter_add_rows(ctx, b_in, gap_row[s], Nx);
