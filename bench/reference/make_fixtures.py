@@ -347,8 +347,8 @@ def check_against_loops(model: R.LFlexModel, batch: R.Batch, t, out, n_states) -
             um, n_masked, ins = 0.0, 0, 0.0
             for k in range(m):
                 beta_in, beta_um = float(bin_[0, k]), float(bum_[0, k])
-                i = int(xt.src[j, k])
-                closed = bool(batch.fixed[j, i]) and (i == 0 or bool(batch.fixed[j, i - 1]))
+                zi = int(xt.src[j, k])
+                closed = bool(batch.fixed[j, zi]) and (zi == 0 or bool(batch.fixed[j, zi - 1]))
                 if lc.insert_closed_gaps or not closed:
                     ins += D(float(xt.lam[j, k]), beta_in)
                 if int(xt.tokens[j, k]) == R.MASK:
