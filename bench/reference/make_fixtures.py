@@ -497,12 +497,17 @@ def fixture_configs():
     # before it existed keep their bytes when regenerated
     base = dict(d_model=32, n_heads=2, n_layers=2, d_cond=32, mlp_ratio=4, max_len=16, seg_pos=False)
     common = dict(vocab=R.VocabConfig(size=12), train=R.TrainConfig())
+    # the generator without a learned unmasking rate, and the learned b_in
+    # floored at 4 (early insertion), as most fixtures use them
+    plain_gen = lambda: R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0)
+    learned_b_in = lambda: R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
+                                            learn_b_um=False, min_rate=4.0, max_rate=100.0)
     return [
         ("ref_kumaraswamy_a1", 11, R.Config(
             model=R.ModelConfig(**base),
             schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_um=False,
                                       min_rate=1.001, max_rate=100.0),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            generator=plain_gen(),
             loss=R.LossConfig(), **common)),
         ("ref_kumaraswamy_a2_learned", 22, R.Config(
             model=R.ModelConfig(**base),
@@ -513,7 +518,7 @@ def fixture_configs():
         ("ref_linear", 33, R.Config(
             model=R.ModelConfig(**base, activation="relu"),
             schedule=R.ScheduleConfig(family="linear"),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            generator=plain_gen(),
             loss=R.LossConfig(), **common)),
         # constant Kumaraswamy shapes (no auxiliary network, one state), the
         # loss variants flat / tokens, and the absolute position embedding
@@ -521,32 +526,29 @@ def fixture_configs():
             model=R.ModelConfig(**base, pos_emb=True),
             schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=False,
                                       b_in=8.0, learn_b_um=False, min_rate=1.001, max_rate=100.0),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            generator=plain_gen(),
             loss=R.LossConfig(time_weight="flat", unmask_norm="tokens"), **common)),
         # learned b_in floored at 4 (early insertion), the regulariser's grid
         # target 1 - (1 - t)^8 and mean KL, the loss variants flat / max_len
         ("ref_kumaraswamy_early", 55, R.Config(
             model=R.ModelConfig(**base),
-            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
-                                      learn_b_um=False, min_rate=4.0, max_rate=100.0),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            schedule=learned_b_in(),
+            generator=plain_gen(),
             loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat",
                               unmask_norm="max_len"), **common)),
         # segment position embeddings (model.seg_pos) in both networks, with
         # the conditional sequences of the batch splitting at BOS
         ("ref_kumaraswamy_segpos", 66, R.Config(
             model=R.ModelConfig(**{**base, "seg_pos": True}),
-            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
-                                      learn_b_um=False, min_rate=4.0, max_rate=100.0),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            schedule=learned_b_in(),
+            generator=plain_gen(),
             loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat"), **common)),
         # token shift (model.token_shift) in both networks, on top of the
         # segment positions
         ("ref_kumaraswamy_shift", 78, R.Config(
             model=R.ModelConfig(**{**base, "seg_pos": True, "token_shift": True}),
-            schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=True,
-                                      learn_b_um=False, min_rate=4.0, max_rate=100.0),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            schedule=learned_b_in(),
+            generator=plain_gen(),
             loss=R.LossConfig(kl_reduction="mean", reg_b_in=8.0, time_weight="flat"), **common)),
         # a quarter of the insertion-rate head's gradient into the trunk
         # (loss.insert_trunk_grad 0.25), the hazard weight over times drawn with loss.time_shape 3,
@@ -555,7 +557,7 @@ def fixture_configs():
             model=R.ModelConfig(**{**base, "seg_pos": True, "token_shift": True}),
             schedule=R.ScheduleConfig(family="kumaraswamy", a=1.0, b_um=1.0, learn_b_in=False,
                                       b_in=8.0, learn_b_um=False, min_rate=1.001, max_rate=100.0),
-            generator=R.GeneratorConfig(learn_unmask_rate=False, min_rate=0.0, max_rate=100.0),
+            generator=plain_gen(),
             loss=R.LossConfig(insert_trunk_grad=0.25, time_shape=3.0, insert_closed_gaps=False), **common)),
     ]
 
