@@ -261,9 +261,17 @@ class Config:
         return cfg
 
     @classmethod
-    def from_yaml(cls, text: str) -> "Config":
+    def from_yaml(cls, text: str, stored: bool = False) -> "Config":
+        """stored: a configuration a writer stored with a model (a fixture, a
+        checkpoint); as in the library, a key of PAPER_VALUES it leaves out
+        was written before the key existed and holds the paper's value."""
         import yaml  # python3-yaml; only needed to read configs back
-        return cls.from_dict(yaml.safe_load(text))
+        d = yaml.safe_load(text) or {}
+        if stored:
+            for key, value in PAPER_VALUES.items():
+                section, k = key.split(".")
+                d.setdefault(section, {}).setdefault(k, value)
+        return cls.from_dict(d)
 
 
 # --------------------------------------------------------------------------

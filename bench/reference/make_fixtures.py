@@ -692,7 +692,7 @@ def make_fixture(name: str, seed: int, cfg: R.Config, out_dir: str) -> None:
     for k, v in T.items():
         assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
         assert np.array_equal(back[k], v), k
-    assert config_yaml(name, R.Config.from_yaml(back_meta["config"])) == meta["config"]
+    assert config_yaml(name, R.Config.from_yaml(back_meta["config"], stored=True)) == meta["config"]
     check_float32_from_file(path)
     print(f"  wrote {os.path.relpath(path, REPO)} "
           f"({os.path.getsize(path)} bytes, {len(T)} tensors)")
@@ -703,7 +703,7 @@ def check_float32_from_file(path: str) -> None:
     float32, as the C library will: the fixture is self-contained, and the
     printed errors show what a float32 implementation can reach."""
     T, meta = read_safetensors(path)
-    cfg = R.Config.from_yaml(meta["config"])
+    cfg = R.Config.from_yaml(meta["config"], stored=True)
     model = R.LFlexModel(cfg)
     with torch.no_grad():
         for n, p in model.named_parameters():
