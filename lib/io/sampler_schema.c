@@ -3,7 +3,7 @@
 
 #include "io/sampler_schema.h"
 
-static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", NULL};
+static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", NULL};
 static const char *const insertion_choices[] = {"auto", "poisson", "binomial", NULL};
 
 #define C lf_sampler_config
@@ -15,7 +15,8 @@ static const lf_cfg_key sampler_keys[] = {
     LF_CFG_KEY_REAL(C, top_p, "top_p", 0.000001, 1, 1,
                     "sample from the smallest set of most likely tokens whose probability reaches top_p (1: all)"),
     LF_CFG_KEY_ENUM(C, confidence, "confidence", confidence_choices, LF_CONF_NONE,
-                    "which masked positions unmask: the random events (none), or as many of the most confident ones"),
+                    "which masked positions unmask: the random events (none), or as many of the most confident ones "
+                    "(or the leftmost: left_to_right)"),
     LF_CFG_KEY_ENUM(C, insertion, "insertion", insertion_choices, LF_INS_AUTO,
                     "MASKs a gap receives in a step: poisson(rate), the specification's rule, or binomial(the "
                     "expected number of dropped tokens rounded at random, or to the nearest when decoding "

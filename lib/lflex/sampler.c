@@ -374,11 +374,15 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
         n_fire += fire;
     }
     if (s->cfg.confidence != LF_CONF_NONE && n_fire > 0) {
-        /* the same number of positions, the most confident ones */
+        /* the same number of positions, the most confident (or leftmost) ones */
         int64_t nq = q1 - q0;
         for (int64_t q = q0; q < q1; q++) {
-            token_distribution(&s->cfg, wk->probs, wk->order, logits + q * V, V);
-            scratch_conf[q - q0] = confidence_of(wk->probs, V, s->cfg.confidence);
+            if (s->cfg.confidence == LF_CONF_LEFT_TO_RIGHT) { /* masked rows are in sequence order */
+                scratch_conf[q - q0] = (double)(q0 - q);
+            } else {
+                token_distribution(&s->cfg, wk->probs, wk->order, logits + q * V, V);
+                scratch_conf[q - q0] = confidence_of(wk->probs, V, s->cfg.confidence);
+            }
             scratch_idx[q - q0] = 0;
         }
         for (int64_t f = 0; f < n_fire; f++) {

@@ -7,7 +7,7 @@
 
 #include "lflex/model.h"
 
-typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY } lf_confidence;
+typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY, LF_CONF_LEFT_TO_RIGHT } lf_confidence;
 /* how many MASKs a gap receives in a step: auto is binomial when every token
  * has the same insertion shape (fixed schedules), else poisson */
 typedef enum { LF_INS_AUTO = 0, LF_INS_POISSON, LF_INS_BINOMIAL } lf_insertion;

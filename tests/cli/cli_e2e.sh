@@ -303,7 +303,7 @@ bad_value "--n 99999999999999999999" "option --n: expected an integer" "$LFLEX" 
 bad_value "--n ' 3'" "option --n: expected an integer" "$LFLEX" sample $C --n ' 3'
 bad_value "--temperature nan" "option --temperature: expected a number from 0 to 100" "$LFLEX" sample $C --temperature nan
 bad_value "--top-p 0" "option --top-p: expected a number from 1e-06 to 1, got '0'" "$LFLEX" sample $C --top-p 0
-bad_value "--confidence best" "option --confidence: expected one of none, top_prob, prob_diff or entropy" \
+bad_value "--confidence best" "option --confidence: expected one of none, top_prob, prob_diff, entropy or left_to_right" \
     "$LFLEX" sample $C --confidence best
 bad_value "--seed -1" "option --seed: expected an integer from 0 to 9007199254740991" "$LFLEX" eval $C valid.txt --seed -1
 bad_value "--t 1" "option --t: expected a number from 0 to 1 (excluded), got '1'" "$LFLEX" rates $C "a [MASK]" --t 1

@@ -276,6 +276,55 @@ START_TEST(test_unmask_times_exponential)
 }
 END_TEST
 
+/* confidence left_to_right keeps the number of positions that fire in a
+ * step (the events' count) and fires the leftmost: with closed gaps (no
+ * insertion) and the same seed, each sequence gets the unmasking times of
+ * the event rule, sorted from left to right. */
+START_TEST(test_left_to_right_order)
+{
+    lf_model m;
+    make_model(&m, "schedule: {family: linear}");
+    enum { L = 6 };
+    lf_sampler a, b;
+    lf_sampler_config ca = sampler_cfg("steps: 10\nseed: 12"),
+                      cb = sampler_cfg("steps: 10\nseed: 12\nconfidence: left_to_right");
+    ck_assert_int_eq(lf_sampler_init(&a, &m, &ca), 0);
+    ck_assert_int_eq(lf_sampler_init(&b, &m, &cb), 0);
+    float logits[6] = {0, 1, 0, 0, 0, 0};
+    lf_forced_rates fr = {0.0, 0.7, logits};
+    a.forced = &fr;
+    b.forced = &fr;
+    int32_t tok[L + 1] = {LF_MASK, LF_MASK, LF_MASK, LF_MASK, LF_MASK, LF_MASK, LF_EOS};
+    uint8_t open[L + 1] = {0};
+    tmpl_set t = repeat_template(tok, open, L + 1, 200);
+    gen_out ga = run(&a, &t), gb = run(&b, &t);
+    int64_t out_of_order = 0; /* of the event rule: there must be some, or the check below is empty */
+    for (int64_t j = 0; j < t.n; j++) {
+        ck_assert_int_eq(gb.off[j + 1] - gb.off[j], L + 1);
+        float *ta = ga.tum + ga.off[j], *tb = gb.tum + gb.off[j], sorted[L];
+        memcpy(sorted, ta, sizeof sorted);
+        for (int i = 1; i < L; i++) { /* insertion sort */
+            float v = sorted[i];
+            int k = i;
+            out_of_order += ta[i] < ta[i - 1];
+            for (; k > 0 && sorted[k - 1] > v; k--)
+                sorted[k] = sorted[k - 1];
+            sorted[k] = v;
+        }
+        for (int i = 0; i < L; i++)
+            ck_assert_msg(tb[i] == sorted[i], "sequence %lld, position %d: unmasked at %g, expected %g", (long long)j,
+                          i, (double)tb[i], (double)sorted[i]);
+    }
+    ck_assert_int_gt(out_of_order, 0);
+    free_gen(&ga);
+    free_gen(&gb);
+    free_tmpl(&t);
+    lf_sampler_destroy(&a);
+    lf_sampler_destroy(&b);
+    lf_model_destroy(&m);
+}
+END_TEST
+
 /* top_p keeps the smallest most-likely prefix reaching the mass: with
  * probabilities (0.5, 0.3, 0.15, 0.05, ...) and top_p 0.6 only the first two
  * tokens are drawn, in the ratio 5 : 3. */
@@ -382,8 +431,8 @@ START_TEST(test_invariants)
     lf_model m;
     make_model(&m, NULL);
     tmpl_set t = mixed_templates();
-    const char *modes[] = {"none", "top_prob", "prob_diff", "entropy"};
-    for (int mode = 0; mode < 4; mode++) {
+    const char *modes[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right"};
+    for (int mode = 0; mode < 5; mode++) {
         char yaml[128];
         snprintf(yaml, sizeof yaml, "steps: 10\nconfidence: %s\nmax_len: %d\nseed: %d", modes[mode], 8 + 4 * mode,
                  mode);
@@ -512,6 +561,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_insertions_poisson);
     tcase_add_test(tc, test_insertions_binomial);
     tcase_add_test(tc, test_unmask_times_exponential);
+    tcase_add_test(tc, test_left_to_right_order);
     tcase_add_test(tc, test_top_p_set);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_invariants);
