@@ -14,6 +14,7 @@ static const char *const tokenizer_choices[] = {"char", "words", NULL};
 static const char *const norm_choices[] = {"masked", "tokens", "max_len", NULL};
 static const char *const reduction_choices[] = {"sum", "mean", NULL};
 static const char *const time_weight_choices[] = {"hazard", "flat", NULL};
+static const char *const unmask_order_choices[] = {"random", "left_to_right", NULL};
 
 #define C lf_model_config
 static const lf_cfg_key model_keys[] = {
@@ -83,6 +84,11 @@ static const lf_cfg_key model_keys[] = {
                     "training times are t = 1 - (1 - u)^(1/time_shape) for stratified uniform u: above 1, more early "
                     "times, where more of a target is still masked (with the hazard time weight, an importance "
                     "weight keeps the ELBO's expectation)"),
+    LF_CFG_KEY_ENUM(C, unmask_order, "loss.unmask_order", unmask_order_choices, LF_UM_RANDOM,
+                    "which present tokens of a training state are clean: those whose drawn unmasking time has "
+                    "passed (random, the specification), or as many of them, the leftmost non-fixed ones "
+                    "(left_to_right: the states an autoregressive order visits; sample with confidence: "
+                    "left_to_right; fixed schedules only; doc/learning.md)"),
     LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
                     "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
                     "(flat; the same minimiser, far less variance; hazard is the paper's)"),

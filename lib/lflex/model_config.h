@@ -18,6 +18,7 @@ typedef enum { LF_NORM_MASKED = 0, LF_NORM_TOKENS = 1, LF_NORM_MAX_LEN = 2 } lf_
 typedef enum { LF_REDUCE_SUM = 0, LF_REDUCE_MEAN = 1 } lf_reduction;
 /* the time weight of the loss terms: the hazard g_a(t) (the ELBO) or 1 */
 typedef enum { LF_TW_HAZARD = 0, LF_TW_FLAT = 1 } lf_time_weight;
+typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1 } lf_unmask_order;
 
 typedef struct lf_model_config {
     /* model: the generator's backbone (and the auxiliary network's, unless
@@ -47,6 +48,7 @@ typedef struct lf_model_config {
     bool insert_closed_gaps; /* the insertion term also covers gaps no token can enter (between fixed tokens) */
     double insert_trunk_grad; /* scale of the insertion-rate term's gradient into the generator's trunk */
     double time_shape;       /* training times t = 1 - (1 - u)^(1/time_shape), u stratified uniform */
+    int unmask_order;        /* lf_unmask_order: which present tokens of a training state are clean */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
     int64_t warmup, total_steps;

@@ -20,6 +20,18 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
     }
 }
 
+void lf_noise_clean_prefix(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int32_t *state)
+{
+    for (int64_t j = 0; j < n_seq; j++) {
+        int64_t n_clean = 0;
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++)
+            n_clean += !fixed[i] && state[i] == LF_STATE_CLEAN;
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++)
+            if (!fixed[i] && state[i] != LF_STATE_DROPPED)
+                state[i] = n_clean-- > 0 ? LF_STATE_CLEAN : LF_STATE_MASKED;
+    }
+}
+
 void lf_noise_skip(lf_rng *rng, const uint8_t *fixed, int64_t begin, int64_t end)
 {
     for (int64_t i = begin; i < end; i++)

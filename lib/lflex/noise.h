@@ -18,6 +18,11 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
                           const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
                           double a, int32_t *state);
 
+/* loss.unmask_order left_to_right: in each sequence, as many of the present
+ * non-fixed tokens as are clean become the leftmost ones, the others masked
+ * (the count of each state kept, the clean ones a prefix). */
+void lf_noise_clean_prefix(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int32_t *state);
+
 /* Advance `rng` past the draws lf_noise_draw_states makes for the tokens
  * [begin, end) of a batch (two per non-fixed token), without drawing states:
  * a process that computes a shard of a batch skips the other sequences'

@@ -398,6 +398,13 @@ START_TEST(test_yaml_errors_located)
     const char *heads = "vocab: {size: 4}\nmodel: {d_model: 16, n_heads: 3}\n";
     ck_assert_int_eq(lflex_model_new(&m, heads, strlen(heads)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "n_heads"));
+    const char *l2r = "vocab: {size: 4}\nloss: {unmask_order: left_to_right}\n"; /* learned b_in by default */
+    ck_assert_int_eq(lflex_model_new(&m, l2r, strlen(l2r)), LFLEX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(lflex_last_error(), "loss.unmask_order"));
+    const char *l2r_fixed = "vocab: {size: 4}\nloss: {unmask_order: left_to_right}\nschedule: {family: linear}\n";
+    ck_assert_int_eq(lflex_model_new(&m, l2r_fixed, strlen(l2r_fixed)), LFLEX_OK);
+    lflex_model_free(m);
+    m = NULL;
     const char *dup = "vocab: {tokens: a b a}\n";
     ck_assert_int_eq(lflex_model_new(&m, dup, strlen(dup)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "vocab.tokens"));

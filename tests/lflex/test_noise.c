@@ -388,6 +388,51 @@ START_TEST(test_draw_states_constant_c)
 }
 END_TEST
 
+/* loss.unmask_order left_to_right: lf_noise_clean_prefix keeps every
+ * dropped and fixed token and the number of clean tokens of each sequence,
+ * and the clean non-fixed tokens come before every masked one. */
+START_TEST(test_clean_prefix)
+{
+    enum { N = 300, S = 6 };
+    uint8_t fixed[N];
+    lf_real b_in[N];
+    int32_t off[S + 1], st[N], before[N];
+    double t[S];
+    for (int j = 0; j <= S; j++)
+        off[j] = j * N / S;
+    for (int i = 0; i < N; i++) {
+        fixed[i] = i % 7 == 3 || i + 1 == N || (i + 1) % (N / S) == 0; /* a few inside, EOS at each end */
+        b_in[i] = (lf_real)(0.5 + (i % 5));
+    }
+    for (int j = 0; j < S; j++)
+        t[j] = (j + 0.5) / S;
+    lf_rng rng;
+    lf_rng_seed(&rng, 5);
+    lf_noise_draw_states(&rng, off, S, fixed, t, b_in, NULL, 1.0, 1.0, st);
+    memcpy(before, st, sizeof st);
+    lf_noise_clean_prefix(off, S, fixed, st);
+    int64_t moved = 0;
+    for (int j = 0; j < S; j++) {
+        int n_clean[2] = {0, 0};
+        bool seen_masked = false;
+        for (int i = off[j]; i < off[j + 1]; i++) {
+            if (fixed[i] || before[i] == D) {
+                ck_assert_int_eq(st[i], before[i]);
+                continue;
+            }
+            ck_assert(st[i] == M || st[i] == C);
+            n_clean[0] += before[i] == C;
+            n_clean[1] += st[i] == C;
+            ck_assert_msg(!(seen_masked && st[i] == C), "sequence %d: clean token %d after a masked one", j, i);
+            seen_masked |= st[i] == M;
+            moved += st[i] != before[i];
+        }
+        ck_assert_int_eq(n_clean[0], n_clean[1]);
+    }
+    ck_assert_int_gt(moved, 0); /* the drawn states were not already prefixes */
+}
+END_TEST
+
 /* Fixed tokens draw no random numbers: the states of the non-fixed tokens
  * are the same with or without fixed tokens between them. */
 START_TEST(test_draw_states_fixed_use_no_draws)
@@ -503,6 +548,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_constant_c);
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
     tcase_add_test(tc, test_training_times);
+    tcase_add_test(tc, test_clean_prefix);
     suite_add_tcase(s, tc);
     return s;
 }
