@@ -89,6 +89,11 @@ static const lf_cfg_key model_keys[] = {
                     "passed (random, the specification), or as many of them, the leftmost non-fixed ones "
                     "(left_to_right: the states an autoregressive order visits; sample with confidence: "
                     "left_to_right; fixed schedules only; doc/learning.md)"),
+    LF_CFG_KEY_INT(C, states, "loss.states", 1, LF_MAX_STATES, 1,
+                   "noised states drawn per clean sequence in a training step, each at its own time (times "
+                   "stratified over states and sequences; the loss is their mean): more signal per sequence "
+                   "for a step that costs that many times more; fixed schedules only (a learned schedule "
+                   "always draws two states at one time)"),
     LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
                     "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
                     "(flat; the same minimiser, far less variance; hazard is the paper's)"),

@@ -20,6 +20,9 @@ typedef enum { LF_REDUCE_SUM = 0, LF_REDUCE_MEAN = 1 } lf_reduction;
 typedef enum { LF_TW_HAZARD = 0, LF_TW_FLAT = 1 } lf_time_weight;
 typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1 } lf_unmask_order;
 
+/* the most noised states a training step draws per clean sequence */
+#define LF_MAX_STATES 8
+
 typedef struct lf_model_config {
     /* model: the generator's backbone (and the auxiliary network's, unless
      * aux.* overrides a size) */
@@ -49,6 +52,7 @@ typedef struct lf_model_config {
     double insert_trunk_grad; /* scale of the insertion-rate term's gradient into the generator's trunk */
     double time_shape;       /* training times t = 1 - (1 - u)^(1/time_shape), u stratified uniform */
     int unmask_order;        /* lf_unmask_order: which present tokens of a training state are clean */
+    int64_t states;          /* noised states per clean sequence (fixed schedules) */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
     int64_t warmup, total_steps;

@@ -109,7 +109,9 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         bt = &shard;
     }
     const int64_t Nz = bt->offsets[B];
-    const int n_states = m->learned ? 2 : 1;
+    /* learned schedules: two states (the leave-one-out baseline) at the
+     * same time; fixed ones: loss.states, each at its own time */
+    const int n_states = m->learned ? 2 : given ? (given->state[1] ? 2 : 1) : (int)cfg->states;
     const int64_t SB = n_states * B;
     const double a = m->a, c_const = m->b_um;
     ctx->grad_enabled = backward;
@@ -122,14 +124,17 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     lf_tensor *inv_n = const_vec(ctx, B, true), *has_nf = const_vec(ctx, B, true);
     if (!t || !t_tok || !n_nf || !seq_nf || !inv_n || !has_nf)
         return LFLEX_ENOMEM;
-    /* stratified times over the whole batch: sequence j of Bg in the j-th
-     * of Bg equal slices of u, t = 1 - (1 - u)^(1/time_shape) */
-    for (int64_t jg = 0; !given && jg < Bg; jg++) {
-        double u = ((double)jg + lf_rng_uniform(&m->rng)) / Bn;
+    /* stratified times over the whole batch: state s of sequence j of Bg
+     * (s < n_t) in slice s Bg + j of n_t Bg equal slices of u,
+     * t = 1 - (1 - u)^(1/time_shape) */
+    const int n_t = m->learned || given ? 1 : n_states;
+    for (int64_t q = 0; !given && q < n_t * Bg; q++) {
+        int64_t s = q / Bg, jg = q % Bg;
+        double u = ((double)q + lf_rng_uniform(&m->rng)) / (n_t * Bn);
         if (cfg->time_shape != 1)
             u = -expm1(log1p(-u) / cfg->time_shape);
         if (jg >= j0 && jg < j0 + B)
-            t[jg - j0] = T_EPS + u * (1 - 2 * T_EPS);
+            t[s * B + jg - j0] = T_EPS + u * (1 - 2 * T_EPS);
     }
     for (int64_t j = 0; j < B; j++) {
         if (given)
@@ -143,7 +148,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         lf_data(inv_n)[j] = (lf_real)(n_nf[j] ? 1.0 / (double)n_nf[j] : 0.0);
         lf_data(has_nf)[j] = (lf_real)(n_nf[j] ? 1 : 0);
     }
-    for (int s = 1; s < n_states; s++)
+    for (int s = n_t; s < n_states; s++)
         memcpy(t + s * B, t, (size_t)B * sizeof *t);
     uint64_t seed_aux = lf_rng_next(&m->rng), seed_gen = lf_rng_next(&m->rng);
     if (sharded) {
@@ -176,12 +181,12 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         return st;
 
     /* ---- states and the packed x_t of every state ---- */
-    int32_t *state[2] = {NULL, NULL};
+    int32_t *state[LF_MAX_STATES] = {NULL};
     int32_t *xt = lf_arena_alloc(&ctx->arena, (size_t)(n_states * Nz) * sizeof(int32_t));
     int32_t *src = lf_arena_alloc(&ctx->arena, (size_t)(n_states * Nz) * sizeof(int32_t));
     int32_t *xt_off = lf_arena_alloc(&ctx->arena, (size_t)(SB + 1) * sizeof(int32_t));
     int32_t *masked = lf_arena_alloc(&ctx->arena, (size_t)(n_states * Nz) * sizeof(int32_t));
-    lf_tensor *gap_row[2] = {NULL, NULL};
+    lf_tensor *gap_row[LF_MAX_STATES] = {NULL};
     if (!xt || !src || !xt_off || !masked)
         return LFLEX_ENOMEM;
     int64_t Nx = 0, M = 0;
@@ -194,7 +199,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             memcpy(state[s], given->state[s] + whole->offsets[j0], (size_t)Nz * sizeof(int32_t));
         } else { /* the draws of the other shards' tokens are skipped */
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
-            lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
+            lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t + s * B, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
                                  c_const, a, state[s]);
             if (cfg->unmask_order == LF_UM_LEFT_TO_RIGHT)
                 lf_noise_clean_prefix(bt->offsets, B, bt->fixed, state[s]);
@@ -309,7 +314,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         reg = lf_scale(ctx, reg, cfg->w_reg / Bn);
         total = lf_add(ctx, lf_add(ctx, total, reinforce), reg);
     } else {
-        total = sharded ? lf_scale(ctx, lf_sum(ctx, L), 1.0 / Bn) : lf_mean(ctx, L);
+        total = sharded ? lf_scale(ctx, lf_sum(ctx, L), 1.0 / ((double)n_states * Bn)) : lf_mean(ctx, L);
     }
     if ((st = lf_ctx_status(ctx)))
         return st;
@@ -341,6 +346,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     tr->xt = xt;
     tr->xt_offsets = xt_off;
     tr->masked_rows = masked;
+    memcpy(tr->state, state, sizeof state);
     tr->t = t;
     tr->n_xt = Nx;
     tr->n_masked = M;

@@ -405,6 +405,9 @@ START_TEST(test_yaml_errors_located)
     ck_assert_int_eq(lflex_model_new(&m, l2r_fixed, strlen(l2r_fixed)), LFLEX_OK);
     lflex_model_free(m);
     m = NULL;
+    const char *states = "vocab: {size: 4}\nloss: {states: 2}\n";
+    ck_assert_int_eq(lflex_model_new(&m, states, strlen(states)), LFLEX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(lflex_last_error(), "loss.states"));
     const char *dup = "vocab: {tokens: a b a}\n";
     ck_assert_int_eq(lflex_model_new(&m, dup, strlen(dup)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "vocab.tokens"));

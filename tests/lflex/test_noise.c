@@ -483,16 +483,17 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Times of TB sequences over TR objective evaluations: sequence j's u = 1 -
- * (1 - t)^k (t rescaled from [eps, 1 - eps]) lies in [j/TB, (j+1)/TB), and
- * the empirical distribution of t is 1 - (1 - t)^k. */
-static void check_times(double k)
+/* Times of TB sequences with S states each over TR objective evaluations:
+ * state s of sequence j has u = 1 - (1 - t)^k (t rescaled from [eps, 1 -
+ * eps]) in [(s TB + j)/(S TB), (s TB + j + 1)/(S TB)), and the empirical
+ * distribution of t is 1 - (1 - t)^k. */
+static void check_times(double k, int S)
 {
     enum { TB = 16, TR = 250 };
     char yaml[256];
     snprintf(yaml, sizeof yaml,
              "model: {d_model: 8, n_heads: 2, n_layers: 0, max_len: 8}\nschedule: {family: linear}\n"
-             "loss: {time_shape: %.17g}\ntrain: {threads: 1, seed: 5}\nvocab: {size: 3}\n", k);
+             "loss: {time_shape: %.17g, states: %d}\ntrain: {threads: 1, seed: 5}\nvocab: {size: 3}\n", k, S);
     static lf_model_config cfg;
     lf_model m;
     lf_test_model_from_yaml(&m, &cfg, yaml);
@@ -507,34 +508,92 @@ static void check_times(double k)
     }
     off[TB] = 3 * TB;
     lf_batch bt = {tok, fx, off, TB, 0, 0};
-    static double all[TB * TR];
+    static double all[3 * TB * TR];
+    const int N = S * TB * TR;
+    ck_assert_int_le(S, 3);
     for (int r = 0; r < TR; r++) {
         ck_assert_int_eq(lf_model_loss(&m, &bt, NULL, false, NULL), 0);
-        ck_assert_int_eq(m.trace.n_states, 1);
-        for (int j = 0; j < TB; j++) {
-            double t = m.trace.t[j], q = (t - 1e-4) / (1 - 2e-4);
+        ck_assert_int_eq(m.trace.n_states, S);
+        for (int q0 = 0; q0 < S * TB; q0++) {
+            double t = m.trace.t[q0], q = (t - 1e-4) / (1 - 2e-4);
             ck_assert(q > 0 && q < 1);
             double u = 1 - pow(1 - q, k);
-            ck_assert_msg(u >= (double)j / TB - 1e-9 && u < (double)(j + 1) / TB + 1e-9,
-                          "k %g: sequence %d has t %g (u %g)", k, j, t, u);
-            all[r * TB + j] = t;
+            ck_assert_msg(u >= (double)q0 / (S * TB) - 1e-9 && u < (double)(q0 + 1) / (S * TB) + 1e-9,
+                          "k %g: state %d of sequence %d has t %g (u %g)", k, q0 / TB, q0 % TB, t, u);
+            all[r * S * TB + q0] = t;
         }
     }
-    qsort(all, TB * TR, sizeof all[0], cmp_double);
+    qsort(all, (size_t)N, sizeof all[0], cmp_double);
     double worst = 0, mean = 0;
-    for (int i = 0; i < TB * TR; i++) {
+    for (int i = 0; i < N; i++) {
         double F = 1 - pow(1 - all[i], k);
-        worst = fmax(worst, fmax(fabs(F - (double)i / (TB * TR)), fabs(F - (double)(i + 1) / (TB * TR))));
-        mean += all[i] / (TB * TR);
+        worst = fmax(worst, fmax(fabs(F - (double)i / N), fabs(F - (double)(i + 1) / N)));
+        mean += all[i] / N;
     }
-    printf("# time_shape %g: largest |F - empirical| %.4f, mean t %.4f (expected %.4f)\n", k, worst, mean,
-           1 / (k + 1));
+    printf("# time_shape %g, %d state(s): largest |F - empirical| %.4f, mean t %.4f (expected %.4f)\n", k, S,
+           worst, mean, 1 / (k + 1));
     ck_assert_msg(worst < 0.01, "k %g: empirical distribution of t off by %g", k, worst);
     ck_assert_msg(fabs(mean - 1 / (k + 1)) < 0.005, "k %g: mean t %g, expected %g", k, mean, 1 / (k + 1));
     lf_model_destroy(&m);
 }
 
-START_TEST(test_training_times) { check_times(1); check_times(3); check_times(1.5); }
+START_TEST(test_training_times)
+{
+    check_times(1, 1);
+    check_times(3, 1);
+    check_times(1.5, 1);
+    check_times(1, 3);
+    check_times(3, 2);
+}
+END_TEST
+
+/* loss.states 3: the loss is the mean of the three states' losses, and
+ * each state's loss is what the objective gives for that state alone (the
+ * same time and token states, given from outside). */
+START_TEST(test_several_states)
+{
+    enum { B = 5, S = 3 };
+    static lf_model_config cfg;
+    lf_model m;
+    lf_test_model_from_yaml(&m, &cfg,
+                            "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 10}\n"
+                            "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 3}\n"
+                            "loss: {states: 3, time_weight: hazard}\ntrain: {threads: 1, seed: 9}\nvocab: {size: 5}\n");
+    int32_t tok[B * 6], off[B + 1];
+    uint8_t fx[B * 6];
+    for (int j = 0; j < B; j++) {
+        off[j] = 6 * j;
+        for (int i = 0; i < 6; i++) {
+            tok[6 * j + i] = i == 5 ? LF_EOS : LF_N_SPECIAL + (i * 7 + j) % 5;
+            fx[6 * j + i] = i == 5 || (j == 2 && i == 0); /* one fixed prompt token */
+        }
+    }
+    off[B] = 6 * B;
+    lf_batch bt = {tok, fx, off, B, 0, 0};
+    lf_loss_parts parts;
+    ck_assert_int_eq(lf_model_loss(&m, &bt, NULL, false, &parts), 0);
+    ck_assert_int_eq(m.trace.n_states, S);
+    double t[S * B], L[S * B], mean = 0;
+    int32_t state[S][B * 6];
+    for (int q = 0; q < S * B; q++) {
+        t[q] = m.trace.t[q];
+        L[q] = lf_data(m.trace.L)[q];
+        mean += L[q] / (S * B);
+    }
+    for (int s = 0; s < S; s++)
+        memcpy(state[s], m.trace.state[s], sizeof state[s]);
+    ck_assert_double_eq_tol(parts.total, mean, 1e-6 * fabs(mean));
+    for (int s = 0; s < S; s++) {
+        lf_given_states given = {t + s * B, {state[s], NULL}};
+        ck_assert_int_eq(lf_model_loss(&m, &bt, &given, false, NULL), 0);
+        ck_assert_int_eq(m.trace.n_states, 1);
+        for (int j = 0; j < B; j++)
+            ck_assert_msg(fabs(lf_data(m.trace.L)[j] - L[s * B + j]) <= 1e-6 * fmax(1, fabs(L[s * B + j])),
+                          "state %d, sequence %d: %g alone, %g among three", s, j, (double)lf_data(m.trace.L)[j],
+                          L[s * B + j]);
+    }
+    lf_model_destroy(&m);
+}
 END_TEST
 
 Suite *lf_test_suite(void)
@@ -549,6 +608,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
     tcase_add_test(tc, test_training_times);
     tcase_add_test(tc, test_clean_prefix);
+    tcase_add_test(tc, test_several_states);
     suite_add_tcase(s, tc);
     return s;
 }

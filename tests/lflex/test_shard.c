@@ -30,6 +30,10 @@ static const char *const configs[] = {
     /* FlexMDM: one state, fixed schedules */
     "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: linear}\n"
     "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, eps: 1.0e-3}\n",
+    /* FlexMDM with three states per sequence at their own times, left-to-right states */
+    "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: linear}\n"
+    "loss: {states: 3, unmask_order: left_to_right, time_shape: 2}\n"
+    "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, eps: 1.0e-3}\n",
 };
 
 /* The batches of every step: random tokens, each sequence ends with EOS. */
@@ -274,8 +278,8 @@ Suite *lf_test_suite(void)
     Suite *s = suite_create("lflex_shard");
     TCase *tc = tcase_create("shard");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_two_shards_equal_one_process, 0, 2);
-    tcase_add_loop_test(tc, test_three_uneven_shards_small_buckets, 0, 2);
+    tcase_add_loop_test(tc, test_two_shards_equal_one_process, 0, 3);
+    tcase_add_loop_test(tc, test_three_uneven_shards_small_buckets, 0, 3);
     tcase_add_test(tc, test_bad_calls);
     tcase_add_test(tc, test_failed_reduction_changes_nothing);
     suite_add_tcase(s, tc);
