@@ -49,6 +49,13 @@ REG_GRID = 100
 # Keys of a library config that do not change the model, the loss or the
 # optimiser's arithmetic, so the reference accepts and ignores them when it
 # reads a config (a checkpoint's lflex.config, a saved config.yaml).
+# Library keys whose other values the reference does not implement: a config
+# with the value here is the reference's behaviour; another value is refused.
+DEFAULT_ONLY_KEYS = {
+    "loss.states": 1,               # one noised state per sequence (two for learned schedules)
+    "loss.unmask_order": "random",  # clean tokens are those whose unmasking time has passed
+}
+
 LIBRARY_ONLY_KEYS = {
     "train.seed": "the reference's random stream is a Trainer argument (Trainer(model, seed)) "
                   "and differs from the library's generator anyway",
@@ -247,6 +254,11 @@ class Config:
             sub = getattr(cfg, section)  # unknown section: AttributeError
             for k, v in (values or {}).items():
                 if f"{section}.{k}" in LIBRARY_ONLY_KEYS:
+                    continue
+                if f"{section}.{k}" in DEFAULT_ONLY_KEYS:
+                    if v != DEFAULT_ONLY_KEYS[f"{section}.{k}"]:
+                        raise NotImplementedError(f"config key {section}.{k}: the reference implements only "
+                                                  f"{DEFAULT_ONLY_KEYS[f'{section}.{k}']!r}, got {v!r}")
                     continue
                 if not hasattr(sub, k):
                     raise KeyError(f"unknown config key {section}.{k}")
