@@ -90,6 +90,17 @@ static void free_gen(gen_out *g)
     free(g->tum);
 }
 
+/* The outputs, templates, samplers and model of a test comparing two samplers. */
+static void free_two(gen_out *ga, gen_out *gb, tmpl_set *t, lf_sampler *a, lf_sampler *b, lf_model *m)
+{
+    free_gen(ga);
+    free_gen(gb);
+    free_tmpl(t);
+    lf_sampler_destroy(a);
+    lf_sampler_destroy(b);
+    lf_model_destroy(m);
+}
+
 /* Upper 0.001 quantile of chi-square with df degrees of freedom
  * (Wilson-Hilferty; accurate to about 1% for df >= 3). */
 static double chi2_crit(int df)
@@ -316,12 +327,7 @@ START_TEST(test_left_to_right_order)
                           i, (double)tb[i], (double)sorted[i]);
     }
     ck_assert_int_gt(out_of_order, 0);
-    free_gen(&ga);
-    free_gen(&gb);
-    free_tmpl(&t);
-    lf_sampler_destroy(&a);
-    lf_sampler_destroy(&b);
-    lf_model_destroy(&m);
+    free_two(&ga, &gb, &t, &a, &b, &m);
 }
 END_TEST
 
@@ -491,12 +497,7 @@ START_TEST(test_top_k_one_is_greedy)
     ck_assert_int_eq(lf_sampler_init(&b, &m, &cb), 0);
     gen_out ga = run(&a, &t), gb = run(&b, &t);
     ck_assert(same_output(&ga, &gb, t.n));
-    free_gen(&ga);
-    free_gen(&gb);
-    free_tmpl(&t);
-    lf_sampler_destroy(&a);
-    lf_sampler_destroy(&b);
-    lf_model_destroy(&m);
+    free_two(&ga, &gb, &t, &a, &b, &m);
 }
 END_TEST
 
