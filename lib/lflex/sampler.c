@@ -373,16 +373,16 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
         scratch_idx[q - q0] = fire;
         n_fire += fire;
     }
-    if (s->cfg.confidence != LF_CONF_NONE && n_fire > 0) {
-        /* the same number of positions, the most confident (or leftmost) ones */
+    if (s->cfg.confidence == LF_CONF_LEFT_TO_RIGHT) {
+        /* the same number of positions, the leftmost ones (masked rows are in sequence order) */
+        for (int64_t q = q0; q < q1; q++)
+            scratch_idx[q - q0] = q - q0 < n_fire;
+    } else if (s->cfg.confidence != LF_CONF_NONE && n_fire > 0) {
+        /* the same number of positions, the most confident ones */
         int64_t nq = q1 - q0;
         for (int64_t q = q0; q < q1; q++) {
-            if (s->cfg.confidence == LF_CONF_LEFT_TO_RIGHT) { /* masked rows are in sequence order */
-                scratch_conf[q - q0] = (double)(q0 - q);
-            } else {
-                token_distribution(&s->cfg, wk->probs, wk->order, logits + q * V, V);
-                scratch_conf[q - q0] = confidence_of(wk->probs, V, s->cfg.confidence);
-            }
+            token_distribution(&s->cfg, wk->probs, wk->order, logits + q * V, V);
+            scratch_conf[q - q0] = confidence_of(wk->probs, V, s->cfg.confidence);
             scratch_idx[q - q0] = 0;
         }
         for (int64_t f = 0; f < n_fire; f++) {
