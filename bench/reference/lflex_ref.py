@@ -46,9 +46,6 @@ REG_GRID = 100
 # are here; the library keys in LIBRARY_ONLY_KEYS are read and ignored.
 # --------------------------------------------------------------------------
 
-# Keys of a library config that do not change the model, the loss or the
-# optimiser's arithmetic, so the reference accepts and ignores them when it
-# reads a config (a checkpoint's lflex.config, a saved config.yaml).
 # Library keys whose other values the reference does not implement: a config
 # with the value here is the reference's behaviour; another value is refused.
 DEFAULT_ONLY_KEYS = {
@@ -56,6 +53,9 @@ DEFAULT_ONLY_KEYS = {
     "loss.unmask_order": "random",  # clean tokens are those whose unmasking time has passed
 }
 
+# Keys of a library config that do not change the model, the loss or the
+# optimiser's arithmetic, so the reference accepts and ignores them when it
+# reads a config (a checkpoint's lflex.config, a saved config.yaml).
 LIBRARY_ONLY_KEYS = {
     "train.seed": "the reference's random stream is a Trainer argument (Trainer(model, seed)) "
                   "and differs from the library's generator anyway",
@@ -253,20 +253,21 @@ class Config:
         for section, values in (d or {}).items():
             sub = getattr(cfg, section)  # unknown section: AttributeError
             for k, v in (values or {}).items():
-                if f"{section}.{k}" in LIBRARY_ONLY_KEYS:
+                key = f"{section}.{k}"
+                if key in LIBRARY_ONLY_KEYS:
                     continue
-                if f"{section}.{k}" in DEFAULT_ONLY_KEYS:
-                    if v != DEFAULT_ONLY_KEYS[f"{section}.{k}"]:
-                        raise NotImplementedError(f"config key {section}.{k}: the reference implements only "
-                                                  f"{DEFAULT_ONLY_KEYS[f'{section}.{k}']!r}, got {v!r}")
+                if key in DEFAULT_ONLY_KEYS:
+                    if v != DEFAULT_ONLY_KEYS[key]:
+                        raise NotImplementedError(f"config key {key}: the reference implements only "
+                                                  f"{DEFAULT_ONLY_KEYS[key]!r}, got {v!r}")
                     continue
                 if not hasattr(sub, k):
-                    raise KeyError(f"unknown config key {section}.{k}")
+                    raise KeyError(f"unknown config key {key}")
                 cur = getattr(sub, k)
                 if isinstance(cur, float) and isinstance(v, int) and not isinstance(v, bool):
                     v = float(v)
                 if cur is not None and type(v) is not type(cur):
-                    raise TypeError(f"config key {section}.{k}: expected {type(cur).__name__}, "
+                    raise TypeError(f"config key {key}: expected {type(cur).__name__}, "
                                     f"got {v!r}")
                 setattr(sub, k, v)
         cfg.validate()
