@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The length a FlexMDM star model expects before anything is placed.
 
-    LFLEX_LIBRARY=build/lib/liblflex.so /usr/bin/python3 bench/learning/star_length.py \
+    /usr/bin/python3 bench/learning/star_length.py \
         RUN/model.safetensors bench/out/learning/data/star-medium.valid.txt [--n 300] [--t 0.001]
 
 For the first N examples of a conditional file (PROMPT<TAB>TARGET), asks the
@@ -16,13 +16,11 @@ schedule has no single hazard.
 import argparse
 import collections
 import math
-import os
 import sys
 
 import yaml
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'examples', 'python'))
-import lflex  # noqa: E402
+from star_order import examples, load
 
 
 def main():
@@ -33,25 +31,20 @@ def main():
     ap.add_argument('--t', type=float, default=1e-3, help='time of the query (default 0.001)')
     args = ap.parse_args()
 
-    model = lflex.Model.load(args.model)
-    model.set_threads(1)
+    lflex, model = load(args.model)
     sched = yaml.safe_load(model.config)['schedule']
     if sched['family'] != 'kumaraswamy' or sched['learn_b_in'] or sched['a'] != 1.0:
         sys.exit(f'{args.model}: needs a fixed Kumaraswamy schedule with a = 1')
     hazard = sched['b_in'] / (1 - args.t)
-    table, right, n = collections.Counter(), 0, 0
-    with open(args.data, encoding='utf-8') as f:
-        lines = [next(f, None) for _ in range(args.n)]
-    for line in filter(None, lines):
-        prompt, target = line.rstrip('\n').split('\t')
+    table, right = collections.Counter(), 0
+    for prompt, target in examples(args.data, args.n):
         length = len(model.encode(target))
         _, _, insert = model.rates(model.encode(prompt) + [lflex.BOS, lflex.EOS], args.t, token_probs=False)
         count = math.floor(insert[-1] / hazard + 0.5)
         table[(length, count)] += 1
         right += count == length
-        n += 1
     print(f'{args.model}: the expected count at t = {args.t} rounds to the reference length '
-          f'for {right} of {n} examples')
+          f'for {right} of {sum(table.values())} examples')
     print('reference length, rounded count: examples')
     for (length, count), k in sorted(table.items()):
         print(f'  {length:3d} {count:3d}: {k}')

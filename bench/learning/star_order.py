@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The learned insertion order of a star-graph model, against the path's shape.
 
-    LFLEX_LIBRARY=build/lib/liblflex.so /usr/bin/python3 bench/learning/star_order.py \
+    /usr/bin/python3 bench/learning/star_order.py \
         RUN/model.safetensors bench/out/learning/data/star-hard.test.txt [--n 100]
 
 For the first N examples of a star file (PROMPT<TAB>TARGET), asks the model
@@ -12,16 +12,30 @@ one outgoing edge: the centre the arms share) and from the nearer end of the
 path. A token of the edge (p_i, p_i+1) belongs to node i if it is the edge's
 first token, to node i+1 if the second. The paper's claim for learned order
 is a time that falls with the distance from the junction: generation starts
-at the ends. A FlexMDM model gives one time for every token.
+at the ends. A FlexMDM model gives one time for every token. The library is build/'s
+unless LFLEX_LIBRARY names another.
 """
 import argparse
 import collections
 import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'examples', 'python'))
-import lflex  # noqa: E402
+import run
+import tasks
+
+
+def load(model_path):
+    """The binding (liblflex of build/ unless LFLEX_LIBRARY names another) and the model."""
+    os.environ.setdefault('LFLEX_LIBRARY', run.DEFAULT_LIBRARY)
+    lflex = run.import_lflex()
+    model = lflex.Model.load(model_path)
+    model.set_threads(1)
+    return lflex, model
+
+
+def examples(path, n):
+    """(prompt, target) of the first n examples of a conditional file."""
+    return [(prompt, target) for _, prompt, target in tasks.read_examples(path)[:n]]
 
 
 def junction(prompt_tokens, nodes):
@@ -38,14 +52,10 @@ def main():
     ap.add_argument('--n', type=int, default=100, help='examples to read (default 100)')
     args = ap.parse_args()
 
-    model = lflex.Model.load(args.model)
-    model.set_threads(1)
+    lflex, model = load(args.model)
     by_junction, by_end = collections.defaultdict(list), collections.defaultdict(list)
     used = 0
-    with open(args.data, encoding='utf-8') as f:
-        lines = [next(f, None) for _ in range(args.n)]
-    for line in filter(None, lines):
-        prompt, target = line.rstrip('\n').split('\t')
+    for prompt, target in examples(args.data, args.n):
         ttoks = target.split()
         nodes = [ttoks[0]] + ttoks[1::2]
         j = junction(prompt.split(), nodes)
