@@ -365,7 +365,9 @@ LFLEX_API int lflex_schedule_eval(const lflex_schedule_t *s, double t, double b,
  *                     rows of non-masked positions are filled too)
  * @param unmask_rate  n, or NULL: beta_um g_a(t) at MASK positions, 0 elsewhere
  * @param insert_rate  n, or NULL: beta_in g_a(t), the rate of inserting a MASK
- *                     into the gap left of each position
+ *                     into the gap left of each position (with
+ *                     schedule.late_fraction e: beta_in / b_in times the
+ *                     hazard of the mixed schedule, F_e'(t) / (1 - F_e(t)))
  * Uses the live weights (not the EMA). Safe to call from several threads on
  * one model while nobody trains, loads or frees it.
  */
@@ -378,7 +380,8 @@ LFLEX_API int lflex_model_rates(const lflex_model_t *m, const int32_t *x, size_t
  * insertion time E[T_in] = b B(1 + 1/a, b) (1/(b+1) for a = 1). Fixed tokens
  * (fixed[i] != 0; fixed NULL means, as for training, that only the last
  * token is fixed) are present from the start: their expected time is 0. For
- * FlexMDM every b is 1 and every time 0.5.
+ * FlexMDM every b is 1 and every time 0.5; a fixed schedule with
+ * schedule.late_fraction e gives (1 - e) E[T_in] + e / 2.
  * Any output may be NULL.
  */
 LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,

@@ -51,6 +51,11 @@ static const lf_cfg_key model_keys[] = {
                     "has the constant schedule.b_in and there is no auxiliary network"),
     LF_CFG_KEY_REAL(C, b_in, "schedule.b_in", 0.01, 1000, 1,
                     "constant insertion shape b_in when it is not learned (kumaraswamy only; larger: earlier)"),
+    LF_CFG_KEY_REAL(C, late_fraction, "schedule.late_fraction", 0, 0.9, 0,
+                    "the fraction of tokens whose insertion time is uniform on [0, 1] instead of Kumaraswamy(a, "
+                    "b_in): training then shows states where a token is still missing among revealed ones, and "
+                    "the sampler can add a token late where the revealed ones show a gap (fixed kumaraswamy "
+                    "schedules with loss.time_weight: flat; doc/learning.md)"),
     LF_CFG_KEY_BOOL(C, learn_b_um, "schedule.learn_b_um", 0,
                     "the auxiliary network also learns b_um (needs generator.learn_unmask_rate)"),
     LF_CFG_KEY_REAL(C, aux_min_rate, "schedule.min_rate", 0, 1000, 4,

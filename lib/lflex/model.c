@@ -41,6 +41,14 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
                       "loss.unmask_order: left_to_right needs a fixed schedule (schedule.family: linear or "
                       "schedule.learn_b_in: false): the REINFORCE term needs the probability of a state, "
                       "which the reordering changes");
+    if (cfg->late_fraction > 0 && (cfg->family != LF_FAMILY_KUMARASWAMY || cfg->learn_b_in))
+        return reject(why, cap,
+                      "schedule.late_fraction needs a fixed Kumaraswamy schedule (schedule.family: kumaraswamy, "
+                      "schedule.learn_b_in: false)");
+    if (cfg->late_fraction > 0 && cfg->time_weight != LF_TW_FLAT)
+        return reject(why, cap,
+                      "schedule.late_fraction needs loss.time_weight: flat (the hazard weight is the plain "
+                      "Kumaraswamy schedule's)");
     if (cfg->gen_max_rate < cfg->gen_min_rate)
         return reject(why, cap, "generator.max_rate must not be below generator.min_rate");
     if (cfg->aux_max_rate < cfg->aux_min_rate)

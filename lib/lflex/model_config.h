@@ -38,6 +38,7 @@ typedef struct lf_model_config {
     int family;              /* lf_family */
     double a, b_um, b_in;
     bool learn_b_in, learn_b_um;
+    double late_fraction;    /* fixed kumaraswamy: the tokens whose insertion time is uniform instead */
     double aux_min_rate, aux_max_rate;
     /* generator heads */
     bool learn_unmask_rate;

@@ -12,11 +12,12 @@
 
 /* Draw the state of every token. Fixed tokens are clean. For the others
  * u, v ~ U(0,1) (two draws per non-fixed token, in token order):
- * T_in = F_in^-1(u), T_um from F_um truncated to [T_in, 1] by v; the state at
- * t = t_seq[j] of the token's sequence j. b_um NULL means c_const for all. */
+ * T_in = F_in^-1(u) (lf_mix_inv_cdf with the late fraction `late`), T_um
+ * from F_um truncated to [T_in, 1] by v; the state at t = t_seq[j] of the
+ * token's sequence j. b_um NULL means c_const for all. */
 void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed,
                           const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
-                          double a, int32_t *state);
+                          double a, double late, int32_t *state);
 
 /* loss.unmask_order left_to_right: in each sequence, as many of the present
  * non-fixed tokens as are clean become the leftmost ones, the others masked

@@ -406,7 +406,14 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
     int64_t *n_ins = scratch_idx; /* reuse: sized for the sequence */
     bool binomial = s->cfg.insertion != LF_INS_POISSON;
     double b_ref = m->b_ins_ref;
-    double p_arrive = -expm1(-b_ref * G); /* a dropped token's chance to arrive in this step (shape b_ref) */
+    /* a dropped token's chance to arrive in this step (shape b_ref; the late
+     * fraction's mixture), and G_in, its cumulative hazard over the step per
+     * unit of beta_in */
+    double late = m->cfg.late_fraction;
+    double G_in = late > 0 ? (lf_mix_log_survival(t, m->a, b_ref, late) -
+                              lf_mix_log_survival(t + dt, m->a, b_ref, late)) / b_ref
+                           : G;
+    double p_arrive = -expm1(-b_ref * G_in);
     /* binomial: the dropped tokens of the gaps, m_k, are the expected numbers
      * mu_k = beta_in / b_ref rounded by one systematic draw u over the sequence
      * (E[m_k] = mu_k, and their sum is the sum of the mu_k rounded down or
@@ -428,7 +435,7 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
             n_ins[k] = binomial_arrivals(&sq->rng, cur - prev, p_arrive);
             prev = cur;
         } else {
-            n_ins[k] = poisson(&sq->rng, beta * G);
+            n_ins[k] = poisson(&sq->rng, beta * G_in);
         }
         total += n_ins[k];
     }
@@ -676,12 +683,14 @@ int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double 
     lf_tensor *b_um = nets->has_um ? lf_rate_head_forward(ctx, &nets->gen_um, h, c, seg) : NULL;
     st = lf_ctx_status(ctx);
     if (!st) {
+        /* insertion: beta_in / b_ref dropped tokens, each at the insertion hazard */
         double g = lf_base_hazard(t, m->a), c_um = m->b_um;
+        double g_in = lf_mix_hazard(t, m->a, m->b_ins_ref, m->cfg.late_fraction) / m->b_ins_ref;
         int64_t V = m->vocab, U = V - LF_N_SPECIAL;
         for (int64_t k = 0; k < n; k++) {
             bool is_mask = x[k] == LF_MASK;
             if (insert_rate)
-                insert_rate[k] = (float)(lf_data(b_in)[k] * g);
+                insert_rate[k] = (float)(lf_data(b_in)[k] * g_in);
             if (unmask_rate)
                 unmask_rate[k] = is_mask ? (float)((b_um ? lf_data(b_um)[k] : c_um) * g) : 0.0f;
             if (token_probs) {
@@ -700,13 +709,15 @@ int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fix
 {
     double c_um = m->b_um;
     if (!m->learned) { /* fixed schedules: every token has the same shapes */
+        /* a late fraction e mixes in uniform times, whose mean is 1/2 */
+        double e = m->cfg.late_fraction, e_t = (1 - e) * lf_kuma_expected_time(m->a, m->b_in) + e * 0.5;
         for (int64_t i = 0; i < n; i++) {
             if (b_in)
                 b_in[i] = (float)m->b_in;
             if (b_um)
                 b_um[i] = (float)c_um;
             if (expected_insert_time)
-                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)lf_kuma_expected_time(m->a, m->b_in);
+                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)e_t;
         }
         return LFLEX_OK;
     }

@@ -54,6 +54,32 @@ double lf_kuma_inv_cdf(double u, double a, double b)
     return pow(ta, 1.0 / a);
 }
 
+static int late_ok(double e) { return e >= 0 && e < 1; }
+
+double lf_mix_log_survival(double t, double a, double b, double e)
+{
+    if (!unit_ok(t) || !shape_ok(a) || !shape_ok(b) || !late_ok(e))
+        return NAN;
+    double kuma = b * log_y(t, a); /* log of the Kumaraswamy survival */
+    return e == 0 ? kuma : log((1 - e) * exp(kuma) + e * (1 - t));
+}
+
+double lf_mix_hazard(double t, double a, double b, double e)
+{
+    if (!unit_ok(t) || !shape_ok(a) || !shape_ok(b) || !late_ok(e))
+        return NAN;
+    if (e == 0)
+        return b * lf_base_hazard(t, a);
+    return ((1 - e) * lf_kuma_pdf(t, a, b) + e) / exp(lf_mix_log_survival(t, a, b, e));
+}
+
+double lf_mix_inv_cdf(double u, double a, double b, double e)
+{
+    if (!unit_ok(u) || !late_ok(e))
+        return NAN;
+    return u < e ? u / e : lf_kuma_inv_cdf((u - e) / (1 - e), a, b);
+}
+
 double lf_kuma_sample_t_um(double t_in, double v, double a, double c)
 {
     if (!unit_ok(t_in) || !unit_ok(v) || !shape_ok(a) || !shape_ok(c))

@@ -35,6 +35,17 @@ double lf_base_hazard(double t, double a);
 /* Inverse CDF: (1 - (1 - u)^(1/b))^(1/a). */
 double lf_kuma_inv_cdf(double u, double a, double b);
 
+/* The insertion schedule with a late fraction e (schedule.late_fraction):
+ * each token's insertion time is uniform on [0, 1] with probability e and
+ * Kumaraswamy(a, b) otherwise, F_e(t) = (1 - e) F(t; a, b) + e t.
+ * lf_mix_log_survival: log(1 - F_e(t)) (b log(1 - t^a) for e = 0; -inf at
+ * t = 1); lf_mix_hazard: F_e'(t) / (1 - F_e(t)) (b g_a(t) for e = 0);
+ * lf_mix_inv_cdf: the time from one uniform u, u / e below e and
+ * F^-1((u - e) / (1 - e); a, b) above. e in [0, 1). */
+double lf_mix_log_survival(double t, double a, double b, double e);
+double lf_mix_hazard(double t, double a, double b, double e);
+double lf_mix_inv_cdf(double u, double a, double b, double e);
+
 /* T_um drawn from F(.; a, c) truncated to [t_in, 1], by inverse CDF:
  * F(T) = F(t_in) + v (1 - F(t_in)). The result is >= t_in. */
 double lf_kuma_sample_t_um(double t_in, double v, double a, double c);

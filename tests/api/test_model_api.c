@@ -408,6 +408,18 @@ START_TEST(test_yaml_errors_located)
     const char *states = "vocab: {size: 4}\nloss: {states: 2}\n";
     ck_assert_int_eq(lflex_model_new(&m, states, strlen(states)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "loss.states"));
+    const char *late[3] = {"vocab: {size: 4}\nschedule: {late_fraction: 0.1}\n", /* learned b_in */
+                           "vocab: {size: 4}\nschedule: {family: linear, late_fraction: 0.1}\n",
+                           "vocab: {size: 4}\nschedule: {learn_b_in: false, late_fraction: 0.1}\n"
+                           "loss: {time_weight: hazard}\n"};
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(lflex_model_new(&m, late[k], strlen(late[k])), LFLEX_EINVAL);
+        ck_assert_ptr_nonnull(strstr(lflex_last_error(), "schedule.late_fraction"));
+    }
+    const char *late_ok = "vocab: {size: 4}\nschedule: {learn_b_in: false, b_in: 32, late_fraction: 0.1}\n";
+    ck_assert_int_eq(lflex_model_new(&m, late_ok, strlen(late_ok)), LFLEX_OK);
+    lflex_model_free(m);
+    m = NULL;
     const char *dup = "vocab: {tokens: a b a}\n";
     ck_assert_int_eq(lflex_model_new(&m, dup, strlen(dup)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "vocab.tokens"));

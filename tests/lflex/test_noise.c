@@ -319,7 +319,7 @@ START_TEST(test_draw_states_frequencies)
     for (int j = 0; j < N_CASES; j++) {
         int32_t off[2] = {0, mb.offsets[j + 1] - mb.offsets[j]};
         int64_t o = mb.offsets[j];
-        lf_noise_draw_states(&rng, off, 1, mb.fixed + o, &mb.t[j], mb.b_in + o, mb.b_um + o, 999.0, cases[j].a,
+        lf_noise_draw_states(&rng, off, 1, mb.fixed + o, &mb.t[j], mb.b_in + o, mb.b_um + o, 999.0, cases[j].a, 0.0,
                              mb.state + o);
         state_case cs = rounded(&cases[j]);
         double z = deviation(mb.state, mb.fixed, o, mb.offsets[j + 1], &cs);
@@ -345,7 +345,7 @@ START_TEST(test_draw_states_constant_c)
     for (int j = 0; j < N_CASES; j++) {
         int32_t off[2] = {0, mb.offsets[j + 1] - mb.offsets[j]};
         int64_t o = mb.offsets[j];
-        lf_noise_draw_states(&rng, off, 1, mb.fixed + o, &mb.t[j], mb.b_in + o, NULL, cases[j].c, cases[j].a,
+        lf_noise_draw_states(&rng, off, 1, mb.fixed + o, &mb.t[j], mb.b_in + o, NULL, cases[j].c, cases[j].a, 0.0,
                              mb.state + o);
         state_case cs = rounded(&cases[j]);
         cs.c = cases[j].c; /* c_const is used as given, in double */
@@ -372,7 +372,7 @@ START_TEST(test_draw_states_constant_c)
         off[q + 1] = off[q] + (int32_t)n;
         t[q] = cases[pick[q]].t;
     }
-    lf_noise_draw_states(&rng, off, 3, fixed, t, b_in, NULL, 1.5, 1.0, state);
+    lf_noise_draw_states(&rng, off, 3, fixed, t, b_in, NULL, 1.5, 1.0, 0.0, state);
     for (int q = 0; q < 3; q++) {
         state_case cs = rounded(&cases[pick[q]]);
         cs.c = 1.5;
@@ -385,6 +385,40 @@ START_TEST(test_draw_states_constant_c)
     free(b_in);
     free(state);
     mc_batch_free(&mb);
+}
+END_TEST
+
+/* schedule.late_fraction e: a token is dropped at t with probability
+ * 1 - F_e(t) = (1 - e) (1 - t^a)^b + e (1 - t) (Monte-Carlo frequency
+ * within 5 standard deviations), and e = 0.3 drops visibly more late
+ * tokens than e = 0. */
+START_TEST(test_draw_states_late_fraction)
+{
+    enum { N = 200000 };
+    static int32_t off[2] = {0, N};
+    static uint8_t fixed[N];
+    static lf_real b_in[N];
+    static int32_t st[N];
+    const double a = 1, b = 32, lates[2] = {0, 0.3}, times[3] = {0.02, 0.2, 0.7};
+    for (int i = 0; i < N; i++)
+        b_in[i] = (lf_real)b;
+    double late_share[2][3];
+    for (int ei = 0; ei < 2; ei++)
+        for (int ti = 0; ti < 3; ti++) {
+            lf_rng rng;
+            lf_rng_seed(&rng, 99 + (uint64_t)(3 * ei + ti));
+            double t = times[ti], e = lates[ei];
+            lf_noise_draw_states(&rng, off, 1, fixed, &t, b_in, NULL, 1.0, a, e, st);
+            int64_t dropped = 0;
+            for (int i = 0; i < N; i++)
+                dropped += st[i] == D;
+            double p = (1 - e) * pow(1 - pow(t, a), b) + e * (1 - t), f = (double)dropped / N;
+            double z = fabs(f - p) / sqrt(p * (1 - p) / N + 1e-300);
+            printf("# late fraction %g, t %g: dropped %.5f, expected %.5f (%.2f sd)\n", e, t, f, p, z);
+            ck_assert_msg(z < 5, "late fraction %g at t %g: dropped share %g, expected %g", e, t, f, p);
+            late_share[ei][ti] = f;
+        }
+    ck_assert(late_share[1][2] > 0.05 && late_share[0][2] < 1e-4);
 }
 END_TEST
 
@@ -408,7 +442,7 @@ START_TEST(test_clean_prefix)
         t[j] = (j + 0.5) / S;
     lf_rng rng;
     lf_rng_seed(&rng, 5);
-    lf_noise_draw_states(&rng, off, S, fixed, t, b_in, NULL, 1.0, 1.0, st);
+    lf_noise_draw_states(&rng, off, S, fixed, t, b_in, NULL, 1.0, 1.0, 0.0, st);
     memcpy(before, st, sizeof st);
     lf_noise_clean_prefix(off, S, fixed, st);
     int64_t moved = 0;
@@ -458,8 +492,8 @@ START_TEST(test_draw_states_fixed_use_no_draws)
     lf_rng r1, r2;
     lf_rng_seed(&r1, 99);
     lf_rng_seed(&r2, 99);
-    lf_noise_draw_states(&r1, off_mixed, 1, fixed_mixed, &t, b_mixed, NULL, 1.0, 1.0, st_mixed);
-    lf_noise_draw_states(&r2, off_none, 1, fixed_none, &t, b_none, NULL, 1.0, 1.0, st_none);
+    lf_noise_draw_states(&r1, off_mixed, 1, fixed_mixed, &t, b_mixed, NULL, 1.0, 1.0, 0.0, st_mixed);
+    lf_noise_draw_states(&r2, off_none, 1, fixed_none, &t, b_none, NULL, 1.0, 1.0, 0.0, st_none);
     int n_states[3] = {0, 0, 0};
     k = 0;
     for (int i = 0; i < 2 * N; i++) {
@@ -608,6 +642,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
     tcase_add_test(tc, test_training_times);
     tcase_add_test(tc, test_clean_prefix);
+    tcase_add_test(tc, test_draw_states_late_fraction);
     tcase_add_test(tc, test_several_states);
     suite_add_tcase(s, tc);
     return s;

@@ -246,6 +246,60 @@ START_TEST(test_insertions_binomial)
 }
 END_TEST
 
+/* schedule.late_fraction e: with a forced count of one dropped token in
+ * the open gap of [EOS], the first of two stochastic steps (over [0, h],
+ * h = (1 - 1e-5) / 2) inserts nothing with probability S_e(h) =
+ * (1 - e) (1 - h)^b + e (1 - h), written out here: binomial insertions
+ * (the token arrives with probability 1 - S_e(h)) and Poisson ones (no
+ * arrival: exp(-(log S_e(0) - log S_e(h)))). Tokens of the first step carry
+ * the insertion time h. */
+START_TEST(test_insertions_late_fraction)
+{
+    const double b = 8, e = 0.2, h = (1.0 - 1e-5) / 2;
+    const double S_h = (1 - e) * pow(1 - h, b) + e * (1 - h);
+    static const char *const rules[2] = {"binomial", "poisson"};
+    for (int r = 0; r < 2; r++) {
+        lf_model m;
+        make_model_sized(&m, "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8, late_fraction: 0.2}", 50,
+                         6);
+        char yaml[128];
+        snprintf(yaml, sizeof yaml, "steps: 2\nbatch_size: 512\nseed: 11\ninsertion: %s", rules[r]);
+        lf_sampler s;
+        lf_sampler_config cfg = sampler_cfg(yaml);
+        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+        float logits[6] = {0};
+        lf_forced_rates fr = {b, 0.0, logits}; /* beta_in / b_in = one dropped token */
+        s.forced = &fr;
+        int32_t eos = LF_EOS;
+        uint8_t open = 1;
+        tmpl_set t = repeat_template(&eos, &open, 1, 20000);
+        gen_out g = run(&s, &t);
+        double none = 0;
+        for (int64_t j = 0; j < t.n; j++) {
+            bool first = false;
+            for (int64_t k = g.off[j]; k < g.off[j + 1]; k++)
+                first |= fabs(g.tin[k] - (float)h) < 1e-6;
+            none += !first;
+        }
+        double f = none / (double)t.n, z = fabs(f - S_h) / sqrt(S_h * (1 - S_h) / (double)t.n);
+        printf("# late fraction 0.2, %s: no first-step insertion %.4f, expected %.4f (%.2f sd; without it %.4f)\n",
+               rules[r], f, S_h, z, pow(1 - h, b));
+        ck_assert_msg(z < 5, "%s insertions with a late fraction: %g, expected %g", rules[r], f, S_h);
+        /* its expected insertion time: (1 - e) / (b + 1) + e / 2 (a = 1) */
+        int32_t z2[2] = {LF_N_SPECIAL, LF_EOS};
+        uint8_t fx[2] = {0, 1};
+        float et[2];
+        ck_assert_int_eq(lf_model_query_order(&m, z2, fx, 2, NULL, NULL, et), 0);
+        LF_ASSERT_CLOSE(et[0], (1 - e) / (b + 1) + e / 2, 1e-6, 1e-6);
+        ck_assert(et[1] == 0.0f);
+        free_gen(&g);
+        free_tmpl(&t);
+        lf_sampler_destroy(&s);
+        lf_model_destroy(&m);
+    }
+}
+END_TEST
+
 /* A lone MASK with no open gap: it unmasks in stochastic step i with
  * probability exp(-c w(t_i)) - exp(-c w(t_{i+1})) (the exponential law of
  * rate c g_a in the time w), and in the final step otherwise. */
@@ -507,10 +561,16 @@ END_TEST
  * distribution = softmax of the masked rows' logits. */
 START_TEST(test_rates_match_training_forward)
 {
-    for (int learned = 0; learned < 2; learned++) {
+    /* 0: linear; 1: learned shapes; 2: fixed b_in 8 with a late fraction
+     * 0.3, whose insertion rate is beta_in / 8 times the hazard of
+     * (1 - e) F(t; 1, 8) + e t, written out here */
+    static const char *const configs[3] = {"schedule: {family: linear}",
+                                           "schedule: {a: 2, learn_b_um: true}\ngenerator: {learn_unmask_rate: true}",
+                                           "schedule: {learn_b_in: false, b_in: 8, late_fraction: 0.3}"};
+    for (int c = 0; c < 3; c++) {
+        const bool learned = c == 1;
         lf_model m;
-        make_model(&m, learned ? "schedule: {a: 2, learn_b_um: true}\ngenerator: {learn_unmask_rate: true}"
-                               : "schedule: {family: linear}");
+        make_model(&m, configs[c]);
         /* perturb the zero-initialised adaLN weights so every part matters */
         lf_rng r;
         lf_rng_seed(&r, 1);
@@ -530,9 +590,13 @@ START_TEST(test_rates_match_training_forward)
         ck_assert_int_eq(n, 4);
         float probs[4 * 10], um[4], ins[4];
         ck_assert_int_eq(lf_model_query_rates(&m, tr->xt, n, t, probs, um, ins), 0);
-        double g = lf_base_hazard(t, m.a);
+        double g = lf_base_hazard(t, m.a), g_in = g;
+        if (c == 2) {
+            const double e = 0.3, S = (1 - e) * pow(1 - t, 8) + e * (1 - t), f = (1 - e) * 8 * pow(1 - t, 7) + e;
+            g_in = f / S / 8;
+        }
         for (int64_t k = 0; k < n; k++)
-            LF_ASSERT_CLOSE(ins[k], lf_data(tr->beta_in)[k] * g, 1e-6, 1e-5);
+            LF_ASSERT_CLOSE(ins[k], lf_data(tr->beta_in)[k] * g_in, 1e-6, 1e-5);
         for (int64_t q = 0; q < tr->n_masked; q++) {
             int64_t row = tr->masked_rows[q];
             if (q < 2) /* the first state's masked rows */
@@ -562,6 +626,7 @@ Suite *lf_test_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_insertions_poisson);
     tcase_add_test(tc, test_insertions_binomial);
+    tcase_add_test(tc, test_insertions_late_fraction);
     tcase_add_test(tc, test_unmask_times_exponential);
     tcase_add_test(tc, test_left_to_right_order);
     tcase_add_test(tc, test_top_p_set);

@@ -558,6 +558,47 @@ END_TEST
  *   P_clean = t + (1 - t) log(1 - t).
  * (Not t (1 - t): that would be the masked fraction if T_um were uniform on
  * [0, 1] independently of T_in, which it is not.) */
+/* schedule.late_fraction e: the survival 1 - F_e(t) = (1 - e) (1 - t^a)^b
+ * + e (1 - t) written out here. log-survival against its log, the hazard
+ * against a central difference of its -log, the inverse (u < e: u / e;
+ * otherwise the Kumaraswamy CDF of the time is (u - e) / (1 - e)), and
+ * e = 0 against the plain schedule's hazard. */
+static double survival(double t, double a, double b, double e)
+{
+    return (1 - e) * pow(1 - pow(t, a), b) + e * (1 - t);
+}
+
+START_TEST(test_late_fraction_mixture)
+{
+    const double shapes[3][2] = {{1, 32}, {2, 8}, {0.7, 3}};
+    const double lates[3] = {0, 0.1, 0.5};
+    for (int si = 0; si < 3; si++)
+        for (int ei = 0; ei < 3; ei++) {
+            double a = shapes[si][0], b = shapes[si][1], e = lates[ei];
+            for (double t = 0.05; t < 0.96; t += 0.1) {
+                double ls = lf_mix_log_survival(t, a, b, e), ref = log(survival(t, a, b, e));
+                ck_assert_msg(fabs(ls - ref) <= 1e-12 * fmax(1, fabs(ref)), "log S(%g; %g, %g, %g) %.17g vs %.17g", t, a,
+                              b, e, ls, ref);
+                double h = 1e-6;
+                double fd = (log(survival(t - h, a, b, e)) - log(survival(t + h, a, b, e))) / (2 * h);
+                double hz = lf_mix_hazard(t, a, b, e);
+                ck_assert_msg(fabs(hz - fd) <= 1e-5 * fmax(1, fabs(fd)), "hazard(%g; %g, %g, %g) %.10g vs %.10g", t, a,
+                              b, e, hz, fd);
+                if (e == 0)
+                    ck_assert(fabs(hz - b * lf_base_hazard(t, a)) <= 1e-12 * hz);
+            }
+            for (double u = 0.01; u < 1; u += 0.07) {
+                double ti = lf_mix_inv_cdf(u, a, b, e);
+                if (u < e)
+                    ck_assert(fabs(ti - u / e) < 1e-15);
+                else
+                    ck_assert_msg(fabs(1 - pow(1 - pow(ti, a), b) - (u - e) / (1 - e)) < 1e-12, "inv(%g) = %g", u, ti);
+            }
+        }
+    ck_assert(isnan(lf_mix_log_survival(0.5, 1, 1, 1.0)) && isnan(lf_mix_hazard(0.5, 1, 1, -0.1)));
+}
+END_TEST
+
 START_TEST(test_linear_family)
 {
     double worst = 0;
@@ -595,6 +636,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_kl_uniform);
     tcase_add_test(tc, test_expected_time);
     tcase_add_test(tc, test_linear_family);
+    tcase_add_test(tc, test_late_fraction_mixture);
     suite_add_tcase(s, tc);
     return s;
 }
