@@ -12,7 +12,7 @@
  * Their values are checked here (the library checks them again), stored
  * in a section and written as YAML by libyaml. */
 enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, OPT_INSERTION, OPT_SEED, OPT_MAX_LEN,
-       OPT_BATCH };
+       OPT_BATCH, OPT_CANDIDATES };
 
 #define SAMPLER_OPTS(temperature_default)                                                                        \
     {"steps", "N", "tau-leaping steps from t = 0 to 1 (1 to 100000; default 64)", OPT_STEPS},                   \
@@ -25,7 +25,9 @@ enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, O
     {"insertion", "MODE", "MASKs a gap receives per step: auto (default), poisson or binomial", OPT_INSERTION},  \
     {"seed", "S", "seed of the sampler's random numbers (0 to 2^53 - 1; default 0)", OPT_SEED},                  \
     {"max-len", "N", "longest output in tokens (0: the model's max_len, the default; up to\n65536)", OPT_MAX_LEN}, \
-    {"batch", "N", "sequences generated together in one network pass (1 to 65536; default 32)", OPT_BATCH}
+    {"batch", "N", "sequences generated together in one network pass (1 to 65536; default 32)", OPT_BATCH},     \
+    {"candidates", "K", "samples per prompt; the one the model scores highest is kept (1 to\n1024; default 1; "    \
+     "use a temperature above 0)", OPT_CANDIDATES}
 
 /* A sampler option into `sf` (key: value); 2 after an error naming it. */
 static int sampler_option(cli_section *sf, int id, const char *arg)
@@ -48,6 +50,7 @@ static int sampler_option(cli_section *sf, int id, const char *arg)
         {OPT_SEED, "seed", "seed", 0, (INT64_C(1) << 53) - 1, 0, 0, NULL},
         {OPT_MAX_LEN, "max-len", "max_len", 0, 65536, 0, 0, NULL},
         {OPT_BATCH, "batch", "batch_size", 1, 65536, 0, 0, NULL},
+        {OPT_CANDIDATES, "candidates", "candidates", 1, 1024, 0, 0, NULL},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
         if (table[k].id != id)

@@ -28,6 +28,11 @@ static const lf_cfg_key sampler_keys[] = {
     LF_CFG_KEY_BOOL(C, use_ema, "use_ema", 1, "use the EMA weights when the model keeps them (train.ema > 0)"),
     LF_CFG_KEY_INT(C, batch_size, "batch_size", 1, 65536, 32, "sequences generated together in one network pass"),
     LF_CFG_KEY_INT(C, threads, "threads", 0, 1024, 0, "worker threads (0: as the model)"),
+    LF_CFG_KEY_INT(C, candidates, "candidates", 1, 1024, 1,
+                   "samples drawn per template; the one with the highest pseudo-log-likelihood under the model "
+                   "(each generated token scored with only itself masked, at t = 0.95) is returned: the model "
+                   "checks whole answers, which is easier than writing them (candidates differ through the "
+                   "sampler's randomness: use a temperature above 0; doc/sampling.md)"),
 };
 #undef C
 

@@ -470,6 +470,111 @@ static lf_rng sequence_stream(int64_t seed, uint64_t index)
     return r;
 }
 
+/* The stream of candidate k of the sequence `index`: candidate 0 has the
+ * stream of a plain sample, so that `candidates: 1` generates what a sampler
+ * without candidates does, and a template's first candidate is that sample. */
+int64_t lf_sampler_candidate_seed(int64_t seed, int64_t k)
+{
+    if (k == 0)
+        return seed;
+    uint64_t x = (uint64_t)k * 0xd1342543de82ef95ULL; /* a seed a sampler accepts: below 2^53 */
+    return (int64_t)(((uint64_t)seed ^ lf_splitmix64(&x)) & ((UINT64_C(1) << 53) - 1));
+}
+
+static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
+{
+    return sequence_stream(lf_sampler_candidate_seed(seed, k), index);
+}
+
+/* Candidates are scored at this time, where a state of a trained model has
+ * nearly every token in place and a few masked, and packed up to this many
+ * rows per network pass. */
+#define PLL_T 0.95
+#define PLL_ROWS 8192
+
+/* Pseudo-log-likelihoods: score[j] = the sum over the generated positions
+ * of sequence j (those unmasked while generating: t_um > 0) of log p(its
+ * token | the sequence with only that position masked) at t = PLL_T. One
+ * copy of the sequence per scored position, the copies packed into passes
+ * of at most PLL_ROWS rows (at least one copy). With forced rates (tests)
+ * every score is 0. */
+static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, double *score)
+{
+    for (int64_t j = 0; j < n_seq; j++)
+        score[j] = 0;
+    if (s->forced)
+        return LFLEX_OK;
+    const lf_nets *net = &s->view.nets;
+    const int64_t V = s->m->vocab - LF_N_SPECIAL;
+    int64_t j = 0, k = 0; /* the next position to look at */
+    while (j < n_seq) {
+        int st = lf_ctx_reset(ctx);
+        if (st)
+            return st;
+        /* the copies of this pass: (j, k) from here while the rows fit */
+        int64_t j1 = j, k1 = k, copies = 0, rows = 0;
+        for (; j1 < n_seq; j1++, k1 = 0) {
+            for (; k1 < seqs[j1].n; k1++) {
+                if (!(seqs[j1].t_um[k1] > 0))
+                    continue;
+                if (copies > 0 && rows + seqs[j1].n > PLL_ROWS)
+                    goto packed;
+                copies++;
+                rows += seqs[j1].n;
+            }
+        }
+    packed:
+        if (copies == 0)
+            break;
+        int32_t *ids = lf_arena_alloc(&ctx->arena, (size_t)rows * sizeof *ids);
+        int32_t *off = lf_arena_alloc(&ctx->arena, (size_t)(copies + 1) * sizeof *off);
+        int32_t *row = lf_arena_alloc(&ctx->arena, (size_t)copies * sizeof *row);
+        int64_t *owner = lf_arena_alloc(&ctx->arena, (size_t)copies * sizeof *owner);
+        double *tt = lf_arena_alloc(&ctx->arena, (size_t)copies * sizeof *tt);
+        lf_tensor *seg = lf_new1(ctx, LF_INT, copies);
+        if (!ids || !off || !row || !owner || !tt || !seg)
+            return LFLEX_ENOMEM;
+        int64_t c = 0, r = 0;
+        off[0] = 0;
+        for (; j < n_seq && c < copies; j++, k = 0) {
+            for (; k < seqs[j].n && c < copies; k++) {
+                if (!(seqs[j].t_um[k] > 0))
+                    continue;
+                memcpy(ids + r, seqs[j].tok, (size_t)seqs[j].n * sizeof *ids);
+                ids[r + k] = LF_MASK;
+                row[c] = (int32_t)(r + k);
+                owner[c] = j;
+                tt[c] = PLL_T;
+                lf_idata(seg)[c] = (int32_t)c;
+                r += seqs[j].n;
+                off[++c] = (int32_t)r;
+            }
+            if (c == copies && k < seqs[j].n)
+                break; /* the next pass goes on at (j, k) */
+        }
+        lf_packed pk;
+        if ((st = lf_packed_make(ctx, &pk, ids, off, copies)))
+            return st;
+        lf_tensor *cond;
+        lf_tensor *h = lf_backbone_forward(ctx, &net->gen, &pk, tt, false, 0, &cond);
+        lf_tensor *h_m = lf_embedding(ctx, h, lf_const_int(ctx, row, copies));
+        lf_tensor *logits = lf_token_head_forward(ctx, &net->gen_out, h_m, cond, seg);
+        if ((st = lf_ctx_status(ctx)))
+            return st;
+        for (int64_t q = 0; q < copies; q++) {
+            const lf_real *lg = lf_data(logits) + q * V;
+            double mx = lg[0], z = 0;
+            for (int64_t v = 1; v < V; v++)
+                mx = lg[v] > mx ? lg[v] : mx;
+            for (int64_t v = 0; v < V; v++)
+                z += exp((double)lg[v] - mx);
+            int32_t tok = seqs[owner[q]].tok[row[q] - off[q]];
+            score[owner[q]] += tok >= LF_N_SPECIAL ? (double)lg[tok - LF_N_SPECIAL] - mx - log(z) : -INFINITY;
+        }
+    }
+    return LFLEX_OK;
+}
+
 /* One step of a group of sequences, by one worker. */
 typedef struct {
     lf_sampler *s;
@@ -561,17 +666,23 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
         out->offsets[tp->n] = tp->n * L;
         return LFLEX_EINVAL;
     }
+    /* a chunk: chunk_cap templates, K candidates of each (sequence j K + k),
+     * at most batch_size sequences (at least one template) */
+    const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
     int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
+    B_max = B_max / K > 0 ? B_max / K : 1;
     int64_t chunk_cap = B_max < tp->n ? B_max : tp->n;
-    seq_state *seqs = calloc((size_t)(chunk_cap ? chunk_cap : 1), sizeof *seqs);
-    int32_t *tok = malloc((size_t)(chunk_cap * L) * sizeof *tok);
-    uint8_t *open = malloc((size_t)(chunk_cap * L));
-    float *tin = malloc((size_t)(chunk_cap * L) * sizeof *tin), *tum = malloc((size_t)(chunk_cap * L) * sizeof *tum);
+    const int64_t S_cap = (chunk_cap ? chunk_cap : 1) * K;
+    seq_state *seqs = calloc((size_t)S_cap, sizeof *seqs);
+    int32_t *tok = malloc((size_t)(S_cap * L) * sizeof *tok);
+    uint8_t *open = malloc((size_t)(S_cap * L));
+    float *tin = malloc((size_t)(S_cap * L) * sizeof *tin), *tum = malloc((size_t)(S_cap * L) * sizeof *tum);
     int64_t *scratch_idx = malloc((size_t)L * sizeof *scratch_idx);
     double *scratch_conf = malloc((size_t)L * sizeof *scratch_conf);
+    double *score = malloc((size_t)S_cap * sizeof *score);
     group_job *jobs = malloc((size_t)(s->n_workers > 1 ? s->n_workers : 1) * sizeof *jobs);
     int st = LFLEX_OK;
-    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !jobs)
+    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !score || !jobs)
         st = LFLEX_ENOMEM;
     /* the whole-context worker: one group, the ops split over the threads */
     lf_sampler_worker whole = {&s->ctx, s->probs, s->order, scratch_idx, scratch_conf};
@@ -584,9 +695,9 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     out->offsets[0] = 0;
     for (int64_t c0 = 0; c0 < tp->n && !st; c0 += chunk_cap) {
         int64_t B = tp->n - c0 < chunk_cap ? tp->n - c0 : chunk_cap;
-        for (int64_t j = 0; j < B; j++) {
+        for (int64_t j = 0; j < B * K; j++) {
             seq_state *sq = &seqs[j];
-            int64_t b = tp->offsets[c0 + j], e = tp->offsets[c0 + j + 1];
+            int64_t b = tp->offsets[c0 + j / K], e = tp->offsets[c0 + j / K + 1];
             sq->tok = tok + j * L;
             sq->open = open + j * L;
             sq->t_ins = tin + j * L;
@@ -598,16 +709,22 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
                 sq->t_ins[k] = 0;
                 sq->t_um[k] = sq->tok[k] == LF_MASK ? NAN : 0;
             }
-            sq->rng = sequence_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j));
+            sq->rng = candidate_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j / K), j % K);
         }
         for (int64_t i = 0; i <= N && !st; i++) {
-            st = chunk_step(s, &whole, jobs, seqs, B, i, N, dt);
+            st = chunk_step(s, &whole, jobs, seqs, B * K, i, N, dt);
             done++;
             if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)
                 st = LFLEX_ECANCELED;
         }
+        if (!st && K > 1)
+            st = pll_scores(s, &s->ctx, seqs, B * K, score);
         for (int64_t j = 0; j < B && !st; j++) {
-            const seq_state *sq = &seqs[j];
+            int64_t best = j * K; /* the highest score; the first of ties */
+            for (int64_t k = 1; k < K; k++)
+                if (score[j * K + k] > score[best])
+                    best = j * K + k;
+            const seq_state *sq = &seqs[best];
             memcpy(out->tokens + written, sq->tok, (size_t)sq->n * sizeof *sq->tok);
             if (out->insert_time)
                 memcpy(out->insert_time + written, sq->t_ins, (size_t)sq->n * sizeof(float));
@@ -626,6 +743,7 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     free(tum);
     free(scratch_idx);
     free(scratch_conf);
+    free(score);
     free(jobs);
     return st;
 }

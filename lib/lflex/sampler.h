@@ -24,6 +24,7 @@ typedef struct lf_sampler_config {
     bool use_ema;         /* use the EMA weights when the model keeps them */
     int64_t batch_size;   /* sequences per network pass */
     int64_t threads;      /* 0: all cores */
+    int64_t candidates;   /* samples per template, the one the model scores highest kept (1: off) */
 } lf_sampler_config;
 
 /* Test hook: replaces the generator by fixed outputs. */
@@ -91,6 +92,10 @@ void lf_sampler_destroy(lf_sampler *s);
  * then; out->offsets[n] gets the worst-case need, n * max_len);
  * LFLEX_ECANCELED when the progress callback asked to stop. */
 int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out);
+/* With `candidates` K, candidate k of a template is the sample a sampler
+ * without candidates seeded with this seed generates for it (k = 0: the
+ * sampler's own seed; every seed is below 2^53, as the key requires). */
+int64_t lf_sampler_candidate_seed(int64_t seed, int64_t k);
 
 /* Rate queries on the model's live weights, each with a context of its own.
  * x [n]: a partial sequence (MASK allowed), t in [0, 1].
