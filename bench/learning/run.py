@@ -241,11 +241,13 @@ class ArAdapter:
 
     def generate(self, prompts, opts, seed):
         enc = [self.encode(p) if p is not None else None for p in prompts]
-        return self.t.generate(enc, float(opts.get('temperature', 1.0)), seed, bool(opts.get('use_ema', True)),
-                               int(opts.get('batch_size', 64)))
+        # with candidates the library samples several answers and keeps the one
+        # it scores best; the baseline has no such choice and decodes greedily
+        temperature = 0.0 if int(opts.get('candidates', 1)) > 1 else float(opts.get('temperature', 1.0))
+        return self.t.generate(enc, temperature, seed, bool(opts.get('use_ema', True)), int(opts.get('batch_size', 64)))
 
     def check_sampler(self, opts):
-        pass  # only temperature, use_ema and batch_size apply
+        pass  # only temperature (0 with candidates), use_ema and batch_size apply
 
 
 # ---- evaluation ------------------------------------------------------------------------
