@@ -496,9 +496,11 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
  * of sequence j (those unmasked while generating: t_um > 0) of log p(its
  * token | the sequence with only that position masked) at t = PLL_T. One
  * copy of the sequence per scored position, the copies packed into passes
- * of at most PLL_ROWS rows (at least one copy). With forced rates (tests)
- * every score is 0. */
-static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, double *score)
+ * of at most PLL_ROWS rows (at least one copy). Sequences with same[j] >= 0
+ * repeat sequence same[j] < j and take its score without a pass. With
+ * forced rates (tests) every score is 0. */
+static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
+                      double *score)
 {
     for (int64_t j = 0; j < n_seq; j++)
         score[j] = 0;
@@ -515,7 +517,7 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
         int64_t j1 = j, k1 = k, copies = 0, rows = 0;
         for (; j1 < n_seq; j1++, k1 = 0) {
             for (; k1 < seqs[j1].n; k1++) {
-                if (!(seqs[j1].t_um[k1] > 0))
+                if (same[j1] >= 0 || !(seqs[j1].t_um[k1] > 0))
                     continue;
                 if (copies > 0 && rows + seqs[j1].n > PLL_ROWS)
                     goto packed;
@@ -538,7 +540,7 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
         off[0] = 0;
         for (; j < n_seq && c < copies; j++, k = 0) {
             for (; k < seqs[j].n && c < copies; k++) {
-                if (!(seqs[j].t_um[k] > 0))
+                if (same[j] >= 0 || !(seqs[j].t_um[k] > 0))
                     continue;
                 memcpy(ids + r, seqs[j].tok, (size_t)seqs[j].n * sizeof *ids);
                 ids[r + k] = LF_MASK;
@@ -572,6 +574,9 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
             score[owner[q]] += tok >= LF_N_SPECIAL ? (double)lg[tok - LF_N_SPECIAL] - mx - log(z) : -INFINITY;
         }
     }
+    for (int64_t q = 0; q < n_seq; q++)
+        if (same[q] >= 0)
+            score[q] = score[same[q]];
     return LFLEX_OK;
 }
 
@@ -680,9 +685,10 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     int64_t *scratch_idx = malloc((size_t)L * sizeof *scratch_idx);
     double *scratch_conf = malloc((size_t)L * sizeof *scratch_conf);
     double *score = malloc((size_t)S_cap * sizeof *score);
+    int64_t *same = malloc((size_t)S_cap * sizeof *same);
     group_job *jobs = malloc((size_t)(s->n_workers > 1 ? s->n_workers : 1) * sizeof *jobs);
     int st = LFLEX_OK;
-    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !score || !jobs)
+    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !score || !same || !jobs)
         st = LFLEX_ENOMEM;
     /* the whole-context worker: one group, the ops split over the threads */
     lf_sampler_worker whole = {&s->ctx, s->probs, s->order, scratch_idx, scratch_conf};
@@ -717,8 +723,16 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
             if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)
                 st = LFLEX_ECANCELED;
         }
-        if (!st && K > 1)
-            st = pll_scores(s, &s->ctx, seqs, B * K, score);
+        if (!st && K > 1) {
+            /* candidates equal to an earlier one of their template are scored once */
+            for (int64_t j = 0; j < B * K; j++) {
+                same[j] = -1;
+                for (int64_t i = j - j % K; i < j && same[j] < 0; i++)
+                    if (seqs[i].n == seqs[j].n && !memcmp(seqs[i].tok, seqs[j].tok, (size_t)seqs[j].n * sizeof(int32_t)))
+                        same[j] = i;
+            }
+            st = pll_scores(s, &s->ctx, seqs, B * K, same, score);
+        }
         for (int64_t j = 0; j < B && !st; j++) {
             int64_t best = j * K; /* the highest score; the first of ties */
             for (int64_t k = 1; k < K; k++)
@@ -744,6 +758,7 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     free(scratch_idx);
     free(scratch_conf);
     free(score);
+    free(same);
     free(jobs);
     return st;
 }
