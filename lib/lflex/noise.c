@@ -13,7 +13,7 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
             }
             double u = lf_rng_uniform_open(rng), v = lf_rng_uniform_open(rng);
             double c = b_um ? b_um[i] : c_const;
-            double t_in = late > 0 ? lf_mix_inv_cdf(u, a, b_in[i], late) : lf_kuma_inv_cdf(u, a, b_in[i]);
+            double t_in = lf_mix_inv_cdf(u, a, b_in[i], late); /* late 0: F^-1(u; a, b_in) exactly */
             double t_um = lf_kuma_sample_t_um(t_in, v, a, c);
             state[i] = t < t_in ? LF_STATE_DROPPED : (t < t_um ? LF_STATE_MASKED : LF_STATE_CLEAN);
         }

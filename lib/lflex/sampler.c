@@ -492,6 +492,50 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
 #define PLL_T 0.95
 #define PLL_ROWS 8192
 
+/* One scoring pass: copies q < n of the sequences seqs[seq[q]], each with
+ * position pos[q] masked (rows in all), through the generator at t = PLL_T;
+ * log p(the masked token) is added to score[seq[q]]. */
+static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int64_t *seq, const int64_t *pos,
+                    int64_t n, int64_t rows, double *score)
+{
+    int st = lf_ctx_reset(ctx);
+    if (st)
+        return st;
+    int32_t *ids = lf_arena_alloc(&ctx->arena, (size_t)rows * sizeof *ids);
+    int32_t *off = lf_arena_alloc(&ctx->arena, (size_t)(n + 1) * sizeof *off);
+    int32_t *row = lf_arena_alloc(&ctx->arena, (size_t)n * sizeof *row);
+    double *tt = lf_arena_alloc(&ctx->arena, (size_t)n * sizeof *tt);
+    lf_tensor *seg = lf_new1(ctx, LF_INT, n);
+    if (!ids || !off || !row || !tt || !seg)
+        return LFLEX_ENOMEM;
+    off[0] = 0;
+    for (int64_t q = 0; q < n; q++) {
+        const seq_state *sq = &seqs[seq[q]];
+        memcpy(ids + off[q], sq->tok, (size_t)sq->n * sizeof *ids);
+        row[q] = (int32_t)(off[q] + pos[q]);
+        ids[row[q]] = LF_MASK;
+        off[q + 1] = (int32_t)(off[q] + sq->n);
+        tt[q] = PLL_T;
+        lf_idata(seg)[q] = (int32_t)q;
+    }
+    const lf_nets *net = &s->view.nets;
+    lf_packed pk;
+    if ((st = lf_packed_make(ctx, &pk, ids, off, n)))
+        return st;
+    lf_tensor *cond;
+    lf_tensor *h = lf_backbone_forward(ctx, &net->gen, &pk, tt, false, 0, &cond);
+    lf_tensor *h_m = lf_embedding(ctx, h, lf_const_int(ctx, row, n));
+    lf_tensor *logp = lf_log_softmax(ctx, lf_token_head_forward(ctx, &net->gen_out, h_m, cond, seg));
+    if ((st = lf_ctx_status(ctx)))
+        return st;
+    const int64_t V = s->m->vocab - LF_N_SPECIAL;
+    for (int64_t q = 0; q < n; q++) {
+        int32_t tok = seqs[seq[q]].tok[pos[q]];
+        score[seq[q]] += tok >= LF_N_SPECIAL ? (double)lf_data(logp)[q * V + tok - LF_N_SPECIAL] : -INFINITY;
+    }
+    return LFLEX_OK;
+}
+
 /* Pseudo-log-likelihoods: score[j] = the sum over the generated positions
  * of sequence j (those unmasked while generating: t_um > 0) of log p(its
  * token | the sequence with only that position masked) at t = PLL_T. One
@@ -502,82 +546,35 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
 static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
                       double *score)
 {
-    for (int64_t j = 0; j < n_seq; j++)
+    int64_t cap = 0;
+    for (int64_t j = 0; j < n_seq; j++) {
         score[j] = 0;
+        cap += seqs[j].n;
+    }
     if (s->forced)
         return LFLEX_OK;
-    const lf_nets *net = &s->view.nets;
-    const int64_t V = s->m->vocab - LF_N_SPECIAL;
-    int64_t j = 0, k = 0; /* the next position to look at */
-    while (j < n_seq) {
-        int st = lf_ctx_reset(ctx);
-        if (st)
-            return st;
-        /* the copies of this pass: (j, k) from here while the rows fit */
-        int64_t j1 = j, k1 = k, copies = 0, rows = 0;
-        for (; j1 < n_seq; j1++, k1 = 0) {
-            for (; k1 < seqs[j1].n; k1++) {
-                if (same[j1] >= 0 || !(seqs[j1].t_um[k1] > 0))
-                    continue;
-                if (copies > 0 && rows + seqs[j1].n > PLL_ROWS)
-                    goto packed;
-                copies++;
-                rows += seqs[j1].n;
+    /* the copies: (sequence, masked position) */
+    int64_t *seq = malloc((size_t)(cap ? cap : 1) * sizeof *seq), *pos = malloc((size_t)(cap ? cap : 1) * sizeof *pos);
+    int st = seq && pos ? LFLEX_OK : LFLEX_ENOMEM;
+    int64_t n = 0;
+    for (int64_t j = 0; j < n_seq && !st; j++)
+        for (int64_t k = 0; k < seqs[j].n && same[j] < 0; k++)
+            if (seqs[j].t_um[k] > 0) {
+                seq[n] = j;
+                pos[n++] = k;
             }
-        }
-    packed:
-        if (copies == 0)
-            break;
-        int32_t *ids = lf_arena_alloc(&ctx->arena, (size_t)rows * sizeof *ids);
-        int32_t *off = lf_arena_alloc(&ctx->arena, (size_t)(copies + 1) * sizeof *off);
-        int32_t *row = lf_arena_alloc(&ctx->arena, (size_t)copies * sizeof *row);
-        int64_t *owner = lf_arena_alloc(&ctx->arena, (size_t)copies * sizeof *owner);
-        double *tt = lf_arena_alloc(&ctx->arena, (size_t)copies * sizeof *tt);
-        lf_tensor *seg = lf_new1(ctx, LF_INT, copies);
-        if (!ids || !off || !row || !owner || !tt || !seg)
-            return LFLEX_ENOMEM;
-        int64_t c = 0, r = 0;
-        off[0] = 0;
-        for (; j < n_seq && c < copies; j++, k = 0) {
-            for (; k < seqs[j].n && c < copies; k++) {
-                if (same[j] >= 0 || !(seqs[j].t_um[k] > 0))
-                    continue;
-                memcpy(ids + r, seqs[j].tok, (size_t)seqs[j].n * sizeof *ids);
-                ids[r + k] = LF_MASK;
-                row[c] = (int32_t)(r + k);
-                owner[c] = j;
-                tt[c] = PLL_T;
-                lf_idata(seg)[c] = (int32_t)c;
-                r += seqs[j].n;
-                off[++c] = (int32_t)r;
-            }
-            if (c == copies && k < seqs[j].n)
-                break; /* the next pass goes on at (j, k) */
-        }
-        lf_packed pk;
-        if ((st = lf_packed_make(ctx, &pk, ids, off, copies)))
-            return st;
-        lf_tensor *cond;
-        lf_tensor *h = lf_backbone_forward(ctx, &net->gen, &pk, tt, false, 0, &cond);
-        lf_tensor *h_m = lf_embedding(ctx, h, lf_const_int(ctx, row, copies));
-        lf_tensor *logits = lf_token_head_forward(ctx, &net->gen_out, h_m, cond, seg);
-        if ((st = lf_ctx_status(ctx)))
-            return st;
-        for (int64_t q = 0; q < copies; q++) {
-            const lf_real *lg = lf_data(logits) + q * V;
-            double mx = lg[0], z = 0;
-            for (int64_t v = 1; v < V; v++)
-                mx = lg[v] > mx ? lg[v] : mx;
-            for (int64_t v = 0; v < V; v++)
-                z += exp((double)lg[v] - mx);
-            int32_t tok = seqs[owner[q]].tok[row[q] - off[q]];
-            score[owner[q]] += tok >= LF_N_SPECIAL ? (double)lg[tok - LF_N_SPECIAL] - mx - log(z) : -INFINITY;
-        }
+    for (int64_t c0 = 0, c1; c0 < n && !st; c0 = c1) {
+        int64_t rows = 0;
+        for (c1 = c0; c1 < n && (c1 == c0 || rows + seqs[seq[c1]].n <= PLL_ROWS); c1++)
+            rows += seqs[seq[c1]].n;
+        st = pll_pass(s, ctx, seqs, seq + c0, pos + c0, c1 - c0, rows, score);
     }
-    for (int64_t q = 0; q < n_seq; q++)
-        if (same[q] >= 0)
-            score[q] = score[same[q]];
-    return LFLEX_OK;
+    free(seq);
+    free(pos);
+    for (int64_t j = 0; j < n_seq; j++)
+        if (same[j] >= 0)
+            score[j] = score[same[j]];
+    return st;
 }
 
 /* One step of a group of sequences, by one worker. */
