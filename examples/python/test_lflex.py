@@ -408,6 +408,17 @@ class SamplerTest(unittest.TestCase):
         self.assertEqual((gens[2].tokens[0], gens[2].tokens[-2]), tuple(self.model.encode("a d")))
         self.assertEqual(s.generate_batch([]), [])
 
+    def test_candidates(self):
+        # candidate 0 of a template is the plain sample: with one candidate
+        # every score keeps it; with three, each score returns whole outputs
+        tmpls = [None, "a b <bos> <eos>"]
+        plain = self.sampler(seed=3, temperature=1.0).generate_batch(tmpls)
+        for score in ("sum", "mean", "min"):
+            self.assertEqual(self.sampler(seed=3, temperature=1.0, candidates=1,
+                                          candidate_score=score).generate_batch(tmpls), plain)
+            for out in self.sampler(seed=3, temperature=1.0, candidates=3, candidate_score=score).generate_batch(tmpls):
+                self.check_output(out)
+
     def test_batch_equals_one_by_one(self):
         tmpls = [None, "a <bos> <eos>", None, "c d <eos>", None]
         batched = self.sampler(seed=5, batch_size=2).generate_batch(tmpls)
@@ -547,6 +558,7 @@ class ErrorTest(unittest.TestCase):
         self.raises(lflex.InvalidArgument, "", lflex.Model, "")
         self.raises(lflex.FileError, "", lflex.Model.from_file, "/nonexistent/config.yaml")
         self.raises(lflex.InvalidArgument, "confidence", lflex.Sampler, self.model, confidence="bogus")
+        self.raises(lflex.InvalidArgument, "candidate_score", lflex.Sampler, self.model, candidate_score="max")
         self.raises(lflex.InvalidArgument, "max_len", lflex.Sampler, self.model, max_len=MAX_LEN + 1)
         self.raises(lflex.InvalidArgument, "", lflex.Schedule, "cubic")
         with self.assertRaises(TypeError):

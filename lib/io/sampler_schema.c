@@ -5,6 +5,7 @@
 
 static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", NULL};
 static const char *const insertion_choices[] = {"auto", "poisson", "binomial", NULL};
+static const char *const score_choices[] = {"sum", "mean", "min", NULL};
 
 #define C lf_sampler_config
 static const lf_cfg_key sampler_keys[] = {
@@ -33,6 +34,10 @@ static const lf_cfg_key sampler_keys[] = {
                    "(each generated token scored with only itself masked, at t = 0.95) is returned: the model "
                    "checks whole answers, which is easier than writing them (candidates differ through the "
                    "sampler's randomness: use a temperature above 0; doc/sampling.md)"),
+    LF_CFG_KEY_ENUM(C, candidate_score, "candidate_score", score_choices, LF_SCORE_SUM,
+                    "how a candidate's scored tokens make its score: the sum of their log-probabilities (the "
+                    "pseudo-log-likelihood; prefers short answers when lengths differ), their mean, or their "
+                    "minimum (the least likely token)"),
 };
 #undef C
 

@@ -494,9 +494,9 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
 
 /* One scoring pass: copies q < n of the sequences seqs[seq[q]], each with
  * position pos[q] masked (rows in all), through the generator at t = PLL_T;
- * log p(the masked token) is added to score[seq[q]]. */
+ * lp[q] = log p(the masked token). */
 static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int64_t *seq, const int64_t *pos,
-                    int64_t n, int64_t rows, double *score)
+                    int64_t n, int64_t rows, double *lp)
 {
     int st = lf_ctx_reset(ctx);
     if (st)
@@ -531,14 +531,17 @@ static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int
     const int64_t V = s->m->vocab - LF_N_SPECIAL;
     for (int64_t q = 0; q < n; q++) {
         int32_t tok = seqs[seq[q]].tok[pos[q]];
-        score[seq[q]] += tok >= LF_N_SPECIAL ? (double)lf_data(logp)[q * V + tok - LF_N_SPECIAL] : -INFINITY;
+        lp[q] = tok >= LF_N_SPECIAL ? (double)lf_data(logp)[q * V + tok - LF_N_SPECIAL] : -INFINITY;
     }
     return LFLEX_OK;
 }
 
-/* Pseudo-log-likelihoods: score[j] = the sum over the generated positions
- * of sequence j (those unmasked while generating: t_um > 0) of log p(its
- * token | the sequence with only that position masked) at t = PLL_T. One
+/* Candidate scores: score[j] = the sum (the pseudo-log-likelihood), mean
+ * or minimum, by cfg.candidate_score, over the generated positions of
+ * sequence j (those unmasked while generating: t_um > 0) of log p(its
+ * token | the sequence with only that position masked) at t = PLL_T;
+ * without generated positions 0 for the sum, -inf (ranked last) for the
+ * mean and minimum. One
  * copy of the sequence per scored position, the copies packed into passes
  * of at most PLL_ROWS rows (at least one copy). Sequences with same[j] >= 0
  * repeat sequence same[j] < j and take its score without a pass. With
@@ -547,15 +550,17 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
                       double *score)
 {
     int64_t cap = 0;
+    const int mode = s->cfg.candidate_score;
     for (int64_t j = 0; j < n_seq; j++) {
-        score[j] = 0;
+        score[j] = s->forced || mode == LF_SCORE_SUM ? 0 : -INFINITY;
         cap += seqs[j].n;
     }
     if (s->forced)
         return LFLEX_OK;
     /* the copies: (sequence, masked position) */
     int64_t *seq = malloc((size_t)(cap ? cap : 1) * sizeof *seq), *pos = malloc((size_t)(cap ? cap : 1) * sizeof *pos);
-    int st = seq && pos ? LFLEX_OK : LFLEX_ENOMEM;
+    double *lp = malloc((size_t)(cap ? cap : 1) * sizeof *lp);
+    int st = seq && pos && lp ? LFLEX_OK : LFLEX_ENOMEM;
     int64_t n = 0;
     for (int64_t j = 0; j < n_seq && !st; j++)
         for (int64_t k = 0; k < seqs[j].n && same[j] < 0; k++)
@@ -567,10 +572,18 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
         int64_t rows = 0;
         for (c1 = c0; c1 < n && (c1 == c0 || rows + seqs[seq[c1]].n <= PLL_ROWS); c1++)
             rows += seqs[seq[c1]].n;
-        st = pll_pass(s, ctx, seqs, seq + c0, pos + c0, c1 - c0, rows, score);
+        st = pll_pass(s, ctx, seqs, seq + c0, pos + c0, c1 - c0, rows, lp + c0);
+    }
+    /* the copies of a sequence are consecutive */
+    for (int64_t q0 = 0, q1; q0 < n && !st; q0 = q1) {
+        double acc = mode == LF_SCORE_MIN ? INFINITY : 0;
+        for (q1 = q0; q1 < n && seq[q1] == seq[q0]; q1++)
+            acc = mode == LF_SCORE_MIN ? fmin(acc, lp[q1]) : acc + lp[q1];
+        score[seq[q0]] = mode == LF_SCORE_MEAN ? acc / (double)(q1 - q0) : acc;
     }
     free(seq);
     free(pos);
+    free(lp);
     for (int64_t j = 0; j < n_seq; j++)
         if (same[j] >= 0)
             score[j] = score[same[j]];

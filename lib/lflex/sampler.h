@@ -11,6 +11,8 @@ typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_EN
 /* how many MASKs a gap receives in a step: auto is binomial when every token
  * has the same insertion shape (fixed schedules), else poisson */
 typedef enum { LF_INS_AUTO = 0, LF_INS_POISSON, LF_INS_BINOMIAL } lf_insertion;
+/* how a candidate's per-token log-probabilities make its score */
+typedef enum { LF_SCORE_SUM = 0, LF_SCORE_MEAN, LF_SCORE_MIN } lf_candidate_score;
 
 typedef struct lf_sampler_config {
     int64_t steps;        /* tau-leaping steps N; the last one only unmasks */
@@ -25,6 +27,7 @@ typedef struct lf_sampler_config {
     int64_t batch_size;   /* sequences per network pass */
     int64_t threads;      /* 0: all cores */
     int64_t candidates;   /* samples per template, the one the model scores highest kept (1: off) */
+    int candidate_score;  /* lf_candidate_score */
 } lf_sampler_config;
 
 /* Test hook: replaces the generator by fixed outputs. */

@@ -443,31 +443,38 @@ static tmpl_set mixed_templates(void)
 
 /* `candidates: K`: the output for each template is, of the K samples that
  * plain samplers seeded with lf_sampler_candidate_seed(seed, k) generate,
- * the one with the highest pseudo-log-likelihood, computed here through the
- * rate queries (a separate forward): the sum over the generated tokens
- * (the template's MASKs) of log p(token) with only that position masked,
- * at t = 0.95. Candidate 0 is the plain sample, and K = 1 changes nothing. */
-START_TEST(test_candidates_best_pseudo_likelihood)
+ * the one with the highest score, computed here through the rate queries
+ * (a separate forward) from log p(token) at t = 0.95 with only that
+ * position masked, over the generated tokens: their sum (the
+ * pseudo-log-likelihood), mean or minimum by candidate_score. Half the
+ * templates have three MASKs to fill (every candidate three tokens), half
+ * are unconditional (lengths differ, so the mean can choose otherwise than
+ * the sum); an empty candidate scores 0 in the sum and below every other
+ * in the mean and minimum. Candidate 0 is the plain sample, and K = 1
+ * changes nothing. */
+START_TEST(test_candidates_best_score)
 {
-    enum { K = 4, NT = 6, V = 10 };
+    enum { K = 4, NT = 40, V = 10 };
+    static const char *const modes[3] = {"sum", "mean", "min"};
     lf_model m;
     make_model_sized(&m, "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}", 24, 6);
     lf_rng r;
     lf_rng_seed(&r, 3);
     for (int64_t i = 0; i < m.params.total; i++) /* weights that make scores differ */
         m.params.data[i] += (lf_real)(0.3 * lf_rng_normal(&r));
-    /* three MASKs to fill and no open gap: every candidate has three
-     * generated tokens, drawn at temperature 1 */
+    lf_data(m.net.gen_ins.b2)[0] += 5; /* insertion into open gaps: candidates of several lengths */
     const int32_t tmpl1[7] = {5, 7, LF_BOS, LF_MASK, LF_MASK, LF_MASK, LF_EOS};
     const uint8_t open1[7] = {0};
     tmpl_set t = repeat_template(tmpl1, open1, 7, NT);
+    for (int64_t j = NT / 2; j < NT; j++) { /* the other half: EOS, its gap open */
+        t.off[j + 1] = t.off[j] + 1;
+        t.tok[t.off[j]] = LF_EOS;
+        t.open[t.off[j]] = 1;
+    }
     lf_sampler s;
-    lf_sampler_config cfg = sampler_cfg("steps: 8\ntemperature: 1\nuse_ema: false\nseed: 7\ncandidates: 4\nmax_len: 16");
-    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
-    gen_out best = run(&s, &t);
-    lf_sampler_destroy(&s);
+    lf_sampler_config cfg;
     gen_out cand[K];
-    double pll[K][NT];
+    double score[3][K][NT];
     for (int k = 0; k < K; k++) {
         char yaml[160];
         snprintf(yaml, sizeof yaml, "steps: 8\ntemperature: 1\nuse_ema: false\nmax_len: 16\nseed: %lld",
@@ -479,30 +486,57 @@ START_TEST(test_candidates_best_pseudo_likelihood)
         for (int64_t j = 0; j < NT; j++) {
             const int32_t *x = cand[k].tok + cand[k].off[j];
             int64_t n = cand[k].off[j + 1] - cand[k].off[j];
-            pll[k][j] = 0;
-            ck_assert_int_eq(n, 7);
-            for (int64_t i = 3; i < 6; i++) { /* prompt 5 7, BOS, three generated, EOS */
+            /* generated: the three MASKs after prompt 5 7 and BOS, or all but EOS */
+            int64_t g0 = j < NT / 2 ? 3 : 0, g1 = n - 1, ng = g1 - g0;
+            double sum = 0, lo = INFINITY;
+            for (int64_t i = g0; i < g1; i++) {
                 int32_t xi[16];
                 float probs[16 * V];
                 memcpy(xi, x, (size_t)n * sizeof *xi);
                 xi[i] = LF_MASK;
                 ck_assert_int_eq(lf_model_query_rates(&m, xi, n, 0.95, probs, NULL, NULL), 0);
-                pll[k][j] += log(probs[i * V + x[i]]);
+                double lp = log(probs[i * V + x[i]]);
+                sum += lp;
+                lo = fmin(lo, lp);
             }
+            score[0][k][j] = sum;
+            score[1][k][j] = ng ? sum / (double)ng : -INFINITY; /* no tokens: ranked last */
+            score[2][k][j] = ng ? lo : -INFINITY;
         }
     }
-    int distinct = 0;
-    for (int64_t j = 0; j < NT; j++) {
-        int kb = 0;
-        for (int k = 1; k < K; k++)
-            kb = pll[k][j] > pll[kb][j] ? k : kb;
-        int64_t n = best.off[j + 1] - best.off[j], nb = cand[kb].off[j + 1] - cand[kb].off[j];
-        ck_assert_msg(n == nb && !memcmp(best.tok + best.off[j], cand[kb].tok + cand[kb].off[j], (size_t)n * 4),
-                      "template %lld: not the candidate of the highest pseudo-log-likelihood (%d)", (long long)j, kb);
-        distinct += kb != 0;
+    int kept[3][NT];
+    for (int mode = 0; mode < 3; mode++) {
+        char yaml[160];
+        snprintf(yaml, sizeof yaml,
+                 "steps: 8\ntemperature: 1\nuse_ema: false\nseed: 7\ncandidates: 4\nmax_len: 16\ncandidate_score: %s",
+                 modes[mode]);
+        cfg = sampler_cfg(yaml);
+        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+        gen_out best = run(&s, &t);
+        lf_sampler_destroy(&s);
+        int distinct = 0;
+        for (int64_t j = 0; j < NT; j++) {
+            int kb = 0;
+            for (int k = 1; k < K; k++)
+                kb = score[mode][k][j] > score[mode][kb][j] ? k : kb;
+            int64_t n = best.off[j + 1] - best.off[j], nb = cand[kb].off[j + 1] - cand[kb].off[j];
+            ck_assert_msg(n == nb && !memcmp(best.tok + best.off[j], cand[kb].tok + cand[kb].off[j], (size_t)n * 4),
+                          "%s, template %lld: not the candidate of the highest score (%d)", modes[mode], (long long)j,
+                          kb);
+            kept[mode][j] = kb;
+            distinct += kb != 0;
+        }
+        printf("# candidate_score %s: %d of %d templates kept a candidate other than the first\n", modes[mode],
+               distinct, NT);
+        ck_assert_int_gt(distinct, 0); /* the choice mattered somewhere */
+        free_gen(&best);
     }
-    printf("# candidates: %d of %d templates kept a candidate other than the first\n", distinct, NT);
-    ck_assert_int_gt(distinct, 0); /* the choice mattered somewhere */
+    int differ[3] = {0, 0, 0};
+    for (int64_t j = 0; j < NT; j++)
+        for (int mode = 1; mode < 3; mode++)
+            differ[mode] += kept[mode][j] != kept[0][j];
+    printf("# mean and min chose otherwise than sum for %d and %d templates\n", differ[1], differ[2]);
+    ck_assert_int_gt(differ[1] + differ[2], 0); /* the modes are not one rule */
     /* candidates: 1 is the plain sampler (candidate 0) */
     cfg = sampler_cfg("steps: 8\ntemperature: 1\nuse_ema: false\nseed: 7\ncandidates: 1\nmax_len: 16");
     ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
@@ -510,7 +544,6 @@ START_TEST(test_candidates_best_pseudo_likelihood)
     ck_assert(same_output(&one, &cand[0], NT));
     lf_sampler_destroy(&s);
     free_gen(&one);
-    free_gen(&best);
     for (int k = 0; k < K; k++)
         free_gen(&cand[k]);
     free_tmpl(&t);
@@ -708,7 +741,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_left_to_right_order);
     tcase_add_test(tc, test_top_p_set);
     tcase_add_test(tc, test_determinism);
-    tcase_add_test(tc, test_candidates_best_pseudo_likelihood);
+    tcase_add_test(tc, test_candidates_best_score);
     tcase_add_test(tc, test_invariants);
     tcase_add_test(tc, test_top_k_one_is_greedy);
     tcase_add_test(tc, test_rates_match_training_forward);

@@ -57,7 +57,8 @@ class Sampler:
     def __init__(self, model: Model, steps: int = 64, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, confidence: str = "none", max_len: int = 0, seed: int = 0,
                  use_ema: bool = True, batch_size: int = 32, threads: int = 0, *,
-                 insertion: str = "auto", candidates: int = 1, progress: Optional[Progress] = None) -> None:
+                 insertion: str = "auto", candidates: int = 1, candidate_score: str = "sum",
+                 progress: Optional[Progress] = None) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be an lflex.Model, not {type(model).__name__}")
         options = {
@@ -73,6 +74,7 @@ class Sampler:
             "batch_size": operator.index(batch_size),
             "threads": operator.index(threads),
             "candidates": operator.index(candidates),
+            "candidate_score": str(candidate_score),
         }
         text = to_yaml(options).encode()
         out = c_void_p()
