@@ -135,13 +135,34 @@ class ArTrainer:
         self.step += 1
         return float(loss)
 
+    def save(self, path):
+        torch.save({'net': self.net.state_dict(), 'ema': self.ema, 'step': self.step}, path)
+
+    def load(self, path):
+        state = torch.load(path)
+        self.net.load_state_dict(state['net'])
+        self.ema, self.step = state['ema'], state['step']
+
     # ---- generation --------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, prompts, temperature=0.0, seed=0, use_ema=True, batch_size=64):
+    def generate(self, prompts, temperature=0.0, seed=0, use_ema=True, batch_size=64, candidates=1, score='sum'):
         """Target ids (without EOS) after each prompt (ids or None): greedy at
         temperature 0, else sampled; stops at EOS or when the sequence and its EOS
-        would fill max_len (the library's limit)."""
+        would fill max_len (the library's limit). With candidates K > 1, K
+        samples per prompt and the one with the highest score: the sum (the
+        log-likelihood), mean or minimum of the model's log-probabilities of
+        its tokens and EOS, as the library's sampler key candidate_score."""
+        if candidates > 1:
+            many = [p for p in prompts for _ in range(candidates)]
+            got = self.generate(many, temperature, seed, use_ema, batch_size, 1, score)
+            reduce = {'sum': sum, 'mean': lambda v: sum(v) / len(v), 'min': min}[score]
+            out = []
+            for j in range(len(prompts)):
+                rows = range(j * candidates, (j + 1) * candidates)
+                out.append(got[max(rows, key=lambda r: reduce(self._last_logp[r]))])
+            return out
+        self._last_logp = []
         gen = torch.Generator().manual_seed(seed)
         saved = None
         if use_ema and self.ema is not None:
@@ -173,6 +194,7 @@ class ArTrainer:
             cur[j] = len(s)
         start = cur.clone()
         done = torch.zeros(B, dtype=torch.bool)
+        logps = [[] for _ in range(B)]
         rows = torch.arange(B)
         while not done.all():
             T = int(cur[~done].max())
@@ -181,7 +203,10 @@ class ArTrainer:
                 nxt = torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen).squeeze(1)
             else:
                 nxt = logits.argmax(-1)
+            lp = logits.log_softmax(-1)[rows, nxt]
             live = ~done
+            for j in rows[live].tolist():
+                logps[j].append(float(lp[j]))
             ids[rows[live], cur[live]] = nxt[live]
             cur[live] += 1
             done |= (nxt == EOS) | (cur >= self.max_len - 1)  # room left for EOS, as in the library
@@ -189,4 +214,5 @@ class ArTrainer:
         for j in range(B):
             t = ids[j, start[j]:cur[j]].tolist()
             out.append(t[:-1] if t and t[-1] == EOS else t)
+        self._last_logp += logps
         return out

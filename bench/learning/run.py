@@ -241,13 +241,18 @@ class ArAdapter:
 
     def generate(self, prompts, opts, seed):
         enc = [self.encode(p) if p is not None else None for p in prompts]
-        # with candidates the library samples several answers and keeps the one
-        # it scores best; the baseline has no such choice and decodes greedily
-        temperature = 0.0 if int(opts.get('candidates', 1)) > 1 else float(opts.get('temperature', 1.0))
-        return self.t.generate(enc, temperature, seed, bool(opts.get('use_ema', True)), int(opts.get('batch_size', 64)))
+        # with candidates the baseline, like the library, samples several
+        # answers and keeps the one it scores best: by its exact log-likelihood
+        return self.t.generate(enc, float(opts.get('temperature', 1.0)), seed, bool(opts.get('use_ema', True)),
+                               int(opts.get('batch_size', 64)), int(opts.get('candidates', 1)),
+                               str(opts.get('candidate_score', 'sum')))
+
+    def save(self, path):
+        """The weights (and EMA) as a PyTorch file beside PATH: model.pt."""
+        self.t.save(os.path.splitext(path)[0] + '.pt')
 
     def check_sampler(self, opts):
-        pass  # only temperature (0 with candidates), use_ema and batch_size apply
+        pass  # only temperature, candidates, candidate_score, use_ema and batch_size apply
 
 
 # ---- evaluation ------------------------------------------------------------------------
@@ -339,7 +344,7 @@ def worker(spec_path):
             losses, k = [], k + 1
     if getattr(trainer, 'skipped', 0):
         print(f'{task} {method}: {trainer.skipped} steps skipped (non-finite loss)')
-    if hasattr(trainer, 'save'):  # for `lflex eval` with other sampler settings
+    if hasattr(trainer, 'save'):  # for `lflex eval` (the baseline: model.pt) with other sampler settings
         trainer.save(os.path.join(job_dir, 'model.safetensors'))
     return 0
 
