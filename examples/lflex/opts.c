@@ -82,6 +82,7 @@ int cli_opt_choice(const char *opt, const char *arg, const char *const *choices,
     for (int i = 0; choices[i]; i++) {
         if (!strcmp(arg, choices[i])) {
             *out = i;
+            buf_free(&what); /* the choices listed before this one */
             return 0;
         }
         buf_printf(&what, "%s%s", i ? (choices[i + 1] ? ", " : " or ") : "one of ", choices[i]);
