@@ -153,16 +153,17 @@ class ArTrainer:
         samples per prompt and the one with the highest score: the sum (the
         log-likelihood), mean or minimum of the model's log-probabilities of
         its tokens and EOS, as the library's sampler key candidate_score."""
-        if candidates > 1:
-            many = [p for p in prompts for _ in range(candidates)]
-            got = self.generate(many, temperature, seed, use_ema, batch_size, 1, score)
-            reduce = {'sum': sum, 'mean': lambda v: sum(v) / len(v), 'min': min}[score]
-            out = []
-            for j in range(len(prompts)):
-                rows = range(j * candidates, (j + 1) * candidates)
-                out.append(got[max(rows, key=lambda r: reduce(self._last_logp[r]))])
-            return out
-        self._last_logp = []
+        outs, logps = self._sample(prompts if candidates <= 1 else [p for p in prompts for _ in range(candidates)],
+                                   temperature, seed, use_ema, batch_size)
+        if candidates <= 1:
+            return outs
+        reduce = {'sum': sum, 'mean': lambda v: sum(v) / len(v), 'min': min}[score]
+        best = [max(range(j * candidates, (j + 1) * candidates), key=lambda r: reduce(logps[r]))
+                for j in range(len(prompts))]
+        return [outs[r] for r in best]
+
+    def _sample(self, prompts, temperature, seed, use_ema, batch_size):
+        """(targets, per-target log-probabilities of its tokens and EOS)."""
         gen = torch.Generator().manual_seed(seed)
         saved = None
         if use_ema and self.ema is not None:
@@ -171,14 +172,16 @@ class ArTrainer:
                 p.copy_(e)
         self.net.eval()
         try:
-            out = []
+            out, logps = [], []
             for b0 in range(0, len(prompts), batch_size):
-                out += self._generate(prompts[b0:b0 + batch_size], temperature, gen)
+                o, lp = self._generate(prompts[b0:b0 + batch_size], temperature, gen)
+                out += o
+                logps += lp
         finally:
             if saved is not None:
                 for p, s in zip(self.net.parameters(), saved):
                     p.copy_(s)
-        return out
+        return out, logps
 
     def _generate(self, prompts, temperature, gen):
         # Right-padded rows: the causal mask keeps the padding invisible to
@@ -214,5 +217,4 @@ class ArTrainer:
         for j in range(B):
             t = ids[j, start[j]:cur[j]].tolist()
             out.append(t[:-1] if t and t[-1] == EOS else t)
-        self._last_logp += logps
-        return out
+        return out, logps

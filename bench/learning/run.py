@@ -344,7 +344,7 @@ def worker(spec_path):
             losses, k = [], k + 1
     if getattr(trainer, 'skipped', 0):
         print(f'{task} {method}: {trainer.skipped} steps skipped (non-finite loss)')
-    if hasattr(trainer, 'save'):  # for `lflex eval` (the baseline: model.pt) with other sampler settings
+    if hasattr(trainer, 'save'):  # for reeval.py or `lflex eval` with other sampler settings
         trainer.save(os.path.join(job_dir, 'model.safetensors'))
     return 0
 

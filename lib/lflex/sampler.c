@@ -541,9 +541,8 @@ static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int
  * sequence j (those unmasked while generating: t_um > 0) of log p(its
  * token | the sequence with only that position masked) at t = PLL_T;
  * without generated positions 0 for the sum, -inf (ranked last) for the
- * mean and minimum. One
- * copy of the sequence per scored position, the copies packed into passes
- * of at most PLL_ROWS rows (at least one copy). Sequences with same[j] >= 0
+ * mean and minimum. One copy of the sequence per scored position, the
+ * copies packed into passes of at most PLL_ROWS rows (at least one copy). Sequences with same[j] >= 0
  * repeat sequence same[j] < j and take its score without a pass. With
  * forced rates (tests) every score is 0. */
 static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
