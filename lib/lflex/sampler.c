@@ -542,9 +542,9 @@ static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int
  * token | the sequence with only that position masked) at t = PLL_T;
  * without generated positions 0 for the sum, -inf (ranked last) for the
  * mean and minimum. One copy of the sequence per scored position, the
- * copies packed into passes of at most PLL_ROWS rows (at least one copy). Sequences with same[j] >= 0
- * repeat sequence same[j] < j and take its score without a pass. With
- * forced rates (tests) every score is 0. */
+ * copies packed into passes of at most PLL_ROWS rows (at least one copy).
+ * Sequences with same[j] >= 0 repeat sequence same[j] < j and take its
+ * score without a pass. With forced rates (tests) every score is 0. */
 static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
                       double *score)
 {
@@ -575,10 +575,12 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
     }
     /* the copies of a sequence are consecutive */
     for (int64_t q0 = 0, q1; q0 < n && !st; q0 = q1) {
-        double acc = mode == LF_SCORE_MIN ? INFINITY : 0;
-        for (q1 = q0; q1 < n && seq[q1] == seq[q0]; q1++)
-            acc = mode == LF_SCORE_MIN ? fmin(acc, lp[q1]) : acc + lp[q1];
-        score[seq[q0]] = mode == LF_SCORE_MEAN ? acc / (double)(q1 - q0) : acc;
+        double sum = 0, lo = INFINITY;
+        for (q1 = q0; q1 < n && seq[q1] == seq[q0]; q1++) {
+            sum += lp[q1];
+            lo = fmin(lo, lp[q1]);
+        }
+        score[seq[q0]] = mode == LF_SCORE_MIN ? lo : mode == LF_SCORE_MEAN ? sum / (double)(q1 - q0) : sum;
     }
     free(seq);
     free(pos);
