@@ -9,6 +9,7 @@ beta2, eps, clip and ema (the EMA weights are used for generation, with the
 library's min(ema, (1+s)/(10+s)) ramp). Token ids are the library's: PAD 0,
 BOS 2, EOS 3, the vocabulary from 4.
 """
+import contextlib
 import math
 
 import torch
@@ -162,25 +163,33 @@ class ArTrainer:
                 for j in range(len(prompts))]
         return [outs[r] for r in best]
 
+    @contextlib.contextmanager
+    def eval_weights(self, use_ema=True):
+        """The network in eval mode, with the EMA weights in place when
+        use_ema and there are any (the trained weights restored after)."""
+        saved = None
+        with torch.no_grad():
+            if use_ema and self.ema is not None:
+                saved = [p.detach().clone() for p in self.net.parameters()]
+                for p, e in zip(self.net.parameters(), self.ema):
+                    p.copy_(e)
+            self.net.eval()
+            try:
+                yield self.net
+            finally:
+                if saved is not None:
+                    for p, s in zip(self.net.parameters(), saved):
+                        p.copy_(s)
+
     def _sample(self, prompts, temperature, seed, use_ema, batch_size):
         """(targets, per-target log-probabilities of its tokens and EOS)."""
         gen = torch.Generator().manual_seed(seed)
-        saved = None
-        if use_ema and self.ema is not None:
-            saved = [p.detach().clone() for p in self.net.parameters()]
-            for p, e in zip(self.net.parameters(), self.ema):
-                p.copy_(e)
-        self.net.eval()
-        try:
-            out, logps = [], []
+        out, logps = [], []
+        with self.eval_weights(use_ema):
             for b0 in range(0, len(prompts), batch_size):
                 o, lp = self._generate(prompts[b0:b0 + batch_size], temperature, gen)
                 out += o
                 logps += lp
-        finally:
-            if saved is not None:
-                for p, s in zip(self.net.parameters(), saved):
-                    p.copy_(s)
         return out, logps
 
     def _generate(self, prompts, temperature, gen):

@@ -46,26 +46,15 @@ def baseline_nll(trainer, targets):
     """(nats per token, nats of EOS per target) of the autoregressive baseline."""
     import torch
     import ar
-    net = trainer.t.net
-    saved = [p.detach().clone() for p in net.parameters()]
     total = eos = 0.0
     count = 0
-    try:
-        with torch.no_grad():
-            if trainer.t.ema is not None:
-                for p, e in zip(net.parameters(), trainer.t.ema):
-                    p.copy_(e)
-            net.eval()
-            for ids in targets:
-                s = [ar.BOS] + ids + [ar.EOS]
-                lp = torch.log_softmax(net(torch.tensor([s]))[0], -1)
-                total -= sum(lp[k, s[k + 1]].item() for k in range(len(ids)))
-                eos -= lp[len(ids), ar.EOS].item()
-                count += len(ids)
-    finally:
-        with torch.no_grad():
-            for p, v in zip(net.parameters(), saved):
-                p.copy_(v)
+    with trainer.t.eval_weights() as net:
+        for ids in targets:
+            s = [ar.BOS] + ids + [ar.EOS]
+            lp = torch.log_softmax(net(torch.tensor([s]))[0], -1)
+            total -= sum(lp[k, s[k + 1]].item() for k in range(len(ids)))
+            eos -= lp[len(ids), ar.EOS].item()
+            count += len(ids)
     return total / count, eos / len(targets)
 
 
@@ -84,16 +73,14 @@ def main():
         if conditional:
             raise R.BenchError(f'{a.task}: prefix_nll.py scores unconditional tasks only')
         texts = [r[3] for r in data[a.split]][:a.n]
-        lib = R.LflexTrainer(R.job_config(a.task, 'ar'), vocab, tokenizer, 1)
-        lib.model = lib.lflex.Model.load(os.path.join(a.job_dir, 'model.safetensors'))
+        lib = R.load_trainer(cfg, vocab, tokenizer, a.job_dir)
         targets = [lib.encode(t) for t in texts]
         out = dict(task=a.task, job=a.job_dir, split=a.split, n=len(targets))
         for shift, key in ((0, 'library'), (1, 'library_len_plus_1'), (-1, 'library_len_minus_1')):
             v = library_nll(lib.model, lib.lflex, targets, shift)
             out[key] = None if v is None else round(v, 4)
         if a.ar:
-            base = R.ArAdapter(cfg, vocab, tokenizer, 1)
-            base.t.load(os.path.join(a.ar, 'model.pt'))
+            base = R.load_trainer(cfg, vocab, tokenizer, a.ar, baseline=True)
             tok, eos = baseline_nll(base, [base.encode(t) for t in texts])
             out.update(baseline=round(tok, 4), baseline_eos=round(eos, 4))
     except (R.BenchError, OSError) as e:

@@ -36,12 +36,7 @@ def main():
         cfg = R.job_config(a.task, a.method)
         data, vocab, tokenizer, conditional = R.load_data(a.task, a.data, cfg)
         opts = R.deep_merge(cfg.get('sample', {}), R.parse_sampler(a.sampler))
-        if a.method == 'ar':
-            trainer = R.ArAdapter(cfg, vocab, tokenizer, 1)
-            trainer.t.load(os.path.join(a.job_dir, 'model.pt'))
-        else:
-            trainer = R.LflexTrainer(cfg, vocab, tokenizer, 1)
-            trainer.model = trainer.lflex.Model.load(os.path.join(a.job_dir, 'model.safetensors'))
+        trainer = R.load_trainer(cfg, vocab, tokenizer, a.job_dir, baseline=a.method == 'ar')
         trainer.check_sampler(opts)
         t0 = time.perf_counter()
         metrics, _ = R.evaluate(trainer, a.task, data, conditional, {'n_test': a.n, 'n_samples': a.n, 'seed': a.seed}, opts)

@@ -255,6 +255,18 @@ class ArAdapter:
         pass  # only temperature, candidates, candidate_score, use_ema and batch_size apply
 
 
+def load_trainer(cfg, vocab, tokenizer, job_dir, baseline=False):
+    """The trainer of a finished job with the model it saved in JOB_DIR:
+    model.safetensors, or model.pt for the baseline."""
+    if baseline:
+        trainer = ArAdapter(cfg, vocab, tokenizer, 1)
+        trainer.t.load(os.path.join(job_dir, 'model.pt'))
+    else:
+        trainer = LflexTrainer(cfg, vocab, tokenizer, 1)
+        trainer.model = trainer.lflex.Model.load(os.path.join(job_dir, 'model.safetensors'))
+    return trainer
+
+
 # ---- evaluation ------------------------------------------------------------------------
 
 def load_module(name, path):
