@@ -119,7 +119,12 @@ class ArTrainer:
             labels[j, b:len(s) - 1] = torch.tensor(s[b + 1:])
         self.net.train()
         logits = self.net(ids)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return self.optimise(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=-100))
+
+    def optimise(self, loss):
+        """One AdamW step on a loss of the network in training mode (warm-up,
+        clipping, EMA); returns the loss as a float."""
         lr = self.lr * min(1.0, (self.step + 1) / self.warmup) if self.warmup else self.lr
         for g in self.opt.param_groups:
             g['lr'] = lr

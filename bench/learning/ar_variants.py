@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The baseline's network trained three ways on words, scored letter by letter.
+
+    /usr/bin/python3 bench/learning/ar_variants.py STEPS [--length] [--keep K]
+                                                  [--masked S] [--n 500]
+
+Trains the autoregressive baseline's transformer (ar.py, the words task's
+configuration: size, optimiser, EMA, batch 64) for STEPS steps and prints
+the next-letter log-loss of the first N validation words, in nats per
+letter, as `prefix_nll.py` measures a library model:
+
+* default: the baseline as run.py trains it (causal, every letter and EOS a
+  target);
+* `--length`: the word's length given as a one-token prompt, as an
+  insertion model sees it once its MASKs are placed;
+* `--keep K`: only K letters of each word, drawn at random, are targets;
+* `--masked S`: the network without its causal mask, trained on S
+  left-to-right masked states per word (`BOS prefix MASK… EOS`, positions
+  drawn stratified), the letter after the prefix the only target: the
+  conditionals a left-to-right insertion model learns, with the length,
+  learned through a bidirectional pass over masked states.
+
+With --length, --keep 4 and --masked 4 at 1 400 steps this separates the
+gap between the library's and the baseline's conditionals on words
+(doc/learning.md section 15).
+"""
+import argparse
+import os
+import random
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402
+from ar import BOS, EOS, PAD, ArTrainer  # noqa: E402
+
+MASK = 1  # the library's id; unused by the baseline otherwise
+
+
+def length_token(n):
+    """A character outside the words' alphabet that names the length n."""
+    return chr(ord('A') + n)
+
+
+def batch_rows(tr, words, a, rng):
+    """(ids [rows, T], positions whose logits are scored, their targets)."""
+    seqs, pos, tgt = [], [], []
+    for w in words:
+        ids = tr.encode(w)
+        n = len(ids)
+        if a.masked:
+            for i in range(a.masked):
+                k = min(n - 1, int((i + rng.random()) * n / a.masked))
+                seqs.append([BOS] + ids[:k] + [MASK] * (n - k) + [EOS])
+                pos.append([1 + k])  # BOS comes first
+                tgt.append([ids[k]])
+            continue
+        p = [tr.index[length_token(n)]] if a.length else []
+        s = p + [BOS] + ids + [EOS]
+        b = len(p)
+        ks = sorted(rng.sample(range(n), min(a.keep, n))) if a.keep else range(n + 1)
+        seqs.append(s)
+        pos.append([b + k for k in ks])
+        tgt.append([s[b + k + 1] for k in ks])
+    T = max(len(s) for s in seqs)
+    x = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    for j, s in enumerate(seqs):
+        x[j, :len(s)] = torch.tensor(s)
+    return x, pos, tgt
+
+
+def step(tr, x, pos, tgt):
+    """One step of the baseline's optimiser on the scored positions."""
+    tr.net.train()
+    logits = tr.net(x)
+    rows = torch.tensor([j for j, p in enumerate(pos) for _ in p])
+    cols = torch.tensor([k for p in pos for k in p])
+    return tr.optimise(F.cross_entropy(logits[rows, cols], torch.tensor([y for t in tgt for y in t])))
+
+
+def score(tr, words, a):
+    """Nats per letter of the words, each letter given the ones before it."""
+    total, count = 0.0, 0
+    with tr.eval_weights() as net:
+        for w in words:
+            ids = tr.encode(w)
+            n = len(ids)
+            if a.masked:
+                x = torch.tensor([[BOS] + ids[:k] + [MASK] * (n - k) + [EOS] for k in range(n)])
+                lp = torch.log_softmax(net(x), -1)
+                total -= sum(lp[k, 1 + k, ids[k]].item() for k in range(n))
+            else:
+                p = [tr.index[length_token(n)]] if a.length else []
+                s = p + [BOS] + ids + [EOS]
+                lp = torch.log_softmax(net(torch.tensor([s]))[0], -1)
+                total -= sum(lp[len(p) + k, s[len(p) + k + 1]].item() for k in range(n))
+            count += n
+    return total / count
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('steps', type=int)
+    ap.add_argument('--length', action='store_true', help="the word's length as a prompt")
+    ap.add_argument('--keep', type=int, default=0, metavar='K', help='only K random letters per word are targets')
+    ap.add_argument('--masked', type=int, default=0, metavar='S',
+                    help='bidirectional, S left-to-right masked states per word')
+    ap.add_argument('--n', type=int, default=500, help='validation words scored (default 500)')
+    ap.add_argument('--data', default=os.path.join(R.ROOT, 'bench', 'out', 'learning', 'data'))
+    a = ap.parse_args()
+    if a.masked and (a.length or a.keep):
+        sys.exit('ar_variants.py: --masked sees the length already and has one target per state')
+    cfg = R.job_config('words', 'ar')
+    data, vocab, tokenizer, _ = R.load_data('words', a.data, cfg)
+    max_len = int(cfg['model']['max_len'])
+    tr = ArTrainer(cfg, list(vocab) + [length_token(n) for n in range(1, max_len)], tokenizer, 1)
+    if a.masked:
+        tr.net.causal.zero_()
+    train = [r[3] for r in data['train']]
+    valid = [r[3] for r in data['valid']][:a.n]
+    rng = random.Random(1)
+    order = []
+    for s in range(a.steps):
+        if len(order) < 64:
+            order = train[:]
+            rng.shuffle(order)
+        loss = step(tr, *batch_rows(tr, [order.pop() for _ in range(64)], a, rng))
+        if s % 500 == 0:
+            print(f'step {s}: loss {loss:.3f}', flush=True)
+    kind = (f'masked, {a.masked} states' if a.masked else 'causal') + (', length given' if a.length else '') + \
+        (f', {a.keep} targets per word' if a.keep else '')
+    print(f'{kind}, {a.steps} steps: {score(tr, valid, a):.3f} nats per letter ({len(valid)} validation words)')
+
+
+if __name__ == '__main__':
+    main()
