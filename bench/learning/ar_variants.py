@@ -44,6 +44,11 @@ def length_token(n):
     return chr(ord('A') + n)
 
 
+def masked_row(ids, k):
+    """`BOS ids[:k] MASK… EOS`: the left-to-right masked state before token k."""
+    return [BOS] + ids[:k] + [MASK] * (len(ids) - k) + [EOS]
+
+
 def batch_rows(tr, words, a, rng):
     """(ids [rows, T], positions whose logits are scored, their targets)."""
     seqs, pos, tgt = [], [], []
@@ -53,7 +58,7 @@ def batch_rows(tr, words, a, rng):
         if a.masked:
             for i in range(a.masked):
                 k = min(n - 1, int((i + rng.random()) * n / a.masked))
-                seqs.append([BOS] + ids[:k] + [MASK] * (n - k) + [EOS])
+                seqs.append(masked_row(ids, k))
                 pos.append([1 + k])  # BOS comes first
                 tgt.append([ids[k]])
             continue
@@ -88,7 +93,7 @@ def score(tr, words, a):
             ids = tr.encode(w)
             n = len(ids)
             if a.masked:
-                x = torch.tensor([[BOS] + ids[:k] + [MASK] * (n - k) + [EOS] for k in range(n)])
+                x = torch.tensor([masked_row(ids, k) for k in range(n)])
                 lp = torch.log_softmax(net(x), -1)
                 total -= sum(lp[k, 1 + k, ids[k]].item() for k in range(n))
             else:
