@@ -28,11 +28,12 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, mlp_ratio * d), nn.GELU(), nn.Linear(mlp_ratio * d, d))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, causal):
+    def forward(self, x, blocked):
+        """blocked: [T, T] or [B, 1, T, T], True where a row may not attend."""
         B, T, D = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         att = (q @ k.transpose(-1, -2)) / math.sqrt(D // self.n_heads)
-        att = att.masked_fill(causal[:T, :T], float('-inf')).softmax(-1)
+        att = att.masked_fill(blocked, float('-inf')).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, D)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.ln2(x)))
@@ -51,10 +52,15 @@ class Transformer(nn.Module):
             elif name.endswith('bias'):
                 nn.init.zeros_(p)
 
-    def forward(self, ids):
-        x = self.tok(ids) + self.pos.weight[:ids.shape[1]]
+    def forward(self, ids, hidden=None):
+        """Logits [B, T, V]; hidden [B, T] (optional): keys no other row attends to."""
+        T = ids.shape[1]
+        x = self.tok(ids) + self.pos.weight[:T]
+        blocked = self.causal[:T, :T]
+        if hidden is not None:
+            blocked = blocked | (hidden[:, None, None, :] & ~torch.eye(T, dtype=torch.bool))
         for b in self.blocks:
-            x = b(x, self.causal)
+            x = b(x, blocked)
         return self.head(self.ln_f(x))
 
 
@@ -121,6 +127,13 @@ class ArTrainer:
         logits = self.net(ids)
         return self.optimise(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                              ignore_index=-100))
+
+    def add_parameter(self, p, weight_decay):
+        """Train a parameter added to the network after construction (its
+        own optimiser group; in the EMA when there is one)."""
+        self.opt.add_param_group({'params': [p], 'weight_decay': weight_decay})
+        if self.ema is not None:
+            self.ema.append(p.detach().clone())
 
     def optimise(self, loss):
         """One AdamW step on a loss of the network in training mode (warm-up,

@@ -2,7 +2,7 @@
 """The baseline's network trained three ways on words, scored letter by letter.
 
     /usr/bin/python3 bench/learning/ar_variants.py STEPS [--length] [--keep K]
-                                                  [--masked S] [--n 500]
+                                                  [--masked S [--hide-masks]] [--n 500]
 
 Trains the autoregressive baseline's transformer (ar.py, the words task's
 configuration: size, optimiser, EMA, batch 64) for STEPS steps and prints
@@ -18,7 +18,10 @@ letter, as `prefix_nll.py` measures a library model:
   left-to-right masked states per word (`BOS prefix MASK… EOS`, positions
   drawn stratified), the letter after the prefix the only target: the
   conditionals a left-to-right insertion model learns, with the length,
-  learned through a bidirectional pass over masked states.
+  learned through a bidirectional pass over masked states;
+* `--hide-masks` (with --masked): MASK and padding are no attention keys
+  (a row still sees itself), so the prefix's letters are computed from the
+  prefix alone.
 
 With --length, --keep 4 and --masked 4 at 1 400 steps this separates the
 gap between the library's and the baseline's conditionals on words
@@ -42,6 +45,16 @@ MASK = 1  # the library's id; unused by the baseline otherwise
 def length_token(n):
     """A character outside the words' alphabet that names the length n."""
     return chr(ord('A') + n)
+
+
+def word_batches(words, rng, size=64):
+    """Endless batches of `size` words, from shuffled passes over `words`."""
+    order = []
+    while True:
+        if len(order) < size:
+            order = words[:]
+            rng.shuffle(order)
+        yield [order.pop() for _ in range(size)]
 
 
 def masked_row(ids, k):
@@ -76,10 +89,15 @@ def batch_rows(tr, words, a, rng):
     return x, pos, tgt
 
 
-def step(tr, x, pos, tgt):
+def hidden_keys(x, a):
+    """--hide-masks: the rows no other row attends to."""
+    return (x == MASK) | (x == PAD) if a.hide_masks else None
+
+
+def step(tr, x, pos, tgt, a):
     """One step of the baseline's optimiser on the scored positions."""
     tr.net.train()
-    logits = tr.net(x)
+    logits = tr.net(x, hidden_keys(x, a))
     rows = torch.tensor([j for j, p in enumerate(pos) for _ in p])
     cols = torch.tensor([k for p in pos for k in p])
     return tr.optimise(F.cross_entropy(logits[rows, cols], torch.tensor([y for t in tgt for y in t])))
@@ -94,7 +112,7 @@ def score(tr, words, a):
             n = len(ids)
             if a.masked:
                 x = torch.tensor([masked_row(ids, k) for k in range(n)])
-                lp = torch.log_softmax(net(x), -1)
+                lp = torch.log_softmax(net(x, hidden_keys(x, a)), -1)
                 total -= sum(lp[k, 1 + k, ids[k]].item() for k in range(n))
             else:
                 p = [tr.index[length_token(n)]] if a.length else []
@@ -112,11 +130,14 @@ def main():
     ap.add_argument('--keep', type=int, default=0, metavar='K', help='only K random letters per word are targets')
     ap.add_argument('--masked', type=int, default=0, metavar='S',
                     help='bidirectional, S left-to-right masked states per word')
+    ap.add_argument('--hide-masks', action='store_true', help='with --masked: MASK tokens are no attention keys')
     ap.add_argument('--n', type=int, default=500, help='validation words scored (default 500)')
     ap.add_argument('--data', default=os.path.join(R.ROOT, 'bench', 'out', 'learning', 'data'))
     a = ap.parse_args()
     if a.masked and (a.length or a.keep):
         sys.exit('ar_variants.py: --masked sees the length already and has one target per state')
+    if a.hide_masks and not a.masked:
+        sys.exit('ar_variants.py: --hide-masks needs --masked')
     cfg = R.job_config('words', 'ar')
     data, vocab, tokenizer, _ = R.load_data('words', a.data, cfg)
     max_len = int(cfg['model']['max_len'])
@@ -126,15 +147,11 @@ def main():
     train = [r[3] for r in data['train']]
     valid = [r[3] for r in data['valid']][:a.n]
     rng = random.Random(1)
-    order = []
-    for s in range(a.steps):
-        if len(order) < 64:
-            order = train[:]
-            rng.shuffle(order)
-        loss = step(tr, *batch_rows(tr, [order.pop() for _ in range(64)], a, rng))
+    for s, words in zip(range(a.steps), word_batches(train, rng)):
+        loss = step(tr, *batch_rows(tr, words, a, rng), a)
         if s % 500 == 0:
             print(f'step {s}: loss {loss:.3f}', flush=True)
-    kind = (f'masked, {a.masked} states' if a.masked else 'causal') + (', length given' if a.length else '') + \
+    kind = (f'masked, {a.masked} states' if a.masked else 'causal') + (', MASK hidden' if a.hide_masks else '') + (', length given' if a.length else '') + \
         (f', {a.keep} targets per word' if a.keep else '')
     print(f'{kind}, {a.steps} steps: {score(tr, valid, a):.3f} nats per letter ({len(valid)} validation words)')
 
