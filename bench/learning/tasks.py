@@ -15,6 +15,10 @@ them); every generator is seeded, so the files are always the same.
                             500 seed 2, 1 000 seed 3); $STAR names the program
   star-parent               star-easy's prompts; the target is the goal's parent
                             alone (the one edge lookup every path is built from)
+  star-hard-mix             star-hard's files, its training set mixed with
+                            star-medium's 50 000 (labels mapped at random onto
+                            star-hard's 56, per example; seed 5): a curriculum
+                            without a schedule
   words                     examples/text/prepare.py (character level,
                             unconditional); its held-out words split
                             alternately into valid and test
@@ -42,9 +46,11 @@ STAR_TASKS = {'star-easy': 'easy', 'star-medium': 'medium', 'star-hard': 'hard'}
 # tasks made from another task's lines: (source task, line -> line)
 DERIVED_TASKS = {'star-parent': ('star-easy', lambda line: line.split('\t')[0] + '\t' + line.split()[-2]),
                  'star-last': ('star-easy', lambda line: line.split('\t')[0] + '\t' + ' '.join(line.split()[-2:]))}
+# star-hard-mix: (hard task, easier task, label count, seed)
+MIX_TASKS = {'star-hard-mix': ('star-hard', 'star-medium', 56, 5)}
 TEXT_TASKS = {'words': ('examples/text/prepare.py', 'words'),
               'molecules': ('examples/molecules/prepare.py', 'molecules')}
-TASKS = list(SEQ_TASKS) + list(STAR_TASKS) + list(DERIVED_TASKS) + list(TEXT_TASKS)
+TASKS = list(SEQ_TASKS) + list(STAR_TASKS) + list(DERIVED_TASKS) + list(MIX_TASKS) + list(TEXT_TASKS)
 
 
 class TaskError(Exception):
@@ -90,6 +96,28 @@ def _prepared_lines(task):
     return {'train': lines['train'], 'valid': held[0::2], 'test': held[1::2]}
 
 
+def _mixed_lines(task, data_dir, force):
+    """The hard task's files, its training lines mixed with the easier
+    task's, whose node labels are mapped per example onto random distinct
+    labels of the hard task's range."""
+    hard, easy, n_labels, seed = MIX_TASKS[task]
+    ph, pe = prepare(hard, data_dir, force), prepare(easy, data_dir, force)
+    lines = {}
+    for s in SPLITS:
+        with open(ph[s], encoding='utf-8') as fh:
+            lines[s] = fh.read().splitlines()
+    with open(pe['train'], encoding='utf-8') as fh:
+        easy_lines = fh.read().splitlines()
+    rng = random.Random(seed)
+    labels = sorted({x for line in easy_lines for x in line.split()}, key=int)
+    for line in easy_lines:
+        m = dict(zip(labels, map(str, rng.sample(range(n_labels), len(labels)))))
+        prompt, target = line.split('\t')
+        lines['train'].append(' '.join(m[x] for x in prompt.split()) + '\t' + ' '.join(m[x] for x in target.split()))
+    rng.shuffle(lines['train'])
+    return lines
+
+
 def prepare(task, data_dir=DEFAULT_DATA, force=False):
     """Write the task's three files unless they exist; returns their paths."""
     if task not in TASKS:
@@ -108,6 +136,8 @@ def prepare(task, data_dir=DEFAULT_DATA, force=False):
         for s in SPLITS:
             with open(src[s], encoding='utf-8') as fh:
                 lines[s] = [f(x) for x in fh.read().splitlines()]
+    elif task in MIX_TASKS:
+        lines = _mixed_lines(task, data_dir, force)
     else:
         lines = _prepared_lines(task)
     os.makedirs(data_dir, exist_ok=True)

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""How many of a star model's sampled pairs are edges of their prompt.
+
+    /usr/bin/python3 bench/learning/star_edges.py SAMPLES.txt...
+
+SAMPLES.txt is a star job's samples file (run.py writes OUT/runs/TASK/
+METHOD/samples.txt at every evaluation: `PROMPT<TAB>GENERATED` per test
+prompt). Prints, per file, the share of generated pairs (`u v`, the target
+read two tokens at a time) that are directed edges of the prompt, and the
+share of consecutive pairs that chain (the second node of one is the first
+of the next): whether the edge lookup has been learned, before any path is
+right.
+"""
+import sys
+
+
+def edge_stats(path):
+    """(prompts, share of pairs that are prompt edges, share of neighbouring pairs that chain)."""
+    n = pairs = edges = links = chained = 0
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            prompt, tab, target = line.rstrip('\n').partition('\t')
+            if not tab:
+                continue
+            p, t = prompt.split(), target.split()
+            known = {(p[i], p[i + 1]) for i in range(0, len(p) - 2, 2)}  # the last two are source and goal
+            pr = [(t[i], t[i + 1]) for i in range(0, len(t) - 1, 2)]
+            n += 1
+            pairs += len(pr)
+            edges += sum(e in known for e in pr)
+            links += max(len(pr) - 1, 0)
+            chained += sum(pr[i][1] == pr[i + 1][0] for i in range(len(pr) - 1))
+    return n, edges / max(pairs, 1), chained / max(links, 1)
+
+
+def main(argv):
+    if not argv or argv[0] in ('-h', '--help'):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    for path in argv:
+        try:
+            n, e, c = edge_stats(path)
+        except OSError as err:
+            print(f'star_edges.py: {path}: {err.strerror}', file=sys.stderr)
+            return 1
+        print(f'{path}: {n} prompts, {100 * e:.1f} % of pairs are prompt edges, {100 * c:.1f} % of neighbours chain')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
