@@ -151,8 +151,8 @@ def main():
         loss = step(tr, *batch_rows(tr, words, a, rng), a)
         if s % 500 == 0:
             print(f'step {s}: loss {loss:.3f}', flush=True)
-    kind = (f'masked, {a.masked} states' if a.masked else 'causal') + (', MASK hidden' if a.hide_masks else '') + (', length given' if a.length else '') + \
-        (f', {a.keep} targets per word' if a.keep else '')
+    kind = (f'masked, {a.masked} states' if a.masked else 'causal') + (', MASK hidden' if a.hide_masks else '') + \
+        (', length given' if a.length else '') + (f', {a.keep} targets per word' if a.keep else '')
     print(f'{kind}, {a.steps} steps: {score(tr, valid, a):.3f} nats per letter ({len(valid)} validation words)')
 
 

@@ -96,18 +96,19 @@ def _prepared_lines(task):
     return {'train': lines['train'], 'valid': held[0::2], 'test': held[1::2]}
 
 
+def _read_lines(path):
+    with open(path, encoding='utf-8') as fh:
+        return fh.read().splitlines()
+
+
 def _mixed_lines(task, data_dir, force):
     """The hard task's files, its training lines mixed with the easier
     task's, whose node labels are mapped per example onto random distinct
     labels of the hard task's range."""
     hard, easy, n_labels, seed = MIX_TASKS[task]
     ph, pe = prepare(hard, data_dir, force), prepare(easy, data_dir, force)
-    lines = {}
-    for s in SPLITS:
-        with open(ph[s], encoding='utf-8') as fh:
-            lines[s] = fh.read().splitlines()
-    with open(pe['train'], encoding='utf-8') as fh:
-        easy_lines = fh.read().splitlines()
+    lines = {s: _read_lines(ph[s]) for s in SPLITS}
+    easy_lines = _read_lines(pe['train'])
     rng = random.Random(seed)
     labels = sorted({x for line in easy_lines for x in line.split()}, key=int)
     for line in easy_lines:
@@ -132,10 +133,7 @@ def prepare(task, data_dir=DEFAULT_DATA, force=False):
     elif task in DERIVED_TASKS:
         source, f = DERIVED_TASKS[task]
         src = prepare(source, data_dir, force)
-        lines = {}
-        for s in SPLITS:
-            with open(src[s], encoding='utf-8') as fh:
-                lines[s] = [f(x) for x in fh.read().splitlines()]
+        lines = {s: [f(x) for x in _read_lines(src[s])] for s in SPLITS}
     elif task in MIX_TASKS:
         lines = _mixed_lines(task, data_dir, force)
     else:
