@@ -2,7 +2,7 @@
 """An any-order autoregressive model on words: every letter a target of one causal pass.
 
     /usr/bin/python3 bench/learning/anyorder_words.py STEPS [--order random|l2r] [--n 1000]
-                                                     [--data DIR]
+                                                     [--samples FILE] [--data DIR]
 
 The baseline's transformer (ar.py, the words task's configuration: size,
 optimiser, EMA, batch 64), causal as the baseline, over the word's letters
@@ -16,7 +16,8 @@ autoregressive one: a check of whether sharing the revealed letters'
 computation across targets closes the gap to the baseline at equal steps
 (doc/learning.md section 16). Prints the real-word rate of N samples at
 temperature 1 (lengths drawn from the training words, letters generated in
-a random order, or left to right for `l2r`).
+a random order, or left to right for `l2r`); --samples writes them, one
+per line.
 """
 import argparse
 import os
@@ -84,6 +85,7 @@ def main():
     ap.add_argument('steps', type=int)
     ap.add_argument('--order', choices=('random', 'l2r'), default='random')
     ap.add_argument('--n', type=int, default=1000, help='samples (default 1000)')
+    ap.add_argument('--samples', metavar='FILE', help='write the samples here, one per line')
     ap.add_argument('--data', default=os.path.join(R.ROOT, 'bench', 'out', 'learning', 'data'))
     a = ap.parse_args()
     cfg = R.job_config('words', 'ar')
@@ -114,6 +116,9 @@ def main():
         if s % 500 == 0:
             print(f'step {s}: loss {loss:.3f} ({time.time() - t0:.0f} s)', flush=True)
     samples = sample(tr, [len(tr.encode(w)) for w in train], a.n, a.order == 'l2r')
+    if a.samples:
+        with open(a.samples, 'w', encoding='utf-8') as f:
+            f.writelines(w + '\n' for w in samples)
     ev = R.load_module('text_evaluate', os.path.join(R.ROOT, 'examples', 'text', 'evaluate.py'))
     r = ev.evaluate(samples, train, [t for s in ('valid', 'test') for _, _, _, t in data[s]])
     print(f'{a.order} order, {a.steps} steps: {100 * r["word_rate"]:.1f} % real words '
