@@ -32,7 +32,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as R  # noqa: E402
 from ar import ArTrainer  # noqa: E402
-from ar_variants import length_token, word_batches  # noqa: E402
+from ar_variants import length_token, vocab_with_lengths, word_batches  # noqa: E402
 
 
 def forward(net, ids, own, nxt):
@@ -90,8 +90,7 @@ def main():
     a = ap.parse_args()
     cfg = R.job_config('words', 'ar')
     data, vocab, tokenizer, _ = R.load_data('words', a.data, cfg)
-    max_len = int(cfg['model']['max_len'])
-    tr = ArTrainer(cfg, list(vocab) + [length_token(n) for n in range(1, max_len)], tokenizer, 1)
+    tr = ArTrainer(cfg, vocab_with_lengths(vocab, int(cfg['model']['max_len'])), tokenizer, 1)
     net = tr.net
     net.next_pos = nn.Embedding(net.pos.num_embeddings, net.pos.embedding_dim)
     nn.init.normal_(net.next_pos.weight, std=0.02)
@@ -119,8 +118,7 @@ def main():
     if a.samples:
         with open(a.samples, 'w', encoding='utf-8') as f:
             f.writelines(w + '\n' for w in samples)
-    ev = R.load_module('text_evaluate', os.path.join(R.ROOT, 'examples', 'text', 'evaluate.py'))
-    r = ev.evaluate(samples, train, [t for s in ('valid', 'test') for _, _, _, t in data[s]])
+    r = R.word_report(samples, data)
     print(f'{a.order} order, {a.steps} steps: {100 * r["word_rate"]:.1f} % real words '
           f'({100 * r["new_word_rate"]:.1f} % new), uniqueness {100 * r["uniqueness"]:.1f} %, '
           f'mean length {r["length"]["mean"]:.2f}, {a.n} samples')

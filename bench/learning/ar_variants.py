@@ -47,6 +47,11 @@ def length_token(n):
     return chr(ord('A') + n)
 
 
+def vocab_with_lengths(vocab, max_len):
+    """The task's vocabulary and a token for every length below max_len."""
+    return list(vocab) + [length_token(n) for n in range(1, max_len)]
+
+
 def word_batches(words, rng, size=64):
     """Endless batches of `size` words, from shuffled passes over `words`."""
     order = []
@@ -141,7 +146,7 @@ def main():
     cfg = R.job_config('words', 'ar')
     data, vocab, tokenizer, _ = R.load_data('words', a.data, cfg)
     max_len = int(cfg['model']['max_len'])
-    tr = ArTrainer(cfg, list(vocab) + [length_token(n) for n in range(1, max_len)], tokenizer, 1)
+    tr = ArTrainer(cfg, vocab_with_lengths(vocab, max_len), tokenizer, 1)
     if a.masked:
         tr.net.causal.zero_()
     train = [r[3] for r in data['train']]

@@ -102,15 +102,14 @@ def main():
     ap.add_argument('--n', type=int, default=1000, help='samples (default 1000)')
     ap.add_argument('--data', default=os.path.join(R.ROOT, 'bench', 'out', 'learning', 'data'))
     a = ap.parse_args()
-    torch.manual_seed(1)
     cfg = R.job_config('words', 'ar')
     data, vocab, tokenizer, _ = R.load_data('words', a.data, cfg)
     tr = ArTrainer(cfg, list(vocab), tokenizer, 1)
     net = tr.net
     net.causal.zero_()
-    net.sc = nn.Linear(net.head.out_features, net.tok.embedding_dim, bias=False)
-    nn.init.zeros_(net.sc.weight)
     if a.self_cond:
+        net.sc = nn.Linear(net.head.out_features, net.tok.embedding_dim, bias=False)
+        nn.init.zeros_(net.sc.weight)
         tr.add_parameter(net.sc.weight, 0.01)  # a matrix: decayed as the baseline's are
     train = [r[3] for r in data['train']]
     rng, t0 = random.Random(1), time.time()
@@ -126,8 +125,7 @@ def main():
         if s % 500 == 0:
             print(f'step {s}: loss {loss:.3f} ({time.time() - t0:.0f} s)', flush=True)
     samples = sample(tr, [len(tr.encode(w)) for w in train], a.n, a.self_cond)
-    ev = R.load_module('text_evaluate', os.path.join(R.ROOT, 'examples', 'text', 'evaluate.py'))
-    r = ev.evaluate(samples, train, [t for s in ('valid', 'test') for _, _, _, t in data[s]])
+    r = R.word_report(samples, data)
     kind = 'self-conditioned' if a.self_cond else 'plain'
     print(f'{kind}, {a.states} states, {a.steps} steps: {100 * r["word_rate"]:.1f} % real words '
           f'({100 * r["new_word_rate"]:.1f} % new), uniqueness {100 * r["uniqueness"]:.1f} %, {a.n} samples')

@@ -277,6 +277,14 @@ def load_module(name, path):
     return mod
 
 
+def word_report(samples, data):
+    """examples/text/evaluate.py's report of word samples: a sample is a real
+    word when it is in the task's train, valid or test list."""
+    ev = load_module('text_evaluate', os.path.join(ROOT, 'examples', 'text', 'evaluate.py'))
+    return ev.evaluate(samples, [t for _, _, _, t in data['train']],
+                       [t for s in ('valid', 'test') for _, _, _, t in data[s]])
+
+
 def evaluate(trainer, task, data, conditional, spec, opts):
     """The task's metrics and the generated lines."""
     if conditional:
@@ -293,9 +301,7 @@ def evaluate(trainer, task, data, conditional, spec, opts):
         ev = load_module('molecules_evaluate', os.path.join(ROOT, 'examples', 'molecules', 'evaluate.py'))
         r = ev.evaluate(samples, train, with_quality=False)
         return {k: r[k] for k in ('validity', 'uniqueness', 'novelty')}, samples
-    ev = load_module('text_evaluate', os.path.join(ROOT, 'examples', 'text', 'evaluate.py'))
-    held = [t for s in ('valid', 'test') for _, _, _, t in data[s]]
-    r = ev.evaluate(samples, train, held)
+    r = word_report(samples, data)
     return {'word_rate': r['word_rate'], 'new_word_rate': r['new_word_rate'], 'uniqueness': r['uniqueness'],
             'mean_len': r['length']['mean']}, samples
 
