@@ -12,7 +12,7 @@
  * Their values are checked here (the library checks them again), stored
  * in a section and written as YAML by libyaml. */
 enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, OPT_INSERTION, OPT_SEED, OPT_MAX_LEN,
-       OPT_BATCH, OPT_CANDIDATES, OPT_CANDIDATE_SCORE };
+       OPT_BATCH, OPT_CANDIDATES, OPT_CANDIDATE_SCORE, OPT_GRID };
 
 #define SAMPLER_OPTS(temperature_default)                                                                        \
     {"steps", "N", "tau-leaping steps from t = 0 to 1 (1 to 100000; default 64)", OPT_STEPS},                   \
@@ -29,7 +29,9 @@ enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, O
     {"candidates", "K", "samples per prompt; the one the model scores highest is kept (1 to\n1024; default 1; "    \
      "use a temperature above 0)", OPT_CANDIDATES},                                                              \
     {"candidate-score", "MODE", "a candidate's score from its tokens' log-probabilities: sum (default),\n"          \
-     "mean or min", OPT_CANDIDATE_SCORE}
+     "mean or min", OPT_CANDIDATE_SCORE},                                                                        \
+    {"grid", "MODE", "where the steps fall: uniform (default) or events (short steps where\n"                      \
+     "insertions crowd)", OPT_GRID}
 
 /* A sampler option into `sf` (key: value); 2 after an error naming it. */
 static int sampler_option(cli_section *sf, int id, const char *arg)
@@ -37,6 +39,7 @@ static int sampler_option(cli_section *sf, int id, const char *arg)
     static const char *const confidence[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", NULL};
     static const char *const insertion[] = {"auto", "poisson", "binomial", NULL};
     static const char *const score[] = {"sum", "mean", "min", NULL};
+    static const char *const grid[] = {"uniform", "events", NULL};
     static const struct {
         int id;
         const char *opt, *key;
@@ -55,6 +58,7 @@ static int sampler_option(cli_section *sf, int id, const char *arg)
         {OPT_BATCH, "batch", "batch_size", 1, 65536, 0, 0, NULL},
         {OPT_CANDIDATES, "candidates", "candidates", 1, 1024, 0, 0, NULL},
         {OPT_CANDIDATE_SCORE, "candidate-score", "candidate_score", 0, 0, 0, 0, score},
+        {OPT_GRID, "grid", "grid", 0, 0, 0, 0, grid},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
         if (table[k].id != id)

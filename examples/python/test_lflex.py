@@ -419,6 +419,22 @@ class SamplerTest(unittest.TestCase):
             for out in self.sampler(seed=3, temperature=1.0, candidates=3, candidate_score=score).generate_batch(tmpls):
                 self.check_output(out)
 
+    def test_grid(self):
+        # the events grid moves the step times: the MASKs of a template
+        # unmask at other times than on the uniform grid (same seed), and
+        # grid="uniform" is the default
+        a, d = self.model.encode("a d")
+        tmpls = [[a] + [MASK] * 6 + [d, EOS]] * 4
+        flags = [[False] * 9] * 4
+        uniform = self.sampler(seed=4, temperature=1.0).generate_batch(tmpls, flags, times=True)
+        self.assertEqual(self.sampler(seed=4, temperature=1.0, grid="uniform").generate_batch(tmpls, flags),
+                         [g.tokens for g in uniform])
+        events = self.sampler(seed=4, temperature=1.0, grid="events").generate_batch(tmpls, flags, times=True)
+        for g in events:
+            self.check_output(g.tokens)
+            self.assertEqual(len(g.tokens), 9)
+        self.assertNotEqual([g.unmask_time for g in events], [g.unmask_time for g in uniform])
+
     def test_batch_equals_one_by_one(self):
         tmpls = [None, "a <bos> <eos>", None, "c d <eos>", None]
         batched = self.sampler(seed=5, batch_size=2).generate_batch(tmpls)
@@ -559,6 +575,7 @@ class ErrorTest(unittest.TestCase):
         self.raises(lflex.FileError, "", lflex.Model.from_file, "/nonexistent/config.yaml")
         self.raises(lflex.InvalidArgument, "confidence", lflex.Sampler, self.model, confidence="bogus")
         self.raises(lflex.InvalidArgument, "candidate_score", lflex.Sampler, self.model, candidate_score="max")
+        self.raises(lflex.InvalidArgument, "grid", lflex.Sampler, self.model, grid="fine")
         self.raises(lflex.InvalidArgument, "max_len", lflex.Sampler, self.model, max_len=MAX_LEN + 1)
         self.raises(lflex.InvalidArgument, "", lflex.Schedule, "cubic")
         with self.assertRaises(TypeError):

@@ -395,7 +395,7 @@ LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const 
 /**
  * A sampler for a model, configured by YAML (keys in doc/config.md:
  * steps, temperature, top_k, top_p, confidence, insertion, max_len, seed,
- * use_ema, batch_size, threads, candidates, candidate_score). The sampler borrows the model:
+ * use_ema, batch_size, threads, candidates, candidate_score, grid). The sampler borrows the model:
  * free it before the model, and do not train, load into or free the model while it is in use.
  * Any number of samplers may run on one model at the same time.
  */

@@ -6,6 +6,7 @@
 static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", NULL};
 static const char *const insertion_choices[] = {"auto", "poisson", "binomial", NULL};
 static const char *const score_choices[] = {"sum", "mean", "min", NULL};
+static const char *const grid_choices[] = {"uniform", "events", NULL};
 
 #define C lf_sampler_config
 static const lf_cfg_key sampler_keys[] = {
@@ -38,6 +39,11 @@ static const lf_cfg_key sampler_keys[] = {
                     "how a candidate's scored tokens make its score: the sum of their log-probabilities (the "
                     "pseudo-log-likelihood; prefers short answers when lengths differ), their mean, or their "
                     "minimum (the least likely token)"),
+    LF_CFG_KEY_ENUM(C, grid, "grid", grid_choices, LF_GRID_UNIFORM,
+                    "where the steps fall in [0, 1): equal steps (uniform), or steps that carry equal shares of a "
+                    "token's expected insertion and unmasking events under the model's reference schedules "
+                    "(events: short steps where insertions crowd, as with a large b_in or learned shapes; "
+                    "doc/sampling.md)"),
 };
 #undef C
 

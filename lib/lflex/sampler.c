@@ -255,6 +255,37 @@ static double cum_base_hazard(double t, double a)
     return -lf_log1mexp(a * log(t));
 }
 
+/* M(t) of lf_sampler_grid's events grid */
+static double grid_events_mass(const lf_model *m, double t)
+{
+    double f_in = -expm1(lf_mix_log_survival(t, m->a, m->b_ins_ref, m->cfg.late_fraction));
+    double f_um = -expm1(-m->b_um * cum_base_hazard(t, m->a));
+    return 0.5 * (f_in + f_um);
+}
+
+void lf_sampler_grid(const lf_model *m, int grid, int64_t N, double *t)
+{
+    t[0] = 0;
+    t[N] = T_END;
+    double m_end = grid == LF_GRID_EVENTS ? grid_events_mass(m, T_END) : 0;
+    for (int64_t i = 1; i < N; i++) {
+        if (grid != LF_GRID_EVENTS) {
+            t[i] = T_END * (double)i / (double)N;
+            continue;
+        }
+        /* M increases from 0 to m_end: bisection for M(t) = m_end i / N */
+        double goal = m_end * (double)i / (double)N, lo = t[i - 1], hi = T_END;
+        for (int it = 0; it < 100 && hi - lo > 1e-15; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (grid_events_mass(m, mid) < goal)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        t[i] = 0.5 * (lo + hi);
+    }
+}
+
 /* The network pass over every sequence of the chunk at time t: fills
  * beta_in [rows], and for the masked rows (in row order) their logits
  * [M, V-4] and beta_um [M]. */
@@ -597,13 +628,13 @@ typedef struct {
     lf_sampler_worker *wk;
     seq_state *seqs;
     int64_t B, i, N;
-    double dt;
+    double t, dt;
     int status;
 } group_job;
 
 static void run_group_step(group_job *g)
 {
-    double t = (double)g->i * g->dt;
+    double t = g->t;
     if (g->i == g->N) { /* the closing pass: nothing to do without masks */
         bool any = false;
         for (int64_t j = 0; j < g->B && !any; j++)
@@ -641,11 +672,11 @@ static void run_groups(void *p, int64_t g0, int64_t g1)
  * only on its own rows of the pass, so the grouping does not change what is
  * generated. */
 static int chunk_step(lf_sampler *s, lf_sampler_worker *whole, group_job *jobs, seq_state *seqs, int64_t B,
-                      int64_t i, int64_t N, double dt)
+                      int64_t i, int64_t N, double t, double dt)
 {
     int64_t G = s->n_workers > 1 && B >= s->n_workers ? s->n_workers : 1;
     if (G == 1) {
-        jobs[0] = (group_job){s, whole, seqs, B, i, N, dt, LFLEX_OK};
+        jobs[0] = (group_job){s, whole, seqs, B, i, N, t, dt, LFLEX_OK};
         run_group_step(&jobs[0]);
         return jobs[0].status;
     }
@@ -662,7 +693,7 @@ static int chunk_step(lf_sampler *s, lf_sampler_worker *whole, group_job *jobs, 
             acc += seqs[j].n;
             j++;
         }
-        jobs[g] = (group_job){s, &s->workers[g], seqs + j0, j - j0, i, N, dt, LFLEX_OK};
+        jobs[g] = (group_job){s, &s->workers[g], seqs + j0, j - j0, i, N, t, dt, LFLEX_OK};
     }
     lf_pool_run(s->ctx.pool, G, (int)G, run_groups, jobs);
     for (int64_t g = 0; g < G; g++)
@@ -698,15 +729,17 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     double *score = malloc((size_t)S_cap * sizeof *score);
     int64_t *same = malloc((size_t)S_cap * sizeof *same);
     group_job *jobs = malloc((size_t)(s->n_workers > 1 ? s->n_workers : 1) * sizeof *jobs);
+    double *grid = malloc((size_t)(N + 1) * sizeof *grid);
     int st = LFLEX_OK;
-    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !score || !same || !jobs)
+    if (!seqs || !tok || !open || !tin || !tum || !scratch_idx || !scratch_conf || !score || !same || !jobs || !grid)
         st = LFLEX_ENOMEM;
     /* the whole-context worker: one group, the ops split over the threads */
     lf_sampler_worker whole = {&s->ctx, s->probs, s->order, scratch_idx, scratch_conf};
     /* N steps insert and unmask over [0, T_END]; one more pass at T_END turns
      * the masks left (those inserted last among them) into their most likely
      * tokens */
-    double dt = T_END / (double)N;
+    if (!st)
+        lf_sampler_grid(s->m, s->cfg.grid, N, grid);
     int64_t written = 0;
     uint64_t total_steps = (uint64_t)((tp->n + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)(N + 1), done = 0;
     out->offsets[0] = 0;
@@ -729,7 +762,7 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
             sq->rng = candidate_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j / K), j % K);
         }
         for (int64_t i = 0; i <= N && !st; i++) {
-            st = chunk_step(s, &whole, jobs, seqs, B * K, i, N, dt);
+            st = chunk_step(s, &whole, jobs, seqs, B * K, i, N, grid[i], i < N ? grid[i + 1] - grid[i] : 0);
             done++;
             if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)
                 st = LFLEX_ECANCELED;
@@ -771,6 +804,7 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     free(score);
     free(same);
     free(jobs);
+    free(grid);
     return st;
 }
 

@@ -8,9 +8,12 @@
 #include "lflex/model.h"
 
 typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY, LF_CONF_LEFT_TO_RIGHT } lf_confidence;
-/* how many MASKs a gap receives in a step: auto is binomial when every token
- * has the same insertion shape (fixed schedules), else poisson */
+/* how many MASKs a gap receives in a step: auto is binomial (learned shapes
+ * counted with loss.reg_b_in) */
 typedef enum { LF_INS_AUTO = 0, LF_INS_POISSON, LF_INS_BINOMIAL } lf_insertion;
+/* where the steps fall in [0, 1): equal steps, or equal shares of a token's
+ * expected insertion and unmasking events (lf_sampler_grid) */
+typedef enum { LF_GRID_UNIFORM = 0, LF_GRID_EVENTS } lf_grid;
 /* how a candidate's per-token log-probabilities make its score */
 typedef enum { LF_SCORE_SUM = 0, LF_SCORE_MEAN, LF_SCORE_MIN } lf_candidate_score;
 
@@ -28,6 +31,7 @@ typedef struct lf_sampler_config {
     int64_t threads;      /* 0: all cores */
     int64_t candidates;   /* samples per template, the one the model scores highest kept (1: off) */
     int candidate_score;  /* lf_candidate_score */
+    int grid;             /* lf_grid */
 } lf_sampler_config;
 
 /* Test hook: replaces the generator by fixed outputs. */
@@ -95,6 +99,15 @@ void lf_sampler_destroy(lf_sampler *s);
  * then; out->offsets[n] gets the worst-case need, n * max_len);
  * LFLEX_ECANCELED when the progress callback asked to stop. */
 int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out);
+/* The step times t[0 .. N] of N steps: t[0] = 0, t[N] = 1 - 1e-5 (the
+ * closing pass's time), increasing. uniform: t[i] = i t[N] / N. events:
+ * M(t[i]) = i / N for M(t) = (F_in(t) + F_um(t)) / 2, F_in the insertion CDF
+ * of a dropped token under the model's reference shape (fixed b_in, or
+ * loss.reg_b_in for learned shapes; schedule.late_fraction mixed in) and
+ * F_um the unmasking CDF of a token present from t = 0 (b_um, a): the steps
+ * crowd where the tokens arrive, which a uniform grid crosses in its first
+ * steps when b_in is large. */
+void lf_sampler_grid(const lf_model *m, int grid, int64_t N, double *t);
 /* With `candidates` K, candidate k of a template is the sample a sampler
  * without candidates seeded with this seed generates for it (k = 0: the
  * sampler's own seed; every seed is below 2^53, as the key requires). */

@@ -186,6 +186,8 @@ for sc in sum mean min; do
     "$LFLEX" sample out/checkpoint.safetensors --n 3 --steps 8 --temperature 1 --candidates 3 --candidate-score $sc > sc.txt
     check "sample --candidates 3 --candidate-score $sc prints one line per sequence" "[ $? -eq 0 ] && [ \$(wc -l < sc.txt) -eq 3 ]"
 done
+"$LFLEX" sample out/checkpoint.safetensors --n 3 --steps 8 --grid events --times > g.txt
+check "sample --grid events prints one line per sequence" "[ $? -eq 0 ] && [ \$(wc -l < g.txt) -eq 3 ]"
 "$LFLEX" eval out/checkpoint.safetensors valid.txt --steps 8 > e.txt
 check "eval reports loss, exact match and token accuracy" \
     "[ $? -eq 0 ] && grep -q 'validation loss' e.txt && grep -q 'exact match' e.txt && grep -q 'token accuracy' e.txt"
@@ -311,6 +313,7 @@ bad_value "--confidence best" "option --confidence: expected one of none, top_pr
     "$LFLEX" sample $C --confidence best
 bad_value "--candidate-score max" "option --candidate-score: expected one of sum, mean or min" \
     "$LFLEX" sample $C --candidate-score max
+bad_value "--grid fine" "option --grid: expected one of uniform or events" "$LFLEX" sample $C --grid fine
 bad_value "--seed -1" "option --seed: expected an integer from 0 to 9007199254740991" "$LFLEX" eval $C valid.txt --seed -1
 bad_value "--t 1" "option --t: expected a number from 0 to 1 (excluded), got '1'" "$LFLEX" rates $C "a [MASK]" --t 1
 bad_value "--top 3.5" "option --top: expected an integer from 0 to 1000000" "$LFLEX" rates $C "a [MASK]" --top 3.5
@@ -341,8 +344,8 @@ help_ok() { # help_ok COMMAND OPTION...
          && grep -q '^Examples*:' help.out && grep -q '^  lflex $cmd' help.out && [ -z '$missing' ]"
 }
 help_ok train set resume quiet
-help_ok sample n prompt prompts infill times json quiet steps temperature top-k top-p confidence insertion seed max-len batch candidates candidate-score
-help_ok eval n json quiet steps temperature top-k top-p confidence insertion seed max-len batch candidates candidate-score
+help_ok sample n prompt prompts infill times json quiet steps temperature top-k top-p confidence insertion seed max-len batch candidates candidate-score grid
+help_ok eval n json quiet steps temperature top-k top-p confidence insertion seed max-len batch candidates candidate-score grid
 help_ok order json
 help_ok rates t top json
 help_ok export weights-only raw

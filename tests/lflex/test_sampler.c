@@ -246,6 +246,34 @@ START_TEST(test_insertions_binomial)
 }
 END_TEST
 
+enum { FIRST_STEP_SAMPLES = 20000 };
+
+/* The share of FIRST_STEP_SAMPLES samples from [EOS] (its gap open, one dropped token
+ * forced into it: beta_in = b) in which no token was inserted by the first
+ * step, whose end is t1 (the insertion time of its tokens). */
+static double share_without_first_step(lf_sampler *s, double b, double t1)
+{
+    float logits[6] = {0};
+    lf_forced_rates fr = {b, 0.0, logits};
+    s->forced = &fr;
+    int32_t eos = LF_EOS;
+    uint8_t open = 1;
+    tmpl_set t = repeat_template(&eos, &open, 1, FIRST_STEP_SAMPLES);
+    gen_out g = run(s, &t);
+    double none = 0;
+    for (int64_t j = 0; j < t.n; j++) {
+        bool first = false;
+        for (int64_t k = g.off[j]; k < g.off[j + 1]; k++)
+            first |= fabs(g.tin[k] - (float)t1) < 1e-6;
+        none += !first;
+    }
+    none /= (double)t.n;
+    s->forced = NULL;
+    free_gen(&g);
+    free_tmpl(&t);
+    return none;
+}
+
 /* schedule.late_fraction e: with a forced count of one dropped token in
  * the open gap of [EOS], the first of two stochastic steps (over [0, h],
  * h = (1 - 1e-5) / 2) inserts nothing with probability S_e(h) =
@@ -267,21 +295,8 @@ START_TEST(test_insertions_late_fraction)
         lf_sampler s;
         lf_sampler_config cfg = sampler_cfg(yaml);
         ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
-        float logits[6] = {0};
-        lf_forced_rates fr = {b, 0.0, logits}; /* beta_in / b_in = one dropped token */
-        s.forced = &fr;
-        int32_t eos = LF_EOS;
-        uint8_t open = 1;
-        tmpl_set t = repeat_template(&eos, &open, 1, 20000);
-        gen_out g = run(&s, &t);
-        double none = 0;
-        for (int64_t j = 0; j < t.n; j++) {
-            bool first = false;
-            for (int64_t k = g.off[j]; k < g.off[j + 1]; k++)
-                first |= fabs(g.tin[k] - (float)h) < 1e-6;
-            none += !first;
-        }
-        double f = none / (double)t.n, z = fabs(f - S_h) / sqrt(S_h * (1 - S_h) / (double)t.n);
+        double f = share_without_first_step(&s, b, h); /* beta_in / b_in = one dropped token */
+        double z = fabs(f - S_h) / sqrt(S_h * (1 - S_h) / FIRST_STEP_SAMPLES);
         printf("# late fraction 0.2, %s: no first-step insertion %.4f, expected %.4f (%.2f sd; without it %.4f)\n",
                rules[r], f, S_h, z, pow(1 - h, b));
         ck_assert_msg(z < 5, "%s insertions with a late fraction: %g, expected %g", rules[r], f, S_h);
@@ -292,11 +307,69 @@ START_TEST(test_insertions_late_fraction)
         ck_assert_int_eq(lf_model_query_order(&m, z2, fx, 2, NULL, NULL, et), 0);
         LF_ASSERT_CLOSE(et[0], (1 - e) / (b + 1) + e / 2, 1e-6, 1e-6);
         ck_assert(et[1] == 0.0f);
-        free_gen(&g);
-        free_tmpl(&t);
         lf_sampler_destroy(&s);
         lf_model_destroy(&m);
     }
+}
+END_TEST
+
+/* grid: events puts step i at M(t_i) = M(1 - 1e-5) i / N, M(t) = (F_in(t) +
+ * F_um(t)) / 2, written out here for a = 1: F_in = 1 - (1 - t)^b (b the
+ * fixed b_in, or loss.reg_b_in for learned shapes; the late fraction e mixes
+ * in e t), F_um = 1 - (1 - t)^b_um. The linear schedule (b = b_um = 1) makes
+ * it the uniform grid. The generation uses it: with one dropped token in the
+ * open gap of [EOS] (binomial count), the first of 4 steps inserts nothing
+ * with probability S(t_1) = (1 - t_1)^32, about 1/2, where the uniform
+ * grid's first step (to 1/4) leaves (3/4)^32 = 1e-4. */
+static double events_mass(double t, double b, double e, double b_um)
+{
+    double f_in = (1 - e) * (1 - pow(1 - t, b)) + e * t;
+    return 0.5 * (f_in + 1 - pow(1 - t, b_um));
+}
+
+START_TEST(test_grid_events)
+{
+    static const char *const schedules[4] = {
+        "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 32}",
+        "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8, b_um: 2, late_fraction: 0.2}",
+        "schedule: {family: kumaraswamy}\nloss: {reg_b_in: 6}", "schedule: {family: linear}"};
+    const double b[4] = {32, 8, 6, 1}, e[4] = {0, 0.2, 0, 0}, b_um[4] = {1, 2, 1, 1};
+    const double T = 1.0 - 1e-5;
+    enum { N = 16 };
+    for (int c = 0; c < 4; c++) {
+        lf_model m;
+        make_model(&m, schedules[c]);
+        double tu[N + 1], te[N + 1];
+        lf_sampler_grid(&m, LF_GRID_UNIFORM, N, tu);
+        lf_sampler_grid(&m, LF_GRID_EVENTS, N, te);
+        double m_end = events_mass(T, b[c], e[c], b_um[c]);
+        ck_assert(te[0] == 0 && te[N] == T && tu[0] == 0 && tu[N] == T);
+        for (int i = 1; i <= N; i++) {
+            LF_ASSERT_CLOSE(tu[i], T * i / N, 1e-15, 1e-12);
+            ck_assert_msg(te[i] > te[i - 1], "events grid not increasing at step %d", i);
+            if (i < N)
+                LF_ASSERT_CLOSE(events_mass(te[i], b[c], e[c], b_um[c]), m_end * i / N, 1e-12, 1e-9);
+            if (c == 3)
+                LF_ASSERT_CLOSE(te[i], tu[i], 1e-12, 1e-9);
+        }
+        printf("# events grid, b %g, e %g, b_um %g: t_1 %.5f, t_%d %.4f (uniform %.4f, %.4f)\n", b[c], e[c], b_um[c],
+               te[1], N / 2, te[N / 2], tu[1], tu[N / 2]);
+        lf_model_destroy(&m);
+    }
+
+    lf_model m;
+    make_model_sized(&m, schedules[0], 50, 6);
+    double te[5];
+    lf_sampler_grid(&m, LF_GRID_EVENTS, 4, te);
+    lf_sampler s;
+    lf_sampler_config cfg = sampler_cfg("steps: 4\nbatch_size: 512\nseed: 3\ngrid: events");
+    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+    double S1 = pow(1 - te[1], 32), f = share_without_first_step(&s, 32, te[1]); /* one dropped token */
+    double z = fabs(f - S1) / sqrt(S1 * (1 - S1) / FIRST_STEP_SAMPLES);
+    printf("# events grid, 4 steps, b_in 32: no first-step insertion %.4f, expected %.4f (%.2f sd)\n", f, S1, z);
+    ck_assert_msg(z < 5, "events grid: no first-step insertion %g, expected %g", f, S1);
+    lf_sampler_destroy(&s);
+    lf_model_destroy(&m);
 }
 END_TEST
 
@@ -737,6 +810,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_insertions_poisson);
     tcase_add_test(tc, test_insertions_binomial);
     tcase_add_test(tc, test_insertions_late_fraction);
+    tcase_add_test(tc, test_grid_events);
     tcase_add_test(tc, test_unmask_times_exponential);
     tcase_add_test(tc, test_left_to_right_order);
     tcase_add_test(tc, test_top_p_set);
