@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How many of a star model's sampled pairs are edges of their prompt.
 
-    /usr/bin/python3 bench/learning/star_edges.py SAMPLES.txt...
+    /usr/bin/python3 bench/learning/star_edges.py [--ref TEST.txt] SAMPLES.txt...
 
 SAMPLES.txt is a star job's samples file (run.py writes OUT/runs/TASK/
 METHOD/samples.txt at every evaluation: `PROMPT<TAB>GENERATED` per test
@@ -9,7 +9,10 @@ prompt). Prints, per file, the share of generated pairs (`u v`, the target
 read two tokens at a time) that are directed edges of the prompt, and the
 share of consecutive pairs that chain (the second node of one is the first
 of the next): whether the edge lookup has been learned, before any path is
-right.
+right. With --ref (the task's test file, whose first lines the samples
+answer, in order) also the share of answers of the reference's length and
+their mean signed length error in tokens: with the lookup learned, a wrong
+length is what is left.
 """
 import sys
 
@@ -33,17 +36,47 @@ def edge_stats(path):
     return n, edges / max(pairs, 1), chained / max(links, 1)
 
 
+def length_stats(path, ref_path):
+    """(share of answers as long as the reference, mean answer length minus the reference's)."""
+    with open(ref_path, encoding='utf-8') as f:
+        ref = [line.rstrip('\n').split('\t') for line in f]
+    same = total = n = 0
+    with open(path, encoding='utf-8') as f:
+        for line, (r_prompt, r_target) in zip(f, ref):
+            prompt, _, target = line.rstrip('\n').partition('\t')
+            if prompt != r_prompt:
+                raise ValueError(f'{path}: line {n + 1} answers another prompt than line {n + 1} of {ref_path}')
+            d = len(target.split()) - len(r_target.split())
+            same += d == 0
+            total += d
+            n += 1
+    return same / max(n, 1), total / max(n, 1)
+
+
 def main(argv):
     if not argv or argv[0] in ('-h', '--help'):
         print(__doc__.strip())
         return 0 if argv else 2
+    ref = None
+    if argv[0] == '--ref':
+        if len(argv) < 3:
+            print('star_edges.py: --ref needs the test file and at least one samples file', file=sys.stderr)
+            return 2
+        ref, argv = argv[1], argv[2:]
     for path in argv:
         try:
             n, e, c = edge_stats(path)
+            lengths = length_stats(path, ref) if ref else None
         except OSError as err:
-            print(f'star_edges.py: {path}: {err.strerror}', file=sys.stderr)
+            print(f'star_edges.py: {err.filename}: {err.strerror}', file=sys.stderr)
             return 1
-        print(f'{path}: {n} prompts, {100 * e:.1f} % of pairs are prompt edges, {100 * c:.1f} % of neighbours chain')
+        except ValueError as err:
+            print(f'star_edges.py: {err}', file=sys.stderr)
+            return 1
+        line = f'{path}: {n} prompts, {100 * e:.1f} % of pairs are prompt edges, {100 * c:.1f} % of neighbours chain'
+        if lengths:
+            line += f', {100 * lengths[0]:.1f} % of the reference length (mean error {lengths[1]:+.2f} tokens)'
+        print(line)
     return 0
 
 
