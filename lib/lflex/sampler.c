@@ -265,14 +265,15 @@ static double grid_events_mass(const lf_model *m, double t)
 
 void lf_sampler_grid(const lf_model *m, int grid, int64_t N, double *t)
 {
+    if (grid != LF_GRID_EVENTS) { /* i dt, as generation computes it */
+        for (int64_t i = 0; i <= N; i++)
+            t[i] = (double)i * (T_END / (double)N);
+        return;
+    }
     t[0] = 0;
     t[N] = T_END;
-    double m_end = grid == LF_GRID_EVENTS ? grid_events_mass(m, T_END) : 0;
+    double m_end = grid_events_mass(m, T_END);
     for (int64_t i = 1; i < N; i++) {
-        if (grid != LF_GRID_EVENTS) {
-            t[i] = T_END * (double)i / (double)N;
-            continue;
-        }
         /* M increases from 0 to m_end: bisection for M(t) = m_end i / N */
         double goal = m_end * (double)i / (double)N, lo = t[i - 1], hi = T_END;
         for (int it = 0; it < 100 && hi - lo > 1e-15; it++) {
@@ -762,7 +763,10 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
             sq->rng = candidate_stream(s->cfg.seed, s->n_generated + (uint64_t)(c0 + j / K), j % K);
         }
         for (int64_t i = 0; i <= N && !st; i++) {
-            st = chunk_step(s, &whole, jobs, seqs, B * K, i, N, grid[i], i < N ? grid[i + 1] - grid[i] : 0);
+            /* the uniform grid's steps are all T_END / N (bit for bit what
+             * it always was); the closing pass has no step */
+            double dt = s->cfg.grid != LF_GRID_EVENTS ? T_END / (double)N : i < N ? grid[i + 1] - grid[i] : 0;
+            st = chunk_step(s, &whole, jobs, seqs, B * K, i, N, grid[i], dt);
             done++;
             if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)
                 st = LFLEX_ECANCELED;

@@ -100,7 +100,8 @@ void lf_sampler_destroy(lf_sampler *s);
  * LFLEX_ECANCELED when the progress callback asked to stop. */
 int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out);
 /* The step times t[0 .. N] of N steps: t[0] = 0, t[N] = 1 - 1e-5 (the
- * closing pass's time), increasing. uniform: t[i] = i t[N] / N. events:
+ * closing pass's time; the uniform grid's N dt may differ from it in the
+ * last bit), increasing. uniform: t[i] = i dt, dt = (1 - 1e-5) / N. events:
  * M(t[i]) = i / N for M(t) = (F_in(t) + F_um(t)) / 2, F_in the insertion CDF
  * of a dropped token under the model's reference shape (fixed b_in, or
  * loss.reg_b_in for learned shapes; schedule.late_fraction mixed in) and
