@@ -16,6 +16,8 @@ length is what is left.
 """
 import sys
 
+import tasks
+
 
 def edge_stats(path):
     """(prompts, share of pairs that are prompt edges, share of neighbouring pairs that chain)."""
@@ -38,11 +40,10 @@ def edge_stats(path):
 
 def length_stats(path, ref_path):
     """(share of answers as long as the reference, mean answer length minus the reference's)."""
-    with open(ref_path, encoding='utf-8') as f:
-        ref = [line.rstrip('\n').split('\t') for line in f]
+    ref = tasks.read_examples(ref_path)
     same = total = n = 0
     with open(path, encoding='utf-8') as f:
-        for line, (r_prompt, r_target) in zip(f, ref):
+        for line, (_, r_prompt, r_target) in zip(f, ref):
             prompt, _, target = line.rstrip('\n').partition('\t')
             if prompt != r_prompt:
                 raise ValueError(f'{path}: line {n + 1} answers another prompt than line {n + 1} of {ref_path}')
@@ -70,7 +71,7 @@ def main(argv):
         except OSError as err:
             print(f'star_edges.py: {err.filename}: {err.strerror}', file=sys.stderr)
             return 1
-        except ValueError as err:
+        except (ValueError, tasks.TaskError) as err:
             print(f'star_edges.py: {err}', file=sys.stderr)
             return 1
         line = f'{path}: {n} prompts, {100 * e:.1f} % of pairs are prompt edges, {100 * c:.1f} % of neighbours chain'
