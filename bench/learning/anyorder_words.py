@@ -23,7 +23,6 @@ import argparse
 import os
 import random
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +31,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as R  # noqa: E402
 from ar import ArTrainer  # noqa: E402
-from ar_variants import length_token, vocab_with_lengths, word_batches  # noqa: E402
+from ar_variants import length_token, pad_rows, train_words, vocab_with_lengths, words_line  # noqa: E402
 
 
 def forward(net, ids, own, nxt):
@@ -96,33 +95,26 @@ def main():
     nn.init.normal_(net.next_pos.weight, std=0.02)
     tr.add_parameter(net.next_pos.weight, 0.0)  # a position embedding: not decayed, as the baseline's
     train = [r[3] for r in data['train']]
-    rng, t0 = random.Random(1), time.time()
-    for s, words in zip(range(a.steps), word_batches(train, rng)):
+    rng = random.Random(1)
+
+    def loss_of(words):
         batch = []
         for w in words:
             ids = tr.encode(w)
             k = len(ids)
             batch.append(rows(tr, ids, list(range(k)) if a.order == 'l2r' else rng.sample(range(k), k)))
-        T = max(len(b[0]) for b in batch)
-        x, o, nx = (torch.zeros(64, T, dtype=torch.long) for _ in range(3))
-        y = torch.full((64, T), -100, dtype=torch.long)
-        for j, (inp, own, nxt, tgt) in enumerate(batch):
-            k = len(inp)
-            x[j, :k], o[j, :k], nx[j, :k], y[j, :k] = map(torch.tensor, (inp, own, nxt, tgt))
+        x, o, nx = (pad_rows([b[i] for b in batch], 0) for i in range(3))
+        y = pad_rows([b[3] for b in batch], -100)
         net.train()
         logits = forward(net, x, o, nx)
-        loss = tr.optimise(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100))
-        if s % 500 == 0:
-            print(f'step {s}: loss {loss:.3f} ({time.time() - t0:.0f} s)', flush=True)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+
+    train_words(tr, train, a.steps, rng, loss_of)
     samples = sample(tr, [len(tr.encode(w)) for w in train], a.n, a.order == 'l2r')
     if a.samples:
         with open(a.samples, 'w', encoding='utf-8') as f:
             f.writelines(w + '\n' for w in samples)
-    r = R.word_report(samples, data)
-    print(f'{a.order} order, {a.steps} steps: {100 * r["word_rate"]:.1f} % real words '
-          f'({100 * r["new_word_rate"]:.1f} % new), uniqueness {100 * r["uniqueness"]:.1f} %, '
-          f'mean length {r["length"]["mean"]:.2f}, {a.n} samples')
-
+    print(f'{a.order} order, {a.steps} steps: {words_line(samples, data)}')
 
 if __name__ == '__main__':
     main()

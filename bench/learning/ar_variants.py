@@ -31,6 +31,7 @@ import argparse
 import os
 import random
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,31 @@ def word_batches(words, rng, size=64):
         yield [order.pop() for _ in range(size)]
 
 
+def pad_rows(rows, fill):
+    """Rows of unequal length as one tensor [len(rows), longest], `fill` after each row."""
+    x = torch.full((len(rows), max(len(r) for r in rows)), fill, dtype=torch.long)
+    for j, r in enumerate(rows):
+        x[j, :len(r)] = torch.tensor(r)
+    return x
+
+
+def train_words(tr, words, steps, rng, loss_of):
+    """STEPS optimiser steps of the baseline's trainer on batches of `words`
+    (word_batches); loss_of(batch) gives each step's loss tensor."""
+    t0 = time.time()
+    for s, batch in zip(range(steps), word_batches(words, rng)):
+        loss = tr.optimise(loss_of(batch))
+        if s % 500 == 0:
+            print(f'step {s}: loss {loss:.3f} ({time.time() - t0:.0f} s)', flush=True)
+
+
+def words_line(samples, data):
+    """The real-word rate (run.word_report) of word samples as one line's text."""
+    r = R.word_report(samples, data)
+    return (f'{100 * r["word_rate"]:.1f} % real words ({100 * r["new_word_rate"]:.1f} % new), uniqueness '
+            f'{100 * r["uniqueness"]:.1f} %, mean length {r["length"]["mean"]:.2f}, {len(samples)} samples')
+
+
 def masked_row(ids, k):
     """`BOS ids[:k] MASK… EOS`: the left-to-right masked state before token k."""
     return [BOS] + ids[:k] + [MASK] * (len(ids) - k) + [EOS]
@@ -87,11 +113,7 @@ def batch_rows(tr, words, a, rng):
         seqs.append(s)
         pos.append([b + k for k in ks])
         tgt.append([s[b + k + 1] for k in ks])
-    T = max(len(s) for s in seqs)
-    x = torch.full((len(seqs), T), PAD, dtype=torch.long)
-    for j, s in enumerate(seqs):
-        x[j, :len(s)] = torch.tensor(s)
-    return x, pos, tgt
+    return pad_rows(seqs, PAD), pos, tgt
 
 
 def hidden_keys(x, a):
@@ -99,13 +121,13 @@ def hidden_keys(x, a):
     return (x == MASK) | (x == PAD) if a.hide_masks else None
 
 
-def step(tr, x, pos, tgt, a):
-    """One step of the baseline's optimiser on the scored positions."""
+def step_loss(tr, x, pos, tgt, a):
+    """The cross-entropy of one step's scored positions."""
     tr.net.train()
     logits = tr.net(x, hidden_keys(x, a))
     rows = torch.tensor([j for j, p in enumerate(pos) for _ in p])
     cols = torch.tensor([k for p in pos for k in p])
-    return tr.optimise(F.cross_entropy(logits[rows, cols], torch.tensor([y for t in tgt for y in t])))
+    return F.cross_entropy(logits[rows, cols], torch.tensor([y for t in tgt for y in t]))
 
 
 def score(tr, words, a):
@@ -152,10 +174,7 @@ def main():
     train = [r[3] for r in data['train']]
     valid = [r[3] for r in data['valid']][:a.n]
     rng = random.Random(1)
-    for s, words in zip(range(a.steps), word_batches(train, rng)):
-        loss = step(tr, *batch_rows(tr, words, a, rng), a)
-        if s % 500 == 0:
-            print(f'step {s}: loss {loss:.3f}', flush=True)
+    train_words(tr, train, a.steps, rng, lambda words: step_loss(tr, *batch_rows(tr, words, a, rng), a))
     kind = (f'masked, {a.masked} states' if a.masked else 'causal') + (', MASK hidden' if a.hide_masks else '') + \
         (', length given' if a.length else '') + (f', {a.keep} targets per word' if a.keep else '')
     print(f'{kind}, {a.steps} steps: {score(tr, valid, a):.3f} nats per letter ({len(valid)} validation words)')

@@ -25,7 +25,6 @@ import argparse
 import os
 import random
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as R  # noqa: E402
 from ar import BOS, EOS, PAD, ArTrainer  # noqa: E402
-from ar_variants import MASK, word_batches  # noqa: E402
+from ar_variants import MASK, pad_rows, train_words, words_line  # noqa: E402
 
 
 def forward(net, ids, probs=None):
@@ -61,13 +60,7 @@ def batch_states(tr, words, states, rng):
                 m[rng.randrange(n)] = True
             seqs.append([BOS] + [MASK if mm else c for c, mm in zip(ids, m)] + [EOS])
             tgts.append([-100] + [c if mm else -100 for c, mm in zip(ids, m)] + [-100])
-    T = max(len(q) for q in seqs)
-    x = torch.full((len(seqs), T), PAD, dtype=torch.long)
-    y = torch.full((len(seqs), T), -100, dtype=torch.long)
-    for j, (q, g) in enumerate(zip(seqs, tgts)):
-        x[j, :len(q)] = torch.tensor(q)
-        y[j, :len(g)] = torch.tensor(g)
-    return x, y
+    return pad_rows(seqs, PAD), pad_rows(tgts, -100)
 
 
 def sample(tr, lens, n, self_cond):
@@ -112,8 +105,9 @@ def main():
         nn.init.zeros_(net.sc.weight)
         tr.add_parameter(net.sc.weight, 0.01)  # a matrix: decayed as the baseline's are
     train = [r[3] for r in data['train']]
-    rng, t0 = random.Random(1), time.time()
-    for s, words in zip(range(a.steps), word_batches(train, rng)):
+    rng = random.Random(1)
+
+    def loss_of(words):
         x, y = batch_states(tr, words, a.states, rng)
         net.train()
         probs = None
@@ -121,15 +115,12 @@ def main():
             with torch.no_grad():
                 probs = torch.softmax(forward(net, x), -1) * (x == MASK).unsqueeze(-1)
         logits = forward(net, x, probs)
-        loss = tr.optimise(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100))
-        if s % 500 == 0:
-            print(f'step {s}: loss {loss:.3f} ({time.time() - t0:.0f} s)', flush=True)
-    samples = sample(tr, [len(tr.encode(w)) for w in train], a.n, a.self_cond)
-    r = R.word_report(samples, data)
-    kind = 'self-conditioned' if a.self_cond else 'plain'
-    print(f'{kind}, {a.states} states, {a.steps} steps: {100 * r["word_rate"]:.1f} % real words '
-          f'({100 * r["new_word_rate"]:.1f} % new), uniqueness {100 * r["uniqueness"]:.1f} %, {a.n} samples')
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
 
+    train_words(tr, train, a.steps, rng, loss_of)
+    samples = sample(tr, [len(tr.encode(w)) for w in train], a.n, a.self_cond)
+    kind = 'self-conditioned' if a.self_cond else 'plain'
+    print(f'{kind}, {a.states} states, {a.steps} steps: {words_line(samples, data)}')
 
 if __name__ == '__main__':
     main()

@@ -17,6 +17,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402
 import tasks  # noqa: E402
 
 
@@ -25,9 +26,8 @@ def main():
     ap.add_argument('samples', nargs='+')
     ap.add_argument('--data', default=tasks.DEFAULT_DATA)
     a = ap.parse_args()
-    words = {s: [t for _, _, t in tasks.read_examples(p)] for s, p in tasks.paths('words', a.data).items()}
-    real = set(words['train']) | set(words['valid']) | set(words['test'])
-    lengths = collections.Counter(len(w) for w in words['train'])
+    data = R.load_data('words', a.data, R.job_config('words', 'ar'))[0]
+    lengths = collections.Counter(len(t) for _, _, _, t in data['train'])
     total = sum(lengths.values())
     for path in a.samples:
         try:
@@ -37,10 +37,12 @@ def main():
             sys.exit(f'words_by_length.py: {path}: {e.strerror}')
         if not samples:
             sys.exit(f'words_by_length.py: {path}: no samples')
-        by = collections.defaultdict(lambda: [0, 0])  # length -> [real, samples]
+        groups = collections.defaultdict(list)
         for w in samples:
-            by[len(w)][0] += w in real
-            by[len(w)][1] += 1
+            groups[len(w)].append(w)
+        # length -> [real, samples]; a real word as run.py counts it
+        by = collections.defaultdict(lambda: [0, 0], {k: [R.word_report(g, data)['words'], len(g)]
+                                                      for k, g in groups.items()})
         rate = sum(r for r, _ in by.values()) / len(samples)
         at_data = sum(lengths[k] / total * by[k][0] / by[k][1] for k in lengths if by[k][1])
         covered = sum(lengths[k] / total for k in lengths if by[k][1])
