@@ -56,6 +56,11 @@ static const lf_cfg_key model_keys[] = {
                     "b_in): training then shows states where a token is still missing among revealed ones, and "
                     "the sampler can add a token late where the revealed ones show a gap (fixed kumaraswamy "
                     "schedules with loss.time_weight: flat; doc/learning.md)"),
+    LF_CFG_KEY_REAL(C, outside_in, "schedule.outside_in", 0, 0.999, 0,
+                    "0: off; r in (0, 1): a fixed order from the ends inwards, the token d places from the nearer "
+                    "end of its run of non-fixed tokens has the shapes b_in r^d and b_um r^d (never below 1, or "
+                    "below the shape when it is under 1), so that the ends of an answer are inserted and revealed "
+                    "first (fixed kumaraswamy schedules with generator.learn_unmask_rate; doc/learning.md)"),
     LF_CFG_KEY_BOOL(C, learn_b_um, "schedule.learn_b_um", 0,
                     "the auxiliary network also learns b_um (needs generator.learn_unmask_rate)"),
     LF_CFG_KEY_REAL(C, aux_min_rate, "schedule.min_rate", 0, 1000, 4,

@@ -49,6 +49,16 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
         return reject(why, cap,
                       "schedule.late_fraction needs loss.time_weight: flat (the hazard weight is the plain "
                       "Kumaraswamy schedule's)");
+    if (cfg->outside_in > 0 && (cfg->family != LF_FAMILY_KUMARASWAMY || cfg->learn_b_in))
+        return reject(why, cap,
+                      "schedule.outside_in needs a fixed Kumaraswamy schedule (schedule.family: kumaraswamy, "
+                      "schedule.learn_b_in: false)");
+    if (cfg->outside_in > 0 && !cfg->learn_unmask_rate)
+        return reject(why, cap,
+                      "schedule.outside_in needs generator.learn_unmask_rate: true (the unmasking shapes differ "
+                      "from token to token, so the generator must predict them)");
+    if (cfg->outside_in > 0 && cfg->late_fraction > 0)
+        return reject(why, cap, "schedule.outside_in and schedule.late_fraction cannot be combined");
     if (cfg->gen_max_rate < cfg->gen_min_rate)
         return reject(why, cap, "generator.max_rate must not be below generator.min_rate");
     if (cfg->aux_max_rate < cfg->aux_min_rate)

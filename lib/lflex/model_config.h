@@ -39,6 +39,7 @@ typedef struct lf_model_config {
     double a, b_um, b_in;
     bool learn_b_in, learn_b_um;
     double late_fraction;    /* fixed kumaraswamy: the tokens whose insertion time is uniform instead */
+    double outside_in;       /* fixed kumaraswamy: shapes fall by this factor per token from a run's ends (0: off) */
     double aux_min_rate, aux_max_rate;
     /* generator heads */
     bool learn_unmask_rate;

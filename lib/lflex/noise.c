@@ -1,5 +1,7 @@
 #include "lflex/noise.h"
 
+#include <math.h>
+
 void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed,
                           const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
                           double a, double late, int32_t *state)
@@ -17,6 +19,26 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
             double t_um = lf_kuma_sample_t_um(t_in, v, a, c);
             state[i] = t < t_in ? LF_STATE_DROPPED : (t < t_um ? LF_STATE_MASKED : LF_STATE_CLEAN);
         }
+    }
+}
+
+void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, double r, double *out)
+{
+    double floor = b < 1 ? b : 1;
+    for (int64_t i = 0; i < n;) {
+        if ((fixed && fixed[i]) || r <= 0) {
+            out[i++] = b;
+            continue;
+        }
+        int64_t end = i; /* the run [i, end) of non-fixed tokens */
+        while (end < n && !(fixed && fixed[end]))
+            end++;
+        for (int64_t k = i; k < end; k++) {
+            int64_t d = k - i < end - 1 - k ? k - i : end - 1 - k;
+            double s = b * pow(r, (double)d);
+            out[k] = s > floor ? s : floor;
+        }
+        i = end;
     }
 }
 

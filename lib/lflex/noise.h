@@ -19,6 +19,13 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
                           const double *t_seq, const lf_real *b_in, const lf_real *b_um, double c_const,
                           double a, double late, int32_t *state);
 
+/* schedule.outside_in r: the shape of token i of one sequence of n tokens
+ * is b r^d, d its distance in tokens from the nearer end of its run of
+ * consecutive non-fixed tokens (0 for a run's first and last token), never
+ * below min(b, 1); r = 0 gives every token b. Fixed tokens (fixed NULL:
+ * none) get b. Writes out[0..n). */
+void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, double r, double *out);
+
 /* loss.unmask_order left_to_right: in each sequence, as many of the present
  * non-fixed tokens as are clean become the leftmost ones, the others masked
  * (the count of each state kept, the clean ones a prefix). */

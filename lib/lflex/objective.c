@@ -176,6 +176,21 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         if (b_in)
             for (int64_t i = 0; i < Nz; i++)
                 lf_data(b_in)[i] = (lf_real)m->b_in;
+        if (b_in && cfg->outside_in > 0) { /* both shapes fall from each run's ends inwards */
+            double *shape = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *shape);
+            b_um = const_vec(ctx, Nz, false);
+            if (!shape || !b_um)
+                return LFLEX_ENOMEM;
+            for (int64_t j = 0; j < B; j++) {
+                int64_t i0 = bt->offsets[j], n = bt->offsets[j + 1] - i0;
+                lf_noise_outside_in_shapes(bt->fixed + i0, n, m->b_in, cfg->outside_in, shape + i0);
+                for (int64_t i = i0; i < i0 + n; i++)
+                    lf_data(b_in)[i] = (lf_real)shape[i];
+                lf_noise_outside_in_shapes(bt->fixed + i0, n, c_const, cfg->outside_in, shape + i0);
+                for (int64_t i = i0; i < i0 + n; i++)
+                    lf_data(b_um)[i] = (lf_real)shape[i];
+            }
+        }
     }
     if ((st = lf_ctx_status(ctx)))
         return st;

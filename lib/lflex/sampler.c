@@ -6,6 +6,7 @@
 
 #include "core/special.h"
 #include "core/threads.h"
+#include "lflex/noise.h"
 #include "lflex/sampler.h"
 
 #define T_END (1.0 - 1e-5)
@@ -255,9 +256,31 @@ static double cum_base_hazard(double t, double a)
     return -lf_log1mexp(a * log(t));
 }
 
+/* The tiers of schedule.outside_in r the events grid averages over: the
+ * shapes b r^d for d = 0, 1, ... up to the first that reaches the floor
+ * (every deeper token has it too), at most LF_OUTSIDE_IN_TIERS. */
+#define LF_OUTSIDE_IN_TIERS 64
+
 /* M(t) of lf_sampler_grid's events grid */
 static double grid_events_mass(const lf_model *m, double t)
 {
+    double r = m->cfg.outside_in;
+    if (r > 0) { /* the mean over the tiers, each with its own shapes */
+        double w = cum_base_hazard(t, m->a), sum = 0, b = m->b_in, c = m->b_um;
+        double b_floor = b < 1 ? b : 1, c_floor = c < 1 ? c : 1;
+        int n = 0;
+        for (; n < LF_OUTSIDE_IN_TIERS; n++) {
+            double bd = fmax(b, b_floor), cd = fmax(c, c_floor);
+            sum += 0.5 * (-expm1(-bd * w) - expm1(-cd * w));
+            if (bd <= b_floor && cd <= c_floor) {
+                n++;
+                break;
+            }
+            b *= r;
+            c *= r;
+        }
+        return sum / n;
+    }
     double f_in = -expm1(lf_mix_log_survival(t, m->a, m->b_ins_ref, m->cfg.late_fraction));
     double f_um = -expm1(-m->b_um * cum_base_hazard(t, m->a));
     return 0.5 * (f_in + f_um);
@@ -436,7 +459,10 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
     /* insertions into open gaps */
     int64_t total = 0;
     int64_t *n_ins = scratch_idx; /* reuse: sized for the sequence */
-    bool binomial = s->cfg.insertion != LF_INS_POISSON;
+    /* auto: binomial, but Poisson for schedule.outside_in, whose gaps hold
+     * tokens of different shapes (a gap's rate is not a count times one b) */
+    bool binomial = s->cfg.insertion == LF_INS_BINOMIAL ||
+                    (s->cfg.insertion == LF_INS_AUTO && !(m->cfg.outside_in > 0));
     double b_ref = m->b_ins_ref;
     /* a dropped token's chance to arrive in this step (shape b_ref; the late
      * fraction's mixture), and G_in, its cumulative hazard over the step per
@@ -890,6 +916,27 @@ int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fix
                          float *b_um, float *expected_insert_time)
 {
     double c_um = m->b_um;
+    if (!m->learned && m->cfg.outside_in > 0) { /* fixed shapes falling from the runs' ends */
+        double *sb = malloc((size_t)(n ? n : 1) * sizeof *sb), *sc = malloc((size_t)(n ? n : 1) * sizeof *sc);
+        if (!sb || !sc) {
+            free(sb);
+            free(sc);
+            return LFLEX_ENOMEM;
+        }
+        lf_noise_outside_in_shapes(fixed, n, m->b_in, m->cfg.outside_in, sb);
+        lf_noise_outside_in_shapes(fixed, n, c_um, m->cfg.outside_in, sc);
+        for (int64_t i = 0; i < n; i++) {
+            if (b_in)
+                b_in[i] = (float)sb[i];
+            if (b_um)
+                b_um[i] = (float)sc[i];
+            if (expected_insert_time)
+                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)lf_kuma_expected_time(m->a, sb[i]);
+        }
+        free(sb);
+        free(sc);
+        return LFLEX_OK;
+    }
     if (!m->learned) { /* fixed schedules: every token has the same shapes */
         /* a late fraction e mixes in uniform times, whose mean is 1/2 */
         double e = m->cfg.late_fraction, e_t = (1 - e) * lf_kuma_expected_time(m->a, m->b_in) + e * 0.5;

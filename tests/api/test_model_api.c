@@ -408,18 +408,31 @@ START_TEST(test_yaml_errors_located)
     const char *states = "vocab: {size: 4}\nloss: {states: 2}\n";
     ck_assert_int_eq(lflex_model_new(&m, states, strlen(states)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "loss.states"));
-    const char *late[3] = {"vocab: {size: 4}\nschedule: {late_fraction: 0.1}\n", /* learned b_in */
-                           "vocab: {size: 4}\nschedule: {family: linear, late_fraction: 0.1}\n",
-                           "vocab: {size: 4}\nschedule: {learn_b_in: false, late_fraction: 0.1}\n"
-                           "loss: {time_weight: hazard}\n"};
-    for (int k = 0; k < 3; k++) {
-        ck_assert_int_eq(lflex_model_new(&m, late[k], strlen(late[k])), LFLEX_EINVAL);
-        ck_assert_ptr_nonnull(strstr(lflex_last_error(), "schedule.late_fraction"));
+    /* configurations refused for a schedule key, each with the key's name in the message */
+    static const char *const refused[][2] = {
+        {"schedule: {late_fraction: 0.1}", "schedule.late_fraction"}, /* learned b_in */
+        {"schedule: {family: linear, late_fraction: 0.1}", "schedule.late_fraction"},
+        {"schedule: {learn_b_in: false, late_fraction: 0.1}\nloss: {time_weight: hazard}", "schedule.late_fraction"},
+        {"schedule: {outside_in: 0.5}\ngenerator: {learn_unmask_rate: true}", "schedule.outside_in"},
+        {"schedule: {family: linear, outside_in: 0.5}\ngenerator: {learn_unmask_rate: true}", "schedule.outside_in"},
+        {"schedule: {learn_b_in: false, outside_in: 0.5}", "schedule.outside_in"},
+        {"schedule: {learn_b_in: false, outside_in: 0.5, late_fraction: 0.1}\ngenerator: {learn_unmask_rate: true}",
+         "schedule.outside_in"}};
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, "vocab: {size: 4}\n%s\n", refused[k][0]);
+        ck_assert_int_eq(lflex_model_new(&m, yaml, strlen(yaml)), LFLEX_EINVAL);
+        ck_assert_msg(strstr(lflex_last_error(), refused[k][1]), "%s: %s", refused[k][0], lflex_last_error());
     }
-    const char *late_ok = "vocab: {size: 4}\nschedule: {learn_b_in: false, b_in: 32, late_fraction: 0.1}\n";
-    ck_assert_int_eq(lflex_model_new(&m, late_ok, strlen(late_ok)), LFLEX_OK);
-    lflex_model_free(m);
-    m = NULL;
+    static const char *const accepted[2] = {
+        "vocab: {size: 4}\nschedule: {learn_b_in: false, b_in: 32, late_fraction: 0.1}\n",
+        "vocab: {size: 4}\nschedule: {learn_b_in: false, b_in: 32, outside_in: 0.5}\n"
+        "generator: {learn_unmask_rate: true}\n"};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(lflex_model_new(&m, accepted[k], strlen(accepted[k])), LFLEX_OK);
+        lflex_model_free(m);
+        m = NULL;
+    }
     const char *dup = "vocab: {tokens: a b a}\n";
     ck_assert_int_eq(lflex_model_new(&m, dup, strlen(dup)), LFLEX_EINVAL);
     ck_assert_ptr_nonnull(strstr(lflex_last_error(), "vocab.tokens"));

@@ -422,6 +422,101 @@ START_TEST(test_draw_states_late_fraction)
 }
 END_TEST
 
+/* schedule.outside_in r: lf_noise_outside_in_shapes against a plain
+ * reference that counts, for every non-fixed token, the non-fixed tokens
+ * on each side up to the nearest fixed token or sequence end, and
+ * multiplies r in d = min(left, right) times; with floors at 1 (b > 1) and
+ * at b (b < 1), r = 0 (off) and no fixed flags at all. */
+static double outside_in_reference(const uint8_t *fixed, int64_t n, int64_t i, double b, double r)
+{
+    if ((fixed && fixed[i]) || r == 0)
+        return b;
+    int64_t left = 0, right = 0;
+    for (int64_t k = i - 1; k >= 0 && !(fixed && fixed[k]); k--)
+        left++;
+    for (int64_t k = i + 1; k < n && !(fixed && fixed[k]); k++)
+        right++;
+    double s = b;
+    for (int64_t d = left < right ? left : right; d > 0; d--)
+        s *= r;
+    double floor = b < 1 ? b : 1;
+    return s < floor ? floor : s;
+}
+
+START_TEST(test_outside_in_shapes)
+{
+    enum { N = 40 };
+    uint8_t fixed[N];
+    for (int i = 0; i < N; i++) /* a prompt, BOS, a run of 21, a fixed token, a run of 9, EOS, one more */
+        fixed[i] = i < 6 || i == 27 || i == 37 || i == 38;
+    const double shapes[3] = {100, 8, 0.5}, ratios[3] = {0.5, 0.9, 0};
+    double out[N];
+    for (int bi = 0; bi < 3; bi++)
+        for (int ri = 0; ri < 3; ri++)
+            for (int f = 0; f < 2; f++) {
+                const uint8_t *fx = f ? fixed : NULL;
+                lf_noise_outside_in_shapes(fx, N, shapes[bi], ratios[ri], out);
+                for (int64_t i = 0; i < N; i++)
+                    LF_ASSERT_CLOSE(out[i], outside_in_reference(fx, N, i, shapes[bi], ratios[ri]), 1e-14, 1e-12);
+            }
+    /* the ends of a run have b, the middle of the run of 21 (10 from either end) the floor */
+    lf_noise_outside_in_shapes(fixed, N, 100, 0.5, out);
+    ck_assert(out[6] == 100 && out[26] == 100 && out[7] == 50 && out[16] == 1 && out[28] == 100 && out[32] == 100 / 16.0);
+}
+END_TEST
+
+/* The loss of a schedule.outside_in model (b_in 16, b_um 8, r 1/2) on
+ * given states: every token's shapes are the reference's (above), and each
+ * row's insertion target lambda is the sum of the shapes b_in of the
+ * dropped tokens just left of it, summed here from the states. */
+START_TEST(test_outside_in_targets)
+{
+    static lf_model_config cfg;
+    lf_model m;
+    lf_test_model_from_yaml(&m, &cfg,
+                            "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 24}\nvocab: {size: 6}\n"
+                            "train: {threads: 1}\ngenerator: {learn_unmask_rate: true}\n"
+                            "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 16, b_um: 8, outside_in: 0.5}\n");
+    enum { NZ = 13 };
+    const int32_t A = LF_N_SPECIAL, Z = LF_N_SPECIAL + 1;
+    int32_t tokens[NZ] = {A, LF_BOS, Z, A, Z, A, Z, A, LF_EOS, Z, Z, A, LF_EOS}, off[3] = {0, 9, NZ};
+    uint8_t fixed[NZ] = {1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1};
+    int32_t state[NZ] = {C, C, D, M, D, D, C, D, C, D, D, M, C};
+    double t[2] = {0.3, 0.6};
+    lf_batch batch = {tokens, fixed, off, 2, 0, 0};
+    lf_given_states given = {t, {state, NULL}};
+    lf_loss_parts parts;
+    ck_assert_int_eq(lf_model_loss(&m, &batch, &given, false, &parts), LFLEX_OK);
+    const lf_loss_trace *tr = lf_model_last_trace(&m);
+    ck_assert_ptr_nonnull(tr->b_um);
+    double want_b[NZ], want_c[NZ];
+    for (int j = 0; j < 2; j++)
+        for (int64_t i = off[j]; i < off[j + 1]; i++) {
+            want_b[i] = outside_in_reference(fixed + off[j], off[j + 1] - off[j], i - off[j], 16, 0.5);
+            want_c[i] = outside_in_reference(fixed + off[j], off[j + 1] - off[j], i - off[j], 8, 0.5);
+        }
+    for (int64_t i = 0; i < NZ; i++) {
+        LF_ASSERT_CLOSE(lf_data(tr->b_in)[i], want_b[i], 1e-6, 1e-6);
+        LF_ASSERT_CLOSE(lf_data(tr->b_um)[i], want_c[i], 1e-6, 1e-6);
+    }
+    int64_t row = 0;
+    for (int j = 0; j < 2; j++) {
+        double gap = 0;
+        for (int64_t i = off[j]; i < off[j + 1]; i++) {
+            if (state[i] == D) {
+                gap += want_b[i];
+                continue;
+            }
+            LF_ASSERT_CLOSE(lf_data(tr->lambda)[row], gap, 1e-5, 1e-6);
+            row++;
+            gap = 0;
+        }
+    }
+    ck_assert_int_eq(row, tr->n_xt);
+    lf_model_destroy(&m);
+}
+END_TEST
+
 /* loss.unmask_order left_to_right: lf_noise_clean_prefix keeps every
  * dropped and fixed token and the number of clean tokens of each sequence,
  * and the clean non-fixed tokens come before every masked one. */
@@ -642,6 +737,8 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
     tcase_add_test(tc, test_training_times);
     tcase_add_test(tc, test_clean_prefix);
+    tcase_add_test(tc, test_outside_in_shapes);
+    tcase_add_test(tc, test_outside_in_targets);
     tcase_add_test(tc, test_draw_states_late_fraction);
     tcase_add_test(tc, test_several_states);
     suite_add_tcase(s, tc);

@@ -374,6 +374,72 @@ START_TEST(test_grid_events)
 }
 END_TEST
 
+/* schedule.outside_in r (b_in 16, b_um 8, r 1/2): lf_model_query_order
+ * gives the token d places from the nearer end of its run b_in r^d and
+ * b_um r^d (floored at 1) and E[T_in] = 1 / (b + 1) (a = 1); the events grid
+ * averages M(t) over the tiers (16, 8), (8, 4), (4, 2), (2, 1), (1, 1),
+ * written out here; `insertion: auto` draws Poisson counts: with beta_in 1
+ * forced into the open gap of [EOS] and 2 uniform steps, the first
+ * (to h) inserts nothing with probability exp(-w(h)) = 1 - h, where the
+ * binomial rule (beta / b_in = 1/16 of a token, arriving by h with
+ * probability 1 - (1 - h)^16) gives 1 - (1 - (1 - h)^16) / 16. */
+START_TEST(test_outside_in)
+{
+    const char *sch = "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 16, b_um: 8, outside_in: 0.5}\n"
+                      "generator: {learn_unmask_rate: true}";
+    lf_model m;
+    make_model_sized(&m, sch, 50, 6);
+    int32_t z[8] = {LF_N_SPECIAL, LF_BOS, LF_N_SPECIAL, LF_N_SPECIAL, LF_N_SPECIAL + 1, LF_N_SPECIAL,
+                    LF_N_SPECIAL + 1, LF_EOS};
+    uint8_t fx[8] = {1, 1, 0, 0, 0, 0, 0, 1};
+    const float want_b[8] = {16, 16, 16, 8, 4, 8, 16, 16}, want_c[8] = {8, 8, 8, 4, 2, 4, 8, 8};
+    float b_in[8], b_um[8], et[8];
+    ck_assert_int_eq(lf_model_query_order(&m, z, fx, 8, b_in, b_um, et), 0);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_msg(b_in[i] == want_b[i] && b_um[i] == want_c[i], "token %d: shapes %g %g, expected %g %g", i,
+                      b_in[i], b_um[i], want_b[i], want_c[i]);
+        LF_ASSERT_CLOSE(et[i], fx[i] ? 0.0 : 1.0 / (want_b[i] + 1), 1e-6, 1e-6);
+    }
+
+    enum { N = 12 };
+    const double tb[5] = {16, 8, 4, 2, 1}, tc[5] = {8, 4, 2, 1, 1}, T = 1.0 - 1e-5;
+    double te[N + 1];
+    lf_sampler_grid(&m, LF_GRID_EVENTS, N, te);
+    double mass[N + 1];
+    for (int i = 0; i <= N; i++) {
+        double t = i == N ? T : te[i];
+        mass[i] = 0;
+        for (int d = 0; d < 5; d++)
+            mass[i] += 0.5 * (2 - pow(1 - t, tb[d]) - pow(1 - t, tc[d])) / 5;
+    }
+    ck_assert(te[0] == 0 && te[N] == T);
+    for (int i = 1; i < N; i++) {
+        ck_assert(te[i] > te[i - 1]);
+        LF_ASSERT_CLOSE(mass[i], mass[N] * i / N, 1e-12, 1e-9);
+    }
+    printf("# outside-in events grid: t_1 %.5f, t_%d %.4f\n", te[1], N / 2, te[N / 2]);
+    lf_model_destroy(&m);
+
+    const double h = (1.0 - 1e-5) / 2, want[2] = {1 - h, 1 - (1 - pow(1 - h, 16)) / 16};
+    static const char *const rules[2] = {"auto", "binomial"};
+    for (int r = 0; r < 2; r++) {
+        make_model_sized(&m, sch, 50, 6);
+        char yaml[128];
+        snprintf(yaml, sizeof yaml, "steps: 2\nbatch_size: 512\nseed: 5\ninsertion: %s", rules[r]);
+        lf_sampler s;
+        lf_sampler_config cfg = sampler_cfg(yaml);
+        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+        double f = share_without_first_step(&s, 1.0, h);
+        double zs = fabs(f - want[r]) / sqrt(want[r] * (1 - want[r]) / FIRST_STEP_SAMPLES);
+        printf("# outside-in, insertion %s: no first-step insertion %.4f, expected %.4f (%.2f sd)\n", rules[r], f,
+               want[r], zs);
+        ck_assert_msg(zs < 5, "outside_in, insertion %s: %g, expected %g", rules[r], f, want[r]);
+        lf_sampler_destroy(&s);
+        lf_model_destroy(&m);
+    }
+}
+END_TEST
+
 /* A lone MASK with no open gap: it unmasks in stochastic step i with
  * probability exp(-c w(t_i)) - exp(-c w(t_{i+1})) (the exponential law of
  * rate c g_a in the time w), and in the final step otherwise. */
@@ -812,6 +878,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_insertions_binomial);
     tcase_add_test(tc, test_insertions_late_fraction);
     tcase_add_test(tc, test_grid_events);
+    tcase_add_test(tc, test_outside_in);
     tcase_add_test(tc, test_unmask_times_exponential);
     tcase_add_test(tc, test_left_to_right_order);
     tcase_add_test(tc, test_top_p_set);
