@@ -916,38 +916,28 @@ int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fix
                          float *b_um, float *expected_insert_time)
 {
     double c_um = m->b_um;
-    if (!m->learned && m->cfg.outside_in > 0) { /* fixed shapes falling from the runs' ends */
+    if (!m->learned) { /* fixed schedules: the same shapes for every token, or falling from the runs' ends */
         double *sb = malloc((size_t)(n ? n : 1) * sizeof *sb), *sc = malloc((size_t)(n ? n : 1) * sizeof *sc);
         if (!sb || !sc) {
             free(sb);
             free(sc);
             return LFLEX_ENOMEM;
         }
-        lf_noise_outside_in_shapes(fixed, n, m->b_in, m->cfg.outside_in, sb);
+        lf_noise_outside_in_shapes(fixed, n, m->b_in, m->cfg.outside_in, sb); /* outside_in 0: b_in for all */
         lf_noise_outside_in_shapes(fixed, n, c_um, m->cfg.outside_in, sc);
+        /* a late fraction e mixes in uniform times, whose mean is 1/2 */
+        double e = m->cfg.late_fraction;
         for (int64_t i = 0; i < n; i++) {
             if (b_in)
                 b_in[i] = (float)sb[i];
             if (b_um)
                 b_um[i] = (float)sc[i];
             if (expected_insert_time)
-                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)lf_kuma_expected_time(m->a, sb[i]);
+                expected_insert_time[i] =
+                    fixed && fixed[i] ? 0.0f : (float)((1 - e) * lf_kuma_expected_time(m->a, sb[i]) + e * 0.5);
         }
         free(sb);
         free(sc);
-        return LFLEX_OK;
-    }
-    if (!m->learned) { /* fixed schedules: every token has the same shapes */
-        /* a late fraction e mixes in uniform times, whose mean is 1/2 */
-        double e = m->cfg.late_fraction, e_t = (1 - e) * lf_kuma_expected_time(m->a, m->b_in) + e * 0.5;
-        for (int64_t i = 0; i < n; i++) {
-            if (b_in)
-                b_in[i] = (float)m->b_in;
-            if (b_um)
-                b_um[i] = (float)c_um;
-            if (expected_insert_time)
-                expected_insert_time[i] = fixed && fixed[i] ? 0.0f : (float)e_t;
-        }
         return LFLEX_OK;
     }
     query q;
