@@ -22,9 +22,16 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
     }
 }
 
+double lf_noise_outside_in_shape(double b, double r, int64_t d)
+{
+    if (r <= 0)
+        return b;
+    double s = b * pow(r, (double)d), floor = b < 1 ? b : 1;
+    return s > floor ? s : floor;
+}
+
 void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, double r, double *out)
 {
-    double floor = b < 1 ? b : 1;
     for (int64_t i = 0; i < n;) {
         if ((fixed && fixed[i]) || r <= 0) {
             out[i++] = b;
@@ -33,11 +40,8 @@ void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, doubl
         int64_t end = i; /* the run [i, end) of non-fixed tokens */
         while (end < n && !(fixed && fixed[end]))
             end++;
-        for (int64_t k = i; k < end; k++) {
-            int64_t d = k - i < end - 1 - k ? k - i : end - 1 - k;
-            double s = b * pow(r, (double)d);
-            out[k] = s > floor ? s : floor;
-        }
+        for (int64_t k = i; k < end; k++)
+            out[k] = lf_noise_outside_in_shape(b, r, k - i < end - 1 - k ? k - i : end - 1 - k);
         i = end;
     }
 }

@@ -26,6 +26,10 @@ void lf_noise_draw_states(lf_rng *rng, const int32_t *offsets, int64_t n_seq, co
  * none) get b. Writes out[0..n). */
 void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, double r, double *out);
 
+/* The shape of a token d places from the nearer end of its run:
+ * max(b r^d, min(b, 1)), b for r = 0. */
+double lf_noise_outside_in_shape(double b, double r, int64_t d);
+
 /* loss.unmask_order left_to_right: in each sequence, as many of the present
  * non-fixed tokens as are clean become the leftmost ones, the others masked
  * (the count of each state kept, the clean ones a prefix). */

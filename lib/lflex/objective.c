@@ -23,6 +23,18 @@ static lf_tensor *int_vec(lf_ctx *ctx, const int32_t *src, int64_t n)
     return lf_const_int(ctx, src, n);
 }
 
+/* The fixed shape b of every token of the n_seq sequences of bt into dst (schedule.outside_in r
+ * makes it fall from each run's ends; r 0: b for all), through scratch [Nz]. */
+static void fixed_shapes(const lf_batch *bt, int64_t n_seq, double b, double r, double *scratch, lf_real *dst)
+{
+    for (int64_t j = 0; j < n_seq; j++) {
+        int64_t i0 = bt->offsets[j], n = bt->offsets[j + 1] - i0;
+        lf_noise_outside_in_shapes(bt->fixed + i0, n, b, r, scratch + i0);
+        for (int64_t i = i0; i < i0 + n; i++)
+            dst[i] = (lf_real)scratch[i];
+    }
+}
+
 /* The regulariser R summed over the batch (the paper's schedule regulariser) for the learned
  * shapes b [Nz]: seq_nf maps each non-fixed token to its sequence (-1 for
  * fixed ones), inv_n [B,1] is 1 / (non-fixed tokens of the sequence) and
@@ -171,26 +183,16 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         b_in = lf_rate_head_forward(ctx, &m->net.aux_bin, hz, cz, pz.seg);
         if (cfg->learn_b_um)
             b_um = lf_rate_head_forward(ctx, &m->net.aux_bum, hz, cz, pz.seg);
-    } else {
+    } else { /* fixed shapes: one for every token, or falling from each run's ends (schedule.outside_in) */
         b_in = const_vec(ctx, Nz, false);
-        if (b_in)
-            for (int64_t i = 0; i < Nz; i++)
-                lf_data(b_in)[i] = (lf_real)m->b_in;
-        if (b_in && cfg->outside_in > 0) { /* both shapes fall from each run's ends inwards */
-            double *shape = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *shape);
+        if (cfg->outside_in > 0)
             b_um = const_vec(ctx, Nz, false);
-            if (!shape || !b_um)
-                return LFLEX_ENOMEM;
-            for (int64_t j = 0; j < B; j++) {
-                int64_t i0 = bt->offsets[j], n = bt->offsets[j + 1] - i0;
-                lf_noise_outside_in_shapes(bt->fixed + i0, n, m->b_in, cfg->outside_in, shape + i0);
-                for (int64_t i = i0; i < i0 + n; i++)
-                    lf_data(b_in)[i] = (lf_real)shape[i];
-                lf_noise_outside_in_shapes(bt->fixed + i0, n, c_const, cfg->outside_in, shape + i0);
-                for (int64_t i = i0; i < i0 + n; i++)
-                    lf_data(b_um)[i] = (lf_real)shape[i];
-            }
-        }
+        double *shape = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *shape);
+        if (!b_in || (cfg->outside_in > 0 && !b_um) || !shape)
+            return LFLEX_ENOMEM;
+        fixed_shapes(bt, B, m->b_in, cfg->outside_in, shape, lf_data(b_in));
+        if (b_um)
+            fixed_shapes(bt, B, c_const, cfg->outside_in, shape, lf_data(b_um));
     }
     if ((st = lf_ctx_status(ctx)))
         return st;

@@ -266,18 +266,16 @@ static double grid_events_mass(const lf_model *m, double t)
 {
     double r = m->cfg.outside_in;
     if (r > 0) { /* the mean over the tiers, each with its own shapes */
-        double w = cum_base_hazard(t, m->a), sum = 0, b = m->b_in, c = m->b_um;
-        double b_floor = b < 1 ? b : 1, c_floor = c < 1 ? c : 1;
+        double w = cum_base_hazard(t, m->a), sum = 0;
+        double b_floor = lf_noise_outside_in_shape(m->b_in, r, LF_OUTSIDE_IN_TIERS);
+        double c_floor = lf_noise_outside_in_shape(m->b_um, r, LF_OUTSIDE_IN_TIERS);
         int n = 0;
-        for (; n < LF_OUTSIDE_IN_TIERS; n++) {
-            double bd = fmax(b, b_floor), cd = fmax(c, c_floor);
+        while (n < LF_OUTSIDE_IN_TIERS) {
+            double bd = lf_noise_outside_in_shape(m->b_in, r, n), cd = lf_noise_outside_in_shape(m->b_um, r, n);
             sum += 0.5 * (-expm1(-bd * w) - expm1(-cd * w));
-            if (bd <= b_floor && cd <= c_floor) {
-                n++;
+            n++;
+            if (bd <= b_floor && cd <= c_floor)
                 break;
-            }
-            b *= r;
-            c *= r;
         }
         return sum / n;
     }
