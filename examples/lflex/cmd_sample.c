@@ -12,7 +12,7 @@
  * Their values are checked here (the library checks them again), stored
  * in a section and written as YAML by libyaml. */
 enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, OPT_INSERTION, OPT_SEED, OPT_MAX_LEN,
-       OPT_BATCH, OPT_CANDIDATES, OPT_CANDIDATE_SCORE, OPT_GRID };
+       OPT_BATCH, OPT_CANDIDATES, OPT_CANDIDATE_SCORE, OPT_CANDIDATE_SPAN, OPT_GRID };
 
 #define SAMPLER_OPTS(temperature_default)                                                                        \
     {"steps", "N", "tau-leaping steps from t = 0 to 1 (1 to 100000; default 64)", OPT_STEPS},                   \
@@ -30,6 +30,8 @@ enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, O
      "use a temperature above 0)", OPT_CANDIDATES},                                                              \
     {"candidate-score", "MODE", "a candidate's score from its tokens' log-probabilities: sum (default),\n"          \
      "mean or min", OPT_CANDIDATE_SCORE},                                                                        \
+    {"candidate-span", "W", "generated positions masked together when a candidate is scored (1 to\n"              \
+     "64; default 1)", OPT_CANDIDATE_SPAN},                                                                      \
     {"grid", "MODE", "where the steps fall: uniform (default) or events (short steps where\n"                      \
      "insertions crowd)", OPT_GRID}
 
@@ -58,6 +60,7 @@ static int sampler_option(cli_section *sf, int id, const char *arg)
         {OPT_BATCH, "batch", "batch_size", 1, 65536, 0, 0, NULL},
         {OPT_CANDIDATES, "candidates", "candidates", 1, 1024, 0, 0, NULL},
         {OPT_CANDIDATE_SCORE, "candidate-score", "candidate_score", 0, 0, 0, 0, score},
+        {OPT_CANDIDATE_SPAN, "candidate-span", "candidate_span", 1, 64, 0, 0, NULL},
         {OPT_GRID, "grid", "grid", 0, 0, 0, 0, grid},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {

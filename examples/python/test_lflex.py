@@ -418,6 +418,12 @@ class SamplerTest(unittest.TestCase):
                                           candidate_score=score).generate_batch(tmpls), plain)
             for out in self.sampler(seed=3, temperature=1.0, candidates=3, candidate_score=score).generate_batch(tmpls):
                 self.check_output(out)
+        # windows of scored positions: whole outputs too, and span 1 is the default
+        self.assertEqual(self.sampler(seed=3, temperature=1.0, candidates=3, candidate_span=1).generate_batch(tmpls),
+                         self.sampler(seed=3, temperature=1.0, candidates=3).generate_batch(tmpls))
+        for out in self.sampler(seed=3, temperature=1.0, candidates=3, candidate_span=3,
+                                candidate_score="mean").generate_batch(tmpls):
+            self.check_output(out)
 
     def test_grid(self):
         # the events grid moves the step times: the MASKs of a template
@@ -575,6 +581,7 @@ class ErrorTest(unittest.TestCase):
         self.raises(lflex.FileError, "", lflex.Model.from_file, "/nonexistent/config.yaml")
         self.raises(lflex.InvalidArgument, "confidence", lflex.Sampler, self.model, confidence="bogus")
         self.raises(lflex.InvalidArgument, "candidate_score", lflex.Sampler, self.model, candidate_score="max")
+        self.raises(lflex.InvalidArgument, "candidate_span", lflex.Sampler, self.model, candidate_span=0)
         self.raises(lflex.InvalidArgument, "grid", lflex.Sampler, self.model, grid="fine")
         self.raises(lflex.InvalidArgument, "max_len", lflex.Sampler, self.model, max_len=MAX_LEN + 1)
         self.raises(lflex.InvalidArgument, "", lflex.Schedule, "cubic")

@@ -39,6 +39,12 @@ static const lf_cfg_key sampler_keys[] = {
                     "how a candidate's scored tokens make its score: the sum of their log-probabilities (the "
                     "pseudo-log-likelihood; prefers short answers when lengths differ), their mean, or their "
                     "minimum (the least likely token)"),
+    LF_CFG_KEY_INT(C, candidate_span, "candidate_span", 1, 64, 1,
+                   "generated positions masked together when a candidate is scored: every generated position "
+                   "starts a window of this many (fewer at the end), scored by the sum of the log-probabilities "
+                   "of the window's tokens with the whole window masked; candidate_score combines the windows "
+                   "(1: each token with only itself masked; wider windows stop a token being read off a copy "
+                   "of it next to it)"),
     LF_CFG_KEY_ENUM(C, grid, "grid", grid_choices, LF_GRID_UNIFORM,
                     "where the steps fall in [0, 1): equal steps (uniform), or steps that carry equal shares of a "
                     "token's expected insertion and unmasking events under the model's reference schedules "

@@ -549,55 +549,72 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
 #define PLL_ROWS 8192
 
 /* One scoring pass: copies q < n of the sequences seqs[seq[q]], each with
- * position pos[q] masked (rows in all), through the generator at t = PLL_T;
- * lp[q] = log p(the masked token). */
+ * the window starting at position pos[q] masked (that position and the next
+ * candidate_span - 1 generated ones, t_um > 0), rows in all, through the
+ * generator at t = PLL_T; lp[q] = the sum of log p(masked token) over the
+ * window. */
 static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int64_t *seq, const int64_t *pos,
                     int64_t n, int64_t rows, double *lp)
 {
     int st = lf_ctx_reset(ctx);
     if (st)
         return st;
+    const int64_t W = s->cfg.candidate_span > 1 ? s->cfg.candidate_span : 1;
     int32_t *ids = lf_arena_alloc(&ctx->arena, (size_t)rows * sizeof *ids);
     int32_t *off = lf_arena_alloc(&ctx->arena, (size_t)(n + 1) * sizeof *off);
-    int32_t *row = lf_arena_alloc(&ctx->arena, (size_t)n * sizeof *row);
+    int32_t *row = lf_arena_alloc(&ctx->arena, (size_t)(n * W) * sizeof *row);
+    int32_t *tok = lf_arena_alloc(&ctx->arena, (size_t)(n * W) * sizeof *tok);
+    int32_t *win = lf_arena_alloc(&ctx->arena, (size_t)(n * W) * sizeof *win);
     double *tt = lf_arena_alloc(&ctx->arena, (size_t)n * sizeof *tt);
-    lf_tensor *seg = lf_new1(ctx, LF_INT, n);
-    if (!ids || !off || !row || !tt || !seg)
+    if (!ids || !off || !row || !tok || !win || !tt)
         return LFLEX_ENOMEM;
     off[0] = 0;
+    int64_t m = 0; /* masked rows */
     for (int64_t q = 0; q < n; q++) {
         const seq_state *sq = &seqs[seq[q]];
         memcpy(ids + off[q], sq->tok, (size_t)sq->n * sizeof *ids);
-        row[q] = (int32_t)(off[q] + pos[q]);
-        ids[row[q]] = LF_MASK;
+        for (int64_t k = pos[q], w = 0; k < sq->n && w < W; k++)
+            if (k == pos[q] || sq->t_um[k] > 0) {
+                row[m] = (int32_t)(off[q] + k);
+                tok[m] = sq->tok[k];
+                win[m++] = (int32_t)q;
+                ids[off[q] + k] = LF_MASK;
+                w++;
+            }
         off[q + 1] = (int32_t)(off[q] + sq->n);
         tt[q] = PLL_T;
-        lf_idata(seg)[q] = (int32_t)q;
     }
+    lf_tensor *seg = lf_new1(ctx, LF_INT, m);
+    if (!seg)
+        return LFLEX_ENOMEM;
+    memcpy(lf_idata(seg), win, (size_t)m * sizeof *win);
     const lf_nets *net = &s->view.nets;
     lf_packed pk;
     if ((st = lf_packed_make(ctx, &pk, ids, off, n)))
         return st;
     lf_tensor *cond;
     lf_tensor *h = lf_backbone_forward(ctx, &net->gen, &pk, tt, false, 0, &cond);
-    lf_tensor *h_m = lf_embedding(ctx, h, lf_const_int(ctx, row, n));
+    lf_tensor *h_m = lf_embedding(ctx, h, lf_const_int(ctx, row, m));
     lf_tensor *logp = lf_log_softmax(ctx, lf_token_head_forward(ctx, &net->gen_out, h_m, cond, seg));
     if ((st = lf_ctx_status(ctx)))
         return st;
     const int64_t V = s->m->vocab - LF_N_SPECIAL;
-    for (int64_t q = 0; q < n; q++) {
-        int32_t tok = seqs[seq[q]].tok[pos[q]];
-        lp[q] = tok >= LF_N_SPECIAL ? (double)lf_data(logp)[q * V + tok - LF_N_SPECIAL] : -INFINITY;
-    }
+    for (int64_t q = 0; q < n; q++)
+        lp[q] = 0;
+    for (int64_t r = 0; r < m; r++)
+        lp[win[r]] += tok[r] >= LF_N_SPECIAL ? (double)lf_data(logp)[r * V + tok[r] - LF_N_SPECIAL] : -INFINITY;
     return LFLEX_OK;
 }
 
 /* Candidate scores: score[j] = the sum (the pseudo-log-likelihood), mean
  * or minimum, by cfg.candidate_score, over the generated positions of
- * sequence j (those unmasked while generating: t_um > 0) of log p(its
- * token | the sequence with only that position masked) at t = PLL_T;
- * without generated positions 0 for the sum, -inf (ranked last) for the
- * mean and minimum. One copy of the sequence per scored position, the
+ * sequence j (those unmasked while generating: t_um > 0) of the window term
+ * of the window starting there: the sum of log p(token | the sequence with
+ * the window masked) at t = PLL_T over the window's positions (that one and
+ * the next candidate_span - 1 generated ones; with span 1 log p of the
+ * token with only itself masked); without generated positions 0 for the
+ * sum, -inf (ranked last) for the mean and minimum. One copy of the
+ * sequence per window, the
  * copies packed into passes of at most PLL_ROWS rows (at least one copy).
  * Sequences with same[j] >= 0 repeat sequence same[j] < j and take its
  * score without a pass. With forced rates (tests) every score is 0. */

@@ -31,6 +31,7 @@ typedef struct lf_sampler_config {
     int64_t threads;      /* 0: all cores */
     int64_t candidates;   /* samples per template, the one the model scores highest kept (1: off) */
     int candidate_score;  /* lf_candidate_score */
+    int64_t candidate_span; /* consecutive generated positions masked together per scored window */
     int grid;             /* lf_grid */
 } lf_sampler_config;
 

@@ -584,8 +584,10 @@ static tmpl_set mixed_templates(void)
 /* `candidates: K`: the output for each template is, of the K samples that
  * plain samplers seeded with lf_sampler_candidate_seed(seed, k) generate,
  * the one with the highest score, computed here through the rate queries
- * (a separate forward) from log p(token) at t = 0.95 with only that
- * position masked, over the generated tokens: their sum (the
+ * (a separate forward) from window terms at t = 0.95: with candidate_span 1
+ * log p(token) with only that position masked, with span W the sum of log p
+ * over the W generated positions from it on (fewer at the end) with all of
+ * them masked; over the generated positions: their sum (the
  * pseudo-log-likelihood), mean or minimum by candidate_score. Half the
  * templates have three MASKs to fill (every candidate three tokens), half
  * are unconditional (lengths differ, so the mean can choose otherwise than
@@ -614,7 +616,7 @@ START_TEST(test_candidates_best_score)
     lf_sampler s;
     lf_sampler_config cfg;
     gen_out cand[K];
-    double score[3][K][NT];
+    static double score[2][3][K][NT]; /* span 1 and 2 */
     for (int k = 0; k < K; k++) {
         char yaml[160];
         snprintf(yaml, sizeof yaml, "steps: 8\ntemperature: 1\nuse_ema: false\nmax_len: 16\nseed: %lld",
@@ -628,53 +630,67 @@ START_TEST(test_candidates_best_score)
             int64_t n = cand[k].off[j + 1] - cand[k].off[j];
             /* generated: the three MASKs after prompt 5 7 and BOS, or all but EOS */
             int64_t g0 = j < NT / 2 ? 3 : 0, g1 = n - 1, ng = g1 - g0;
-            double sum = 0, lo = INFINITY;
-            for (int64_t i = g0; i < g1; i++) {
-                int32_t xi[16];
-                float probs[16 * V];
-                memcpy(xi, x, (size_t)n * sizeof *xi);
-                xi[i] = LF_MASK;
-                ck_assert_int_eq(lf_model_query_rates(&m, xi, n, 0.95, probs, NULL, NULL), 0);
-                double lp = log(probs[i * V + x[i]]);
-                sum += lp;
-                lo = fmin(lo, lp);
+            for (int span = 1; span <= 2; span++) {
+                double sum = 0, lo = INFINITY;
+                for (int64_t i = g0; i < g1; i++) {
+                    int32_t xi[16];
+                    float probs[16 * V];
+                    memcpy(xi, x, (size_t)n * sizeof *xi);
+                    int64_t e = i + span < g1 ? i + span : g1;
+                    for (int64_t p = i; p < e; p++)
+                        xi[p] = LF_MASK;
+                    ck_assert_int_eq(lf_model_query_rates(&m, xi, n, 0.95, probs, NULL, NULL), 0);
+                    double lp = 0;
+                    for (int64_t p = i; p < e; p++)
+                        lp += log(probs[p * V + x[p]]);
+                    sum += lp;
+                    lo = fmin(lo, lp);
+                }
+                score[span - 1][0][k][j] = sum;
+                score[span - 1][1][k][j] = ng ? sum / (double)ng : -INFINITY; /* no tokens: ranked last */
+                score[span - 1][2][k][j] = ng ? lo : -INFINITY;
             }
-            score[0][k][j] = sum;
-            score[1][k][j] = ng ? sum / (double)ng : -INFINITY; /* no tokens: ranked last */
-            score[2][k][j] = ng ? lo : -INFINITY;
         }
     }
-    int kept[3][NT];
-    for (int mode = 0; mode < 3; mode++) {
-        char yaml[160];
-        snprintf(yaml, sizeof yaml,
-                 "steps: 8\ntemperature: 1\nuse_ema: false\nseed: 7\ncandidates: 4\nmax_len: 16\ncandidate_score: %s",
-                 modes[mode]);
-        cfg = sampler_cfg(yaml);
-        ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
-        gen_out best = run(&s, &t);
-        lf_sampler_destroy(&s);
-        int distinct = 0;
-        for (int64_t j = 0; j < NT; j++) {
-            int kb = 0;
-            for (int k = 1; k < K; k++)
-                kb = score[mode][k][j] > score[mode][kb][j] ? k : kb;
-            int64_t n = best.off[j + 1] - best.off[j], nb = cand[kb].off[j + 1] - cand[kb].off[j];
-            ck_assert_msg(n == nb && !memcmp(best.tok + best.off[j], cand[kb].tok + cand[kb].off[j], (size_t)n * 4),
-                          "%s, template %lld: not the candidate of the highest score (%d)", modes[mode], (long long)j,
-                          kb);
-            kept[mode][j] = kb;
-            distinct += kb != 0;
+    int kept[2][3][NT];
+    for (int span = 1; span <= 2; span++)
+        for (int mode = 0; mode < 3; mode++) {
+            char yaml[200];
+            snprintf(yaml, sizeof yaml,
+                     "steps: 8\ntemperature: 1\nuse_ema: false\nseed: 7\ncandidates: 4\nmax_len: 16\n"
+                     "candidate_score: %s\ncandidate_span: %d",
+                     modes[mode], span);
+            cfg = sampler_cfg(yaml);
+            ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+            gen_out best = run(&s, &t);
+            lf_sampler_destroy(&s);
+            int distinct = 0;
+            for (int64_t j = 0; j < NT; j++) {
+                int kb = 0;
+                for (int k = 1; k < K; k++)
+                    kb = score[span - 1][mode][k][j] > score[span - 1][mode][kb][j] ? k : kb;
+                int64_t n = best.off[j + 1] - best.off[j], nb = cand[kb].off[j + 1] - cand[kb].off[j];
+                ck_assert_msg(n == nb && !memcmp(best.tok + best.off[j], cand[kb].tok + cand[kb].off[j], (size_t)n * 4),
+                              "%s, span %d, template %lld: not the candidate of the highest score (%d)", modes[mode],
+                              span, (long long)j, kb);
+                kept[span - 1][mode][j] = kb;
+                distinct += kb != 0;
+            }
+            printf("# candidate_score %s, span %d: %d of %d templates kept a candidate other than the first\n",
+                   modes[mode], span, distinct, NT);
+            ck_assert_int_gt(distinct, 0); /* the choice mattered somewhere */
+            free_gen(&best);
         }
-        printf("# candidate_score %s: %d of %d templates kept a candidate other than the first\n", modes[mode],
-               distinct, NT);
-        ck_assert_int_gt(distinct, 0); /* the choice mattered somewhere */
-        free_gen(&best);
-    }
+    int by_span = 0;
+    for (int64_t j = 0; j < NT; j++)
+        for (int mode = 0; mode < 3; mode++)
+            by_span += kept[1][mode][j] != kept[0][mode][j];
+    printf("# span 2 chose otherwise than span 1 for %d template-rules\n", by_span);
+    ck_assert_int_gt(by_span, 0); /* the windows change the choice */
     int differ[3] = {0, 0, 0};
     for (int64_t j = 0; j < NT; j++)
         for (int mode = 1; mode < 3; mode++)
-            differ[mode] += kept[mode][j] != kept[0][j];
+            differ[mode] += kept[0][mode][j] != kept[0][0][j];
     printf("# mean and min chose otherwise than sum for %d and %d templates\n", differ[1], differ[2]);
     ck_assert_int_gt(differ[1] + differ[2], 0); /* the modes are not one rule */
     /* candidates: 1 is the plain sampler (candidate 0) */
