@@ -12,7 +12,7 @@
  * Their values are checked here (the library checks them again), stored
  * in a section and written as YAML by libyaml. */
 enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, OPT_INSERTION, OPT_SEED, OPT_MAX_LEN,
-       OPT_BATCH, OPT_CANDIDATES, OPT_CANDIDATE_SCORE, OPT_CANDIDATE_SPAN, OPT_GRID };
+       OPT_BATCH, OPT_CANDIDATES, OPT_CANDIDATE_SCORE, OPT_CANDIDATE_SPAN, OPT_REVISE, OPT_GRID };
 
 #define SAMPLER_OPTS(temperature_default)                                                                        \
     {"steps", "N", "tau-leaping steps from t = 0 to 1 (1 to 100000; default 64)", OPT_STEPS},                   \
@@ -32,6 +32,8 @@ enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, O
      "mean or min", OPT_CANDIDATE_SCORE},                                                                        \
     {"candidate-span", "W", "generated positions masked together when a candidate is scored (1 to\n"              \
      "64; default 1)", OPT_CANDIDATE_SPAN},                                                                      \
+    {"revise", "R", "rounds of revision: each output's weakest window generated anew, kept\n"                   \
+     "when it scores higher (0 to 64; default 0)", OPT_REVISE},                                                 \
     {"grid", "MODE", "where the steps fall: uniform (default) or events (short steps where\n"                      \
      "insertions crowd)", OPT_GRID}
 
@@ -61,6 +63,7 @@ static int sampler_option(cli_section *sf, int id, const char *arg)
         {OPT_CANDIDATES, "candidates", "candidates", 1, 1024, 0, 0, NULL},
         {OPT_CANDIDATE_SCORE, "candidate-score", "candidate_score", 0, 0, 0, 0, score},
         {OPT_CANDIDATE_SPAN, "candidate-span", "candidate_span", 1, 64, 0, 0, NULL},
+        {OPT_REVISE, "revise", "revise", 0, 64, 0, 0, NULL},
         {OPT_GRID, "grid", "grid", 0, 0, 0, 0, grid},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {

@@ -424,6 +424,11 @@ class SamplerTest(unittest.TestCase):
         for out in self.sampler(seed=3, temperature=1.0, candidates=3, candidate_span=3,
                                 candidate_score="mean").generate_batch(tmpls):
             self.check_output(out)
+        # revision: whole outputs, and revise=0 is the default
+        self.assertEqual(self.sampler(seed=3, temperature=1.0, revise=0).generate_batch(tmpls), plain)
+        for out in self.sampler(seed=3, temperature=1.0, candidates=2, candidate_score="mean",
+                                revise=2).generate_batch(tmpls):
+            self.check_output(out)
 
     def test_grid(self):
         # the events grid moves the step times: the MASKs of a template
@@ -582,6 +587,7 @@ class ErrorTest(unittest.TestCase):
         self.raises(lflex.InvalidArgument, "confidence", lflex.Sampler, self.model, confidence="bogus")
         self.raises(lflex.InvalidArgument, "candidate_score", lflex.Sampler, self.model, candidate_score="max")
         self.raises(lflex.InvalidArgument, "candidate_span", lflex.Sampler, self.model, candidate_span=0)
+        self.raises(lflex.InvalidArgument, "revise", lflex.Sampler, self.model, revise=65)
         self.raises(lflex.InvalidArgument, "grid", lflex.Sampler, self.model, grid="fine")
         self.raises(lflex.InvalidArgument, "max_len", lflex.Sampler, self.model, max_len=MAX_LEN + 1)
         self.raises(lflex.InvalidArgument, "", lflex.Schedule, "cubic")

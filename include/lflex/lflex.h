@@ -395,9 +395,9 @@ LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const 
 /**
  * A sampler for a model, configured by YAML (keys in doc/config.md:
  * steps, temperature, top_k, top_p, confidence, insertion, max_len, seed,
- * use_ema, batch_size, threads, candidates, candidate_score, candidate_span, grid). The sampler
- * borrows the model: free it before the model, and do not train, load into or free the model while
- * it is in use.
+ * use_ema, batch_size, threads, candidates, candidate_score, candidate_span, revise, grid).
+ * The sampler borrows the model: free it before the model, and do not train, load into or free
+ * the model while it is in use.
  * Any number of samplers may run on one model at the same time.
  */
 LFLEX_API int lflex_sampler_new(lflex_sampler_t **out, const lflex_model_t *m, const char *yaml, size_t len);

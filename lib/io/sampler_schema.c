@@ -45,6 +45,12 @@ static const lf_cfg_key sampler_keys[] = {
                    "of the window's tokens with the whole window masked; candidate_score combines the windows "
                    "(1: each token with only itself masked; wider windows stop a token being read off a copy "
                    "of it next to it)"),
+    LF_CFG_KEY_INT(C, revise, "revise", 0, 64, 0,
+                   "rounds of revision after generation: each round takes out every output's weakest window "
+                   "(the lowest window term of candidate_span positions not tried since it last changed; "
+                   "inserted tokens deleted, their gap opened, template MASKs masked again), generates it anew "
+                   "with the sampler's candidates and keeps the result when its score (candidate_score) is "
+                   "higher; each round costs about one generation (doc/sampling.md)"),
     LF_CFG_KEY_ENUM(C, grid, "grid", grid_choices, LF_GRID_UNIFORM,
                     "where the steps fall in [0, 1): equal steps (uniform), or steps that carry equal shares of a "
                     "token's expected insertion and unmasking events under the model's reference schedules "

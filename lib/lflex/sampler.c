@@ -548,6 +548,14 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
 #define PLL_T 0.95
 #define PLL_ROWS 8192
 
+/* Position k >= k0 of sq belongs to the window that starts at k0 (with
+ * the next candidate_span - 1 of them): k0 itself and the generated
+ * positions (t_um > 0) after it. */
+static bool in_window(const seq_state *sq, int64_t k0, int64_t k)
+{
+    return k == k0 || sq->t_um[k] > 0;
+}
+
 /* One scoring pass: copies q < n of the sequences seqs[seq[q]], each with
  * the window starting at position pos[q] masked (that position and the next
  * candidate_span - 1 generated ones, t_um > 0), rows in all, through the
@@ -574,7 +582,7 @@ static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int
         const seq_state *sq = &seqs[seq[q]];
         memcpy(ids + off[q], sq->tok, (size_t)sq->n * sizeof *ids);
         for (int64_t k = pos[q], w = 0; k < sq->n && w < W; k++)
-            if (k == pos[q] || sq->t_um[k] > 0) {
+            if (in_window(sq, pos[q], k)) {
                 row[m] = (int32_t)(off[q] + k);
                 tok[m] = sq->tok[k];
                 win[m++] = (int32_t)q;
@@ -606,36 +614,26 @@ static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int
     return LFLEX_OK;
 }
 
-/* Candidate scores: score[j] = the sum (the pseudo-log-likelihood), mean
- * or minimum, by cfg.candidate_score, over the generated positions of
- * sequence j (those unmasked while generating: t_um > 0) of the window term
- * of the window starting there: the sum of log p(token | the sequence with
- * the window masked) at t = PLL_T over the window's positions (that one and
- * the next candidate_span - 1 generated ones; with span 1 log p of the
- * token with only itself masked); without generated positions 0 for the
- * sum, -inf (ranked last) for the mean and minimum. One copy of the
- * sequence per window, the
- * copies packed into passes of at most PLL_ROWS rows (at least one copy).
- * Sequences with same[j] >= 0 repeat sequence same[j] < j and take its
- * score without a pass. With forced rates (tests) every score is 0. */
-static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
-                      double *score)
+/* Window terms of the sequences j with same[j] < 0 (same may be NULL): one
+ * copy per generated position k of sequence j (t_um > 0), seq[q] = j and
+ * pos[q] = k, consecutive per sequence, with lp[q] the sum of log p(token |
+ * the sequence with the window masked) at t = PLL_T over the window's
+ * positions (k and the next candidate_span - 1 generated ones; with span 1
+ * log p of the token with only itself masked); *n copies. The copies are
+ * packed into passes of at most PLL_ROWS rows (at least one copy). The
+ * caller frees *seq, *pos and *lp. */
+static int window_terms(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
+                        int64_t **seq_out, int64_t **pos_out, double **lp_out, int64_t *n_out)
 {
     int64_t cap = 0;
-    const int mode = s->cfg.candidate_score;
-    for (int64_t j = 0; j < n_seq; j++) {
-        score[j] = s->forced || mode == LF_SCORE_SUM ? 0 : -INFINITY;
+    for (int64_t j = 0; j < n_seq; j++)
         cap += seqs[j].n;
-    }
-    if (s->forced)
-        return LFLEX_OK;
-    /* the copies: (sequence, masked position) */
     int64_t *seq = malloc((size_t)(cap ? cap : 1) * sizeof *seq), *pos = malloc((size_t)(cap ? cap : 1) * sizeof *pos);
     double *lp = malloc((size_t)(cap ? cap : 1) * sizeof *lp);
     int st = seq && pos && lp ? LFLEX_OK : LFLEX_ENOMEM;
     int64_t n = 0;
     for (int64_t j = 0; j < n_seq && !st; j++)
-        for (int64_t k = 0; k < seqs[j].n && same[j] < 0; k++)
+        for (int64_t k = 0; k < seqs[j].n && (!same || same[j] < 0); k++)
             if (seqs[j].t_um[k] > 0) {
                 seq[n] = j;
                 pos[n++] = k;
@@ -646,19 +644,51 @@ static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t
             rows += seqs[seq[c1]].n;
         st = pll_pass(s, ctx, seqs, seq + c0, pos + c0, c1 - c0, rows, lp + c0);
     }
+    *seq_out = seq;
+    *pos_out = pos;
+    *lp_out = lp;
+    *n_out = n;
+    return st;
+}
+
+/* The score of n > 0 window terms: their sum, mean or minimum. */
+static double combine_terms(int mode, const double *lp, int64_t n)
+{
+    double sum = 0, lo = INFINITY;
+    for (int64_t q = 0; q < n; q++) {
+        sum += lp[q];
+        lo = fmin(lo, lp[q]);
+    }
+    return mode == LF_SCORE_MIN ? lo : mode == LF_SCORE_MEAN ? sum / (double)n : sum;
+}
+
+/* Candidate scores: score[j] = the sum (the pseudo-log-likelihood), mean
+ * or minimum, by cfg.candidate_score, of the window terms of sequence j
+ * (window_terms); without generated positions 0 for the sum, -inf (ranked
+ * last) for the mean and minimum. Sequences with same[j] >= 0 repeat
+ * sequence same[j] < j and take its score without a pass (same may be
+ * NULL). With forced rates (tests) every score is 0. */
+static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
+                      double *score)
+{
+    const int mode = s->cfg.candidate_score;
+    for (int64_t j = 0; j < n_seq; j++)
+        score[j] = s->forced || mode == LF_SCORE_SUM ? 0 : -INFINITY;
+    if (s->forced)
+        return LFLEX_OK;
+    int64_t *seq, *pos, n;
+    double *lp;
+    int st = window_terms(s, ctx, seqs, n_seq, same, &seq, &pos, &lp, &n);
     /* the copies of a sequence are consecutive */
     for (int64_t q0 = 0, q1; q0 < n && !st; q0 = q1) {
-        double sum = 0, lo = INFINITY;
-        for (q1 = q0; q1 < n && seq[q1] == seq[q0]; q1++) {
-            sum += lp[q1];
-            lo = fmin(lo, lp[q1]);
-        }
-        score[seq[q0]] = mode == LF_SCORE_MIN ? lo : mode == LF_SCORE_MEAN ? sum / (double)(q1 - q0) : sum;
+        for (q1 = q0; q1 < n && seq[q1] == seq[q0]; q1++)
+            ;
+        score[seq[q0]] = combine_terms(mode, lp + q0, q1 - q0);
     }
     free(seq);
     free(pos);
     free(lp);
-    for (int64_t j = 0; j < n_seq; j++)
+    for (int64_t j = 0; j < n_seq && same; j++)
         if (same[j] >= 0)
             score[j] = score[same[j]];
     return st;
@@ -748,13 +778,21 @@ static int chunk_step(lf_sampler *s, lf_sampler_worker *whole, group_job *jobs, 
     return LFLEX_OK;
 }
 
-int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out)
+/* Steps of a generation: one per step and closing pass of every chunk. */
+static uint64_t generation_steps(const lf_sampler *s, int64_t n_templates)
+{
+    const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
+    int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
+    B_max = B_max / K > 0 ? B_max / K : 1;
+    int64_t chunk_cap = B_max < n_templates ? B_max : n_templates;
+    return (uint64_t)((n_templates + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)(s->cfg.steps + 1);
+}
+
+/* Generates the templates into out (capacity checked by the caller); the
+ * progress callback sees *done, counted on, of total. */
+static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *out, uint64_t *done, uint64_t total)
 {
     const int64_t L = s->cfg.max_len, N = s->cfg.steps;
-    if (out->cap < tp->n * L) {
-        out->offsets[tp->n] = tp->n * L;
-        return LFLEX_EINVAL;
-    }
     /* a chunk: chunk_cap templates, K candidates of each (sequence j K + k),
      * at most batch_size sequences (at least one template) */
     const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
@@ -783,7 +821,6 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     if (!st)
         lf_sampler_grid(s->m, s->cfg.grid, N, grid);
     int64_t written = 0;
-    uint64_t total_steps = (uint64_t)((tp->n + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)(N + 1), done = 0;
     out->offsets[0] = 0;
     for (int64_t c0 = 0; c0 < tp->n && !st; c0 += chunk_cap) {
         int64_t B = tp->n - c0 < chunk_cap ? tp->n - c0 : chunk_cap;
@@ -808,8 +845,8 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
              * it always was); the closing pass has no step */
             double dt = s->cfg.grid != LF_GRID_EVENTS ? T_END / (double)N : i < N ? grid[i + 1] - grid[i] : 0;
             st = chunk_step(s, &whole, jobs, seqs, B * K, i, N, grid[i], dt);
-            done++;
-            if (!st && s->progress && s->progress(s->progress_user, done, total_steps) != 0)
+            ++*done;
+            if (!st && s->progress && s->progress(s->progress_user, *done, total) != 0)
                 st = LFLEX_ECANCELED;
         }
         if (!st && K > 1) {
@@ -850,6 +887,202 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     free(same);
     free(jobs);
     free(grid);
+    return st;
+}
+
+/* ---- revision ------------------------------------------------------------------ */
+
+/* One round of revision (cfg.revise). For every output sequence j, the
+ * window (as the candidates' scores have them: a generated position and the
+ * next candidate_span - 1) with the lowest term among those not tried since
+ * the sequence last changed (tried[j L + k]) is taken out: its inserted
+ * tokens are deleted, opening the gap they leave, its template MASKs are
+ * masked again, and every other token stays as a template token. The
+ * sampler generates these templates (with its candidates), and a revision
+ * replaces its sequence when its score (candidate_score over its window
+ * terms) is higher; otherwise the window counts as tried. Kept tokens keep
+ * their times; the new ones carry the times of the revision's generation.
+ * out holds n_out sequences with both time arrays. */
+static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t *tried, uint64_t *done,
+                        uint64_t total)
+{
+    const int64_t L = s->cfg.max_len, W = s->cfg.candidate_span > 1 ? s->cfg.candidate_span : 1;
+    const int mode = s->cfg.candidate_score;
+    const int64_t cap = n_out * L;
+    seq_state *cur = calloc((size_t)(n_out ? n_out : 1), sizeof *cur);
+    seq_state *rev = calloc((size_t)(n_out ? n_out : 1), sizeof *rev);
+    double *cur_score = malloc((size_t)(n_out ? n_out : 1) * sizeof *cur_score);
+    double *rev_score = malloc((size_t)(n_out ? n_out : 1) * sizeof *rev_score);
+    int64_t *pick = malloc((size_t)(n_out ? n_out : 1) * sizeof *pick), *owner = malloc((size_t)(n_out ? n_out : 1) * sizeof *owner);
+    int64_t *r_off = malloc((size_t)(n_out + 1) * sizeof *r_off), *g_off = malloc((size_t)(n_out + 1) * sizeof *g_off);
+    int32_t *r_tok = malloc((size_t)(cap ? cap : 1) * sizeof *r_tok), *g_tok = malloc((size_t)(cap ? cap : 1) * sizeof *g_tok);
+    uint8_t *r_open = malloc((size_t)(cap ? cap : 1));
+    float *g_tin = malloc((size_t)(cap ? cap : 1) * sizeof *g_tin), *g_tum = malloc((size_t)(cap ? cap : 1) * sizeof *g_tum);
+    int64_t *seq = NULL, *pos = NULL, n = 0;
+    double *lp = NULL;
+    int st = cur && rev && cur_score && rev_score && pick && owner && r_off && g_off && r_tok && g_tok && r_open &&
+                     g_tin && g_tum
+                 ? LFLEX_OK
+                 : LFLEX_ENOMEM;
+    for (int64_t j = 0; j < n_out && !st; j++) {
+        int64_t b = out->offsets[j];
+        cur[j] = (seq_state){.tok = out->tokens + b, .t_ins = out->insert_time + b, .t_um = out->unmask_time + b,
+                             .n = out->offsets[j + 1] - b};
+        pick[j] = -1;
+    }
+    if (!st)
+        st = window_terms(s, &s->ctx, cur, n_out, NULL, &seq, &pos, &lp, &n);
+    /* each sequence's score and its weakest window not yet tried */
+    for (int64_t q0 = 0, q1; q0 < n && !st; q0 = q1) {
+        int64_t j = seq[q0];
+        for (q1 = q0; q1 < n && seq[q1] == j; q1++)
+            if (!tried[j * L + pos[q1]] && (pick[j] < 0 || lp[q1] < lp[pick[j]]))
+                pick[j] = q1;
+        cur_score[j] = combine_terms(mode, lp + q0, q1 - q0);
+        pick[j] = pick[j] >= 0 ? pos[pick[j]] : -1;
+    }
+    /* the revision templates */
+    int64_t R = 0;
+    r_off[0] = 0;
+    for (int64_t j = 0; j < n_out && !st; j++) {
+        if (pick[j] < 0)
+            continue;
+        const seq_state *sq = &cur[j];
+        int64_t w = 0, e = r_off[R];
+        bool open = false;
+        for (int64_t k = 0; k < sq->n; k++) {
+            bool in = k >= pick[j] && w < W && in_window(sq, pick[j], k);
+            w += in;
+            if (in && sq->t_ins[k] > 0) { /* an inserted token: deleted, its gap open */
+                open = true;
+                continue;
+            }
+            r_tok[e] = in ? LF_MASK : sq->tok[k];
+            r_open[e++] = open;
+            open = false;
+        }
+        owner[R++] = j;
+        r_off[R] = e;
+    }
+    if (!st && R > 0) {
+        lf_templates rt = {r_tok, r_open, r_off, R};
+        lf_generated g = {g_tok, cap, g_off, g_tin, g_tum};
+        st = generate_pass(s, &rt, &g, done, total);
+        /* kept tokens (the revision's template tokens other than its MASKs)
+         * take back their times */
+        for (int64_t r = 0; r < R && !st; r++) {
+            const seq_state *sq = &cur[owner[r]];
+            int64_t k = 0, w = 0, p = pick[owner[r]];
+            for (int64_t i = g_off[r]; i < g_off[r + 1]; i++) {
+                if (g_tin[i] > 0)
+                    continue; /* inserted by the revision */
+                /* the next position of the sequence that the template kept */
+                bool in;
+                while ((in = k >= p && w < W && in_window(sq, p, k)) && sq->t_ins[k] > 0) {
+                    w++;
+                    k++;
+                }
+                w += in;
+                if (!in) {
+                    g_tin[i] = sq->t_ins[k];
+                    g_tum[i] = sq->t_um[k];
+                }
+                k++;
+            }
+            rev[r] = (seq_state){.tok = g_tok + g_off[r], .t_ins = g_tin + g_off[r], .t_um = g_tum + g_off[r],
+                                 .n = g_off[r + 1] - g_off[r]};
+        }
+        if (!st)
+            st = pll_scores(s, &s->ctx, rev, R, NULL, rev_score);
+    }
+    /* the outputs again, revised where the revision scores higher */
+    if (!st && R > 0) {
+        int32_t *tok = malloc((size_t)cap * sizeof *tok);
+        float *tin = malloc((size_t)cap * sizeof *tin), *tum = malloc((size_t)cap * sizeof *tum);
+        if (!tok || !tin || !tum)
+            st = LFLEX_ENOMEM;
+        int64_t written = 0;
+        for (int64_t j = 0, r = 0; j < n_out && !st; j++) {
+            const seq_state *src = &cur[j];
+            if (r < R && owner[r] == j) {
+                if (rev_score[r] > cur_score[j]) {
+                    src = &rev[r];
+                    memset(tried + j * L, 0, (size_t)L);
+                } else {
+                    tried[j * L + pick[j]] = 1;
+                }
+                r++;
+            }
+            memcpy(tok + written, src->tok, (size_t)src->n * sizeof *tok);
+            memcpy(tin + written, src->t_ins, (size_t)src->n * sizeof *tin);
+            memcpy(tum + written, src->t_um, (size_t)src->n * sizeof *tum);
+            written += src->n;
+            g_off[j + 1] = written; /* the new offsets (the revision's are no longer needed) */
+        }
+        if (!st) {
+            memcpy(out->tokens, tok, (size_t)written * sizeof *tok);
+            memcpy(out->insert_time, tin, (size_t)written * sizeof *tin);
+            memcpy(out->unmask_time, tum, (size_t)written * sizeof *tum);
+            for (int64_t j = 0; j < n_out; j++)
+                out->offsets[j + 1] = g_off[j + 1];
+        }
+        free(tok);
+        free(tin);
+        free(tum);
+    }
+    free(seq);
+    free(pos);
+    free(lp);
+    free(cur);
+    free(rev);
+    free(cur_score);
+    free(rev_score);
+    free(pick);
+    free(owner);
+    free(r_off);
+    free(g_off);
+    free(r_tok);
+    free(g_tok);
+    free(r_open);
+    free(g_tin);
+    free(g_tum);
+    return st;
+}
+
+int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out)
+{
+    const int64_t L = s->cfg.max_len, R = s->forced ? 0 : s->cfg.revise;
+    if (out->cap < tp->n * L) {
+        out->offsets[tp->n] = tp->n * L;
+        return LFLEX_EINVAL;
+    }
+    const uint64_t per = generation_steps(s, tp->n), total = per * (uint64_t)(1 + R);
+    uint64_t done = 0;
+    if (R == 0)
+        return generate_pass(s, tp, out, &done, total);
+    /* revision reads both times: the caller's arrays or ours */
+    lf_generated o = *out;
+    const size_t cells = (size_t)(tp->n > 0 ? tp->n * L : 1);
+    float *tin = out->insert_time ? NULL : malloc(cells * sizeof *tin);
+    float *tum = out->unmask_time ? NULL : malloc(cells * sizeof *tum);
+    uint8_t *tried = calloc(cells, 1);
+    o.insert_time = out->insert_time ? out->insert_time : tin;
+    o.unmask_time = out->unmask_time ? out->unmask_time : tum;
+    int st = o.insert_time && o.unmask_time && tried ? LFLEX_OK : LFLEX_ENOMEM;
+    if (!st)
+        st = generate_pass(s, tp, &o, &done, total);
+    for (int64_t r = 0; r < R && !st; r++) {
+        st = revise_round(s, &o, tp->n, tried, &done, total);
+        /* a round revises at most every sequence: the rest of its share */
+        if (!st && done < per * (uint64_t)(r + 2)) {
+            done = per * (uint64_t)(r + 2);
+            if (s->progress && s->progress(s->progress_user, done, total) != 0)
+                st = LFLEX_ECANCELED;
+        }
+    }
+    free(tin);
+    free(tum);
+    free(tried);
     return st;
 }
 

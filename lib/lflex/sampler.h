@@ -32,6 +32,7 @@ typedef struct lf_sampler_config {
     int64_t candidates;   /* samples per template, the one the model scores highest kept (1: off) */
     int candidate_score;  /* lf_candidate_score */
     int64_t candidate_span; /* consecutive generated positions masked together per scored window */
+    int64_t revise;       /* rounds of revision: the weakest window generated again (0: off) */
     int grid;             /* lf_grid */
 } lf_sampler_config;
 

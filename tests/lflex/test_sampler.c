@@ -581,6 +581,60 @@ static tmpl_set mixed_templates(void)
     return t;
 }
 
+/* The candidate and revision tests' setup: a small model with weights
+ * perturbed so that scores differ and insertion into open gaps likely
+ * (outputs of several lengths), and nt templates: the first half `5 7 BOS
+ * MASK MASK MASK EOS` with every gap closed (three tokens to fill), the
+ * other half unconditional (EOS, its gap open). */
+static tmpl_set scoring_setup(lf_model *m, int64_t nt)
+{
+    make_model_sized(m, "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}", 24, 6);
+    lf_rng r;
+    lf_rng_seed(&r, 3);
+    for (int64_t i = 0; i < m->params.total; i++)
+        m->params.data[i] += (lf_real)(0.3 * lf_rng_normal(&r));
+    lf_data(m->net.gen_ins.b2)[0] += 5;
+    const int32_t tmpl1[7] = {5, 7, LF_BOS, LF_MASK, LF_MASK, LF_MASK, LF_EOS};
+    const uint8_t open1[7] = {0};
+    tmpl_set t = repeat_template(tmpl1, open1, 7, nt);
+    for (int64_t j = nt / 2; j < nt; j++) {
+        t.off[j + 1] = t.off[j] + 1;
+        t.tok[t.off[j]] = LF_EOS;
+        t.open[t.off[j]] = 1;
+    }
+    return t;
+}
+
+/* A candidate's score computed through the rate queries (a separate
+ * forward) from window terms at t = 0.95 over the generated positions
+ * [g0, g1) of x [n] (vocabulary V <= 10, n <= 16): the sum of log p over
+ * the span positions from each one on (fewer at the end) with all of them
+ * masked; mode 0, 1, 2: the terms' sum, mean or minimum (no generated
+ * positions: 0 for the sum, -inf otherwise). */
+static double reference_score(const lf_model *m, const int32_t *x, int64_t n, int64_t g0, int64_t g1, int span,
+                              int mode)
+{
+    enum { V = 10 };
+    double sum = 0, lo = INFINITY;
+    for (int64_t i = g0; i < g1; i++) {
+        int32_t xi[16];
+        float probs[16 * V];
+        memcpy(xi, x, (size_t)n * sizeof *xi);
+        int64_t e = i + span < g1 ? i + span : g1;
+        for (int64_t p = i; p < e; p++)
+            xi[p] = LF_MASK;
+        ck_assert_int_eq(lf_model_query_rates(m, xi, n, 0.95, probs, NULL, NULL), 0);
+        double lp = 0;
+        for (int64_t p = i; p < e; p++)
+            lp += log(probs[p * V + x[p]]);
+        sum += lp;
+        lo = fmin(lo, lp);
+    }
+    if (g1 == g0)
+        return mode == 0 ? 0 : -INFINITY; /* no tokens: ranked last by the mean and minimum */
+    return mode == 0 ? sum : mode == 1 ? sum / (double)(g1 - g0) : lo;
+}
+
 /* `candidates: K`: the output for each template is, of the K samples that
  * plain samplers seeded with lf_sampler_candidate_seed(seed, k) generate,
  * the one with the highest score, computed here through the rate queries
@@ -599,20 +653,7 @@ START_TEST(test_candidates_best_score)
     enum { K = 4, NT = 40, V = 10 };
     static const char *const modes[3] = {"sum", "mean", "min"};
     lf_model m;
-    make_model_sized(&m, "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 8}", 24, 6);
-    lf_rng r;
-    lf_rng_seed(&r, 3);
-    for (int64_t i = 0; i < m.params.total; i++) /* weights that make scores differ */
-        m.params.data[i] += (lf_real)(0.3 * lf_rng_normal(&r));
-    lf_data(m.net.gen_ins.b2)[0] += 5; /* insertion into open gaps: candidates of several lengths */
-    const int32_t tmpl1[7] = {5, 7, LF_BOS, LF_MASK, LF_MASK, LF_MASK, LF_EOS};
-    const uint8_t open1[7] = {0};
-    tmpl_set t = repeat_template(tmpl1, open1, 7, NT);
-    for (int64_t j = NT / 2; j < NT; j++) { /* the other half: EOS, its gap open */
-        t.off[j + 1] = t.off[j] + 1;
-        t.tok[t.off[j]] = LF_EOS;
-        t.open[t.off[j]] = 1;
-    }
+    tmpl_set t = scoring_setup(&m, NT);
     lf_sampler s;
     lf_sampler_config cfg;
     gen_out cand[K];
@@ -629,27 +670,10 @@ START_TEST(test_candidates_best_score)
             const int32_t *x = cand[k].tok + cand[k].off[j];
             int64_t n = cand[k].off[j + 1] - cand[k].off[j];
             /* generated: the three MASKs after prompt 5 7 and BOS, or all but EOS */
-            int64_t g0 = j < NT / 2 ? 3 : 0, g1 = n - 1, ng = g1 - g0;
-            for (int span = 1; span <= 2; span++) {
-                double sum = 0, lo = INFINITY;
-                for (int64_t i = g0; i < g1; i++) {
-                    int32_t xi[16];
-                    float probs[16 * V];
-                    memcpy(xi, x, (size_t)n * sizeof *xi);
-                    int64_t e = i + span < g1 ? i + span : g1;
-                    for (int64_t p = i; p < e; p++)
-                        xi[p] = LF_MASK;
-                    ck_assert_int_eq(lf_model_query_rates(&m, xi, n, 0.95, probs, NULL, NULL), 0);
-                    double lp = 0;
-                    for (int64_t p = i; p < e; p++)
-                        lp += log(probs[p * V + x[p]]);
-                    sum += lp;
-                    lo = fmin(lo, lp);
-                }
-                score[span - 1][0][k][j] = sum;
-                score[span - 1][1][k][j] = ng ? sum / (double)ng : -INFINITY; /* no tokens: ranked last */
-                score[span - 1][2][k][j] = ng ? lo : -INFINITY;
-            }
+            int64_t g0 = j < NT / 2 ? 3 : 0, g1 = n - 1;
+            for (int span = 1; span <= 2; span++)
+                for (int mode = 0; mode < 3; mode++)
+                    score[span - 1][mode][k][j] = reference_score(&m, x, n, g0, g1, span, mode);
         }
     }
     int kept[2][3][NT];
@@ -702,6 +726,91 @@ START_TEST(test_candidates_best_score)
     free_gen(&one);
     for (int k = 0; k < K; k++)
         free_gen(&cand[k]);
+    free_tmpl(&t);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+static int count_progress(void *user, uint64_t done, uint64_t total)
+{
+    uint64_t *seen = user; /* [0]: calls, [1]: last done, [2]: total, [3]: steps back */
+    seen[3] += done < seen[1];
+    seen[0]++;
+    seen[1] = done;
+    seen[2] = total;
+    return 0;
+}
+
+/* `revise: R`: every round takes out an output's weakest window, generates
+ * it anew and keeps the result only when it scores higher. Checked against
+ * scores computed through the rate queries (reference_score, mean of span-2
+ * windows): no output scores lower than the unrevised sample of the same
+ * seed, every output that changed scores higher, some did; templates with
+ * closed gaps keep their length and their fixed tokens; template tokens keep
+ * times 0, generated ones carry times; the outputs are the same without the
+ * time arrays; the progress count rises to its total, (1 + R) generations. */
+START_TEST(test_revise_keeps_higher_scores)
+{
+    enum { NT = 40 };
+    lf_model m;
+    tmpl_set t = scoring_setup(&m, NT);
+    const char *base = "steps: 8\ntemperature: 1\nuse_ema: false\nseed: 7\nmax_len: 16\ncandidates: 2\n"
+                       "candidate_span: 2\ncandidate_score: mean\n";
+    char yaml[256];
+    lf_sampler s;
+    snprintf(yaml, sizeof yaml, "%srevise: 0", base);
+    lf_sampler_config cfg = sampler_cfg(yaml);
+    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+    gen_out plain = run(&s, &t);
+    lf_sampler_destroy(&s);
+    snprintf(yaml, sizeof yaml, "%srevise: 3", base);
+    cfg = sampler_cfg(yaml);
+    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+    uint64_t seen[4] = {0};
+    s.progress = count_progress;
+    s.progress_user = seen;
+    gen_out rev = run(&s, &t);
+    lf_sampler_destroy(&s);
+    ck_assert_int_eq(seen[3], 0);
+    ck_assert_uint_eq(seen[1], seen[2]);
+    ck_assert_uint_eq(seen[2], 4 * 3 * 9); /* 4 generations of 3 chunks (16 templates: batch 32 / 2 candidates) of 9 passes */
+    int changed = 0;
+    for (int64_t j = 0; j < NT; j++) {
+        const int32_t *a = plain.tok + plain.off[j], *b = rev.tok + rev.off[j];
+        int64_t na = plain.off[j + 1] - plain.off[j], nb = rev.off[j + 1] - rev.off[j];
+        int64_t g0 = j < NT / 2 ? 3 : 0;
+        double sa = reference_score(&m, a, na, g0, na - 1, 2, 1), sb = reference_score(&m, b, nb, g0, nb - 1, 2, 1);
+        bool same = na == nb && !memcmp(a, b, (size_t)na * sizeof *a);
+        ck_assert_msg(same ? sb == sa : sb > sa + 1e-9 * fabs(sa), "template %lld: revised score %g, first %g",
+                      (long long)j, sb, sa);
+        changed += !same;
+        if (j < NT / 2) { /* closed gaps: the length and the prompt stay */
+            ck_assert_int_eq(nb, 7);
+            ck_assert(b[0] == 5 && b[1] == 7 && b[2] == LF_BOS && b[6] == LF_EOS);
+        }
+        for (int64_t k = 0; k < nb; k++) {
+            const float ti = rev.tin[rev.off[j] + k], tu = rev.tum[rev.off[j] + k];
+            bool generated = k >= g0 && k < nb - 1;
+            ck_assert_msg(generated ? tu > 0 && (j < NT / 2 ? ti == 0 : ti > 0) : ti == 0 && tu == 0,
+                          "template %lld, position %lld: times %g %g", (long long)j, (long long)k, ti, tu);
+        }
+    }
+    printf("# revise 3: %d of %d outputs revised\n", changed, NT);
+    ck_assert_int_gt(changed, 0);
+    /* without the time arrays: the same outputs */
+    ck_assert_int_eq(lf_sampler_init(&s, &m, &cfg), 0);
+    int64_t cap = NT * 16;
+    int32_t *tok = malloc((size_t)cap * sizeof *tok);
+    int64_t *off = malloc((NT + 1) * sizeof *off);
+    lf_templates tp = {t.tok, t.open, t.off, t.n};
+    lf_generated out = {tok, cap, off, NULL, NULL};
+    ck_assert_int_eq(lf_sampler_generate(&s, &tp, &out), 0);
+    ck_assert(off[NT] == rev.off[NT] && !memcmp(tok, rev.tok, (size_t)off[NT] * sizeof *tok));
+    lf_sampler_destroy(&s);
+    free(tok);
+    free(off);
+    free_gen(&plain);
+    free_gen(&rev);
     free_tmpl(&t);
     lf_model_destroy(&m);
 }
@@ -900,6 +1009,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_top_p_set);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_candidates_best_score);
+    tcase_add_test(tc, test_revise_keeps_higher_scores);
     tcase_add_test(tc, test_invariants);
     tcase_add_test(tc, test_top_k_one_is_greedy);
     tcase_add_test(tc, test_rates_match_training_forward);

@@ -58,7 +58,7 @@ class Sampler:
                  top_p: float = 1.0, confidence: str = "none", max_len: int = 0, seed: int = 0,
                  use_ema: bool = True, batch_size: int = 32, threads: int = 0, *,
                  insertion: str = "auto", candidates: int = 1, candidate_score: str = "sum",
-                 candidate_span: int = 1,
+                 candidate_span: int = 1, revise: int = 0,
                  grid: str = "uniform", progress: Optional[Progress] = None) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be an lflex.Model, not {type(model).__name__}")
@@ -77,6 +77,7 @@ class Sampler:
             "candidates": operator.index(candidates),
             "candidate_score": str(candidate_score),
             "candidate_span": operator.index(candidate_span),
+            "revise": operator.index(revise),
             "grid": str(grid),
         }
         text = to_yaml(options).encode()
