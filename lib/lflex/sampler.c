@@ -778,24 +778,38 @@ static int chunk_step(lf_sampler *s, lf_sampler_worker *whole, group_job *jobs, 
     return LFLEX_OK;
 }
 
-/* Steps of a generation: one per step and closing pass of every chunk. */
-static uint64_t generation_steps(const lf_sampler *s, int64_t n_templates)
+/* same[j] = the first earlier sequence of j's group of K (j - j % K ...)
+ * with the same tokens, or -1: candidates equal to an earlier one of their
+ * template are scored once. */
+static void mark_repeats(const seq_state *seqs, int64_t n, int64_t K, int64_t *same)
 {
-    const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
+    for (int64_t j = 0; j < n; j++) {
+        same[j] = -1;
+        for (int64_t i = j - j % K; i < j && same[j] < 0; i++)
+            if (seqs[i].n == seqs[j].n && !memcmp(seqs[i].tok, seqs[j].tok, (size_t)seqs[j].n * sizeof(int32_t)))
+                same[j] = i;
+    }
+}
+
+/* Steps of a generation of n_templates with K candidates each: one per step
+ * and closing pass of every chunk. */
+static uint64_t generation_steps(const lf_sampler *s, int64_t n_templates, int64_t K)
+{
     int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
     B_max = B_max / K > 0 ? B_max / K : 1;
     int64_t chunk_cap = B_max < n_templates ? B_max : n_templates;
     return (uint64_t)((n_templates + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)(s->cfg.steps + 1);
 }
 
-/* Generates the templates into out (capacity checked by the caller); the
- * progress callback sees *done, counted on, of total. */
-static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *out, uint64_t *done, uint64_t total)
+/* Generates the templates into out (capacity checked by the caller), with
+ * K candidates each (1: plain samples); the progress callback sees *done,
+ * counted on, of total. */
+static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *out, int64_t K, uint64_t *done,
+                         uint64_t total)
 {
     const int64_t L = s->cfg.max_len, N = s->cfg.steps;
     /* a chunk: chunk_cap templates, K candidates of each (sequence j K + k),
      * at most batch_size sequences (at least one template) */
-    const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
     int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
     B_max = B_max / K > 0 ? B_max / K : 1;
     int64_t chunk_cap = B_max < tp->n ? B_max : tp->n;
@@ -850,13 +864,7 @@ static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *ou
                 st = LFLEX_ECANCELED;
         }
         if (!st && K > 1) {
-            /* candidates equal to an earlier one of their template are scored once */
-            for (int64_t j = 0; j < B * K; j++) {
-                same[j] = -1;
-                for (int64_t i = j - j % K; i < j && same[j] < 0; i++)
-                    if (seqs[i].n == seqs[j].n && !memcmp(seqs[i].tok, seqs[j].tok, (size_t)seqs[j].n * sizeof(int32_t)))
-                        same[j] = i;
-            }
+            mark_repeats(seqs, B * K, K, same);
             st = pll_scores(s, &s->ctx, seqs, B * K, same, score);
         }
         for (int64_t j = 0; j < B && !st; j++) {
@@ -898,30 +906,31 @@ static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *ou
  * the sequence last changed (tried[j L + k]) is taken out: its inserted
  * tokens are deleted, opening the gap they leave, its template MASKs are
  * masked again, and every other token stays as a template token. The
- * sampler generates these templates (with its candidates), and a revision
- * replaces its sequence when its score (candidate_score over its window
- * terms) is higher; otherwise the window counts as tried. Kept tokens keep
+ * sampler generates each such template K = candidates times (as K plain
+ * samples: their scores must count the whole sequence, not only what the
+ * revision generated), and the revision of the highest score (candidate_score
+ * over its window terms) replaces its sequence when it scores higher than
+ * the sequence; otherwise the window counts as tried. Kept tokens keep
  * their times; the new ones carry the times of the revision's generation.
  * out holds n_out sequences with both time arrays. */
 static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t *tried, uint64_t *done,
                         uint64_t total)
 {
     const int64_t L = s->cfg.max_len, W = s->cfg.candidate_span > 1 ? s->cfg.candidate_span : 1;
+    const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
     const int mode = s->cfg.candidate_score;
-    const int64_t cap = n_out * L;
-    seq_state *cur = calloc((size_t)(n_out ? n_out : 1), sizeof *cur);
-    seq_state *rev = calloc((size_t)(n_out ? n_out : 1), sizeof *rev);
-    double *cur_score = malloc((size_t)(n_out ? n_out : 1) * sizeof *cur_score);
-    double *rev_score = malloc((size_t)(n_out ? n_out : 1) * sizeof *rev_score);
-    int64_t *pick = malloc((size_t)(n_out ? n_out : 1) * sizeof *pick), *owner = malloc((size_t)(n_out ? n_out : 1) * sizeof *owner);
-    int64_t *r_off = malloc((size_t)(n_out + 1) * sizeof *r_off), *g_off = malloc((size_t)(n_out + 1) * sizeof *g_off);
-    int32_t *r_tok = malloc((size_t)(cap ? cap : 1) * sizeof *r_tok), *g_tok = malloc((size_t)(cap ? cap : 1) * sizeof *g_tok);
-    uint8_t *r_open = malloc((size_t)(cap ? cap : 1));
-    float *g_tin = malloc((size_t)(cap ? cap : 1) * sizeof *g_tin), *g_tum = malloc((size_t)(cap ? cap : 1) * sizeof *g_tum);
+    const size_t n1 = (size_t)(n_out ? n_out : 1), nk = n1 * (size_t)K, cap = nk * (size_t)L;
+    seq_state *cur = calloc(n1, sizeof *cur), *rev = calloc(nk, sizeof *rev);
+    double *cur_score = malloc(n1 * sizeof *cur_score), *rev_score = malloc(nk * sizeof *rev_score);
+    int64_t *pick = malloc(n1 * sizeof *pick), *owner = malloc(nk * sizeof *owner), *same = malloc(nk * sizeof *same);
+    int64_t *r_off = malloc((nk + 1) * sizeof *r_off), *g_off = malloc((nk + 1) * sizeof *g_off);
+    int32_t *r_tok = malloc(cap * sizeof *r_tok), *g_tok = malloc(cap * sizeof *g_tok);
+    uint8_t *r_open = malloc(cap);
+    float *g_tin = malloc(cap * sizeof *g_tin), *g_tum = malloc(cap * sizeof *g_tum);
     int64_t *seq = NULL, *pos = NULL, n = 0;
     double *lp = NULL;
-    int st = cur && rev && cur_score && rev_score && pick && owner && r_off && g_off && r_tok && g_tok && r_open &&
-                     g_tin && g_tum
+    int st = cur && rev && cur_score && rev_score && pick && owner && same && r_off && g_off && r_tok && g_tok &&
+                     r_open && g_tin && g_tum
                  ? LFLEX_OK
                  : LFLEX_ENOMEM;
     for (int64_t j = 0; j < n_out && !st; j++) {
@@ -941,7 +950,8 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
         cur_score[j] = combine_terms(mode, lp + q0, q1 - q0);
         pick[j] = pick[j] >= 0 ? pos[pick[j]] : -1;
     }
-    /* the revision templates */
+    /* the revision templates, K copies of each (revisions r K .. r K + K - 1
+     * of sequence owner[r K]) */
     int64_t R = 0;
     r_off[0] = 0;
     for (int64_t j = 0; j < n_out && !st; j++) {
@@ -961,13 +971,21 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
             r_open[e++] = open;
             open = false;
         }
-        owner[R++] = j;
-        r_off[R] = e;
+        const int64_t base = r_off[R], len = e - base;
+        for (int64_t c = 0; c < K; c++) {
+            if (c > 0) {
+                memcpy(r_tok + r_off[R], r_tok + base, (size_t)len * sizeof *r_tok);
+                memcpy(r_open + r_off[R], r_open + base, (size_t)len);
+            }
+            owner[R] = j;
+            r_off[R + 1] = r_off[R] + len;
+            R++;
+        }
     }
     if (!st && R > 0) {
         lf_templates rt = {r_tok, r_open, r_off, R};
-        lf_generated g = {g_tok, cap, g_off, g_tin, g_tum};
-        st = generate_pass(s, &rt, &g, done, total);
+        lf_generated g = {g_tok, (int64_t)cap, g_off, g_tin, g_tum};
+        st = generate_pass(s, &rt, &g, 1, done, total); /* the copies are the candidates */
         /* kept tokens (the revision's template tokens other than its MASKs)
          * take back their times */
         for (int64_t r = 0; r < R && !st; r++) {
@@ -992,8 +1010,10 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
             rev[r] = (seq_state){.tok = g_tok + g_off[r], .t_ins = g_tin + g_off[r], .t_um = g_tum + g_off[r],
                                  .n = g_off[r + 1] - g_off[r]};
         }
-        if (!st)
-            st = pll_scores(s, &s->ctx, rev, R, NULL, rev_score);
+        if (!st) {
+            mark_repeats(rev, R, K, same);
+            st = pll_scores(s, &s->ctx, rev, R, same, rev_score);
+        }
     }
     /* the outputs again, revised where the revision scores higher */
     if (!st && R > 0) {
@@ -1005,26 +1025,30 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
         for (int64_t j = 0, r = 0; j < n_out && !st; j++) {
             const seq_state *src = &cur[j];
             if (r < R && owner[r] == j) {
-                if (rev_score[r] > cur_score[j]) {
-                    src = &rev[r];
+                int64_t best = r; /* the highest score of the K; the first of ties */
+                for (int64_t c = 1; c < K; c++)
+                    if (rev_score[r + c] > rev_score[best])
+                        best = r + c;
+                if (rev_score[best] > cur_score[j]) {
+                    src = &rev[best];
                     memset(tried + j * L, 0, (size_t)L);
                 } else {
                     tried[j * L + pick[j]] = 1;
                 }
-                r++;
+                r += K;
             }
             memcpy(tok + written, src->tok, (size_t)src->n * sizeof *tok);
             memcpy(tin + written, src->t_ins, (size_t)src->n * sizeof *tin);
             memcpy(tum + written, src->t_um, (size_t)src->n * sizeof *tum);
             written += src->n;
-            g_off[j + 1] = written; /* the new offsets (the revision's are no longer needed) */
+            r_off[j + 1] = written; /* the new offsets (the templates' are no longer needed) */
         }
         if (!st) {
             memcpy(out->tokens, tok, (size_t)written * sizeof *tok);
             memcpy(out->insert_time, tin, (size_t)written * sizeof *tin);
             memcpy(out->unmask_time, tum, (size_t)written * sizeof *tum);
             for (int64_t j = 0; j < n_out; j++)
-                out->offsets[j + 1] = g_off[j + 1];
+                out->offsets[j + 1] = r_off[j + 1];
         }
         free(tok);
         free(tin);
@@ -1039,6 +1063,7 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
     free(rev_score);
     free(pick);
     free(owner);
+    free(same);
     free(r_off);
     free(g_off);
     free(r_tok);
@@ -1056,10 +1081,13 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
         out->offsets[tp->n] = tp->n * L;
         return LFLEX_EINVAL;
     }
-    const uint64_t per = generation_steps(s, tp->n), total = per * (uint64_t)(1 + R);
+    /* the generation, then rounds of at most K plain copies of every template */
+    const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
+    const uint64_t first = generation_steps(s, tp->n, K), per = generation_steps(s, tp->n * K, 1),
+                   total = first + per * (uint64_t)R;
     uint64_t done = 0;
     if (R == 0)
-        return generate_pass(s, tp, out, &done, total);
+        return generate_pass(s, tp, out, K, &done, total);
     /* revision reads both times: the caller's arrays or ours */
     lf_generated o = *out;
     const size_t cells = (size_t)(tp->n > 0 ? tp->n * L : 1);
@@ -1070,12 +1098,12 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     o.unmask_time = out->unmask_time ? out->unmask_time : tum;
     int st = o.insert_time && o.unmask_time && tried ? LFLEX_OK : LFLEX_ENOMEM;
     if (!st)
-        st = generate_pass(s, tp, &o, &done, total);
+        st = generate_pass(s, tp, &o, K, &done, total);
     for (int64_t r = 0; r < R && !st; r++) {
         st = revise_round(s, &o, tp->n, tried, &done, total);
         /* a round revises at most every sequence: the rest of its share */
-        if (!st && done < per * (uint64_t)(r + 2)) {
-            done = per * (uint64_t)(r + 2);
+        if (!st && done < first + per * (uint64_t)(r + 1)) {
+            done = first + per * (uint64_t)(r + 1);
             if (s->progress && s->progress(s->progress_user, done, total) != 0)
                 st = LFLEX_ECANCELED;
         }
