@@ -548,12 +548,18 @@ static lf_rng candidate_stream(int64_t seed, uint64_t index, int64_t k)
 #define PLL_T 0.95
 #define PLL_ROWS 8192
 
-/* Position k >= k0 of sq belongs to the window that starts at k0 (with
- * the next candidate_span - 1 of them): k0 itself and the generated
- * positions (t_um > 0) after it. */
-static bool in_window(const seq_state *sq, int64_t k0, int64_t k)
+/* The window of sq that starts at position k0: k0 and the next W - 1
+ * generated positions (t_um > 0) after it, fewer at the end, at most
+ * MAX_SPAN (the key's bound); their positions into pos[], their number
+ * returned. */
+#define MAX_SPAN 64
+static int64_t window_positions(const seq_state *sq, int64_t k0, int64_t W, int64_t pos[MAX_SPAN])
 {
-    return k == k0 || sq->t_um[k] > 0;
+    int64_t w = 0;
+    for (int64_t k = k0; k < sq->n && w < W && w < MAX_SPAN; k++)
+        if (k == k0 || sq->t_um[k] > 0)
+            pos[w++] = k;
+    return w;
 }
 
 /* One scoring pass: copies q < n of the sequences seqs[seq[q]], each with
@@ -581,14 +587,14 @@ static int pll_pass(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, const int
     for (int64_t q = 0; q < n; q++) {
         const seq_state *sq = &seqs[seq[q]];
         memcpy(ids + off[q], sq->tok, (size_t)sq->n * sizeof *ids);
-        for (int64_t k = pos[q], w = 0; k < sq->n && w < W; k++)
-            if (in_window(sq, pos[q], k)) {
-                row[m] = (int32_t)(off[q] + k);
-                tok[m] = sq->tok[k];
-                win[m++] = (int32_t)q;
-                ids[off[q] + k] = LF_MASK;
-                w++;
-            }
+        int64_t wp[MAX_SPAN];
+        for (int64_t i = 0, nw = window_positions(sq, pos[q], W, wp); i < nw; i++) {
+            int64_t k = wp[i];
+            row[m] = (int32_t)(off[q] + k);
+            tok[m] = sq->tok[k];
+            win[m++] = (int32_t)q;
+            ids[off[q] + k] = LF_MASK;
+        }
         off[q + 1] = (int32_t)(off[q] + sq->n);
         tt[q] = PLL_T;
     }
@@ -791,13 +797,21 @@ static void mark_repeats(const seq_state *seqs, int64_t n, int64_t K, int64_t *s
     }
 }
 
+/* Templates per chunk of a generation of n_templates with K candidates
+ * each: at most batch_size sequences, at least one template (0 without
+ * templates). */
+static int64_t chunk_templates(const lf_sampler *s, int64_t n_templates, int64_t K)
+{
+    int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
+    B_max = B_max / K > 0 ? B_max / K : 1;
+    return B_max < n_templates ? B_max : n_templates;
+}
+
 /* Steps of a generation of n_templates with K candidates each: one per step
  * and closing pass of every chunk. */
 static uint64_t generation_steps(const lf_sampler *s, int64_t n_templates, int64_t K)
 {
-    int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
-    B_max = B_max / K > 0 ? B_max / K : 1;
-    int64_t chunk_cap = B_max < n_templates ? B_max : n_templates;
+    int64_t chunk_cap = chunk_templates(s, n_templates, K);
     return (uint64_t)((n_templates + chunk_cap - 1) / (chunk_cap ? chunk_cap : 1)) * (uint64_t)(s->cfg.steps + 1);
 }
 
@@ -808,11 +822,8 @@ static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *ou
                          uint64_t total)
 {
     const int64_t L = s->cfg.max_len, N = s->cfg.steps;
-    /* a chunk: chunk_cap templates, K candidates of each (sequence j K + k),
-     * at most batch_size sequences (at least one template) */
-    int64_t B_max = s->cfg.batch_size > 0 ? s->cfg.batch_size : 1;
-    B_max = B_max / K > 0 ? B_max / K : 1;
-    int64_t chunk_cap = B_max < tp->n ? B_max : tp->n;
+    /* a chunk: chunk_cap templates, K candidates of each (sequence j K + k) */
+    int64_t chunk_cap = chunk_templates(s, tp->n, K);
     const int64_t S_cap = (chunk_cap ? chunk_cap : 1) * K;
     seq_state *seqs = calloc((size_t)S_cap, sizeof *seqs);
     int32_t *tok = malloc((size_t)(S_cap * L) * sizeof *tok);
@@ -927,10 +938,11 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
     int32_t *r_tok = malloc(cap * sizeof *r_tok), *g_tok = malloc(cap * sizeof *g_tok);
     uint8_t *r_open = malloc(cap);
     float *g_tin = malloc(cap * sizeof *g_tin), *g_tum = malloc(cap * sizeof *g_tum);
+    uint8_t *in_win = calloc(n1 * (size_t)L, 1);
     int64_t *seq = NULL, *pos = NULL, n = 0;
     double *lp = NULL;
     int st = cur && rev && cur_score && rev_score && pick && owner && same && r_off && g_off && r_tok && g_tok &&
-                     r_open && g_tin && g_tum
+                     r_open && g_tin && g_tum && in_win
                  ? LFLEX_OK
                  : LFLEX_ENOMEM;
     for (int64_t j = 0; j < n_out && !st; j++) {
@@ -958,16 +970,17 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
         if (pick[j] < 0)
             continue;
         const seq_state *sq = &cur[j];
-        int64_t w = 0, e = r_off[R];
+        uint8_t *in = in_win + j * L; /* 1: in the window, 2: in it and deleted */
+        int64_t wp[MAX_SPAN], e = r_off[R];
+        for (int64_t i = 0, nw = window_positions(sq, pick[j], W, wp); i < nw; i++)
+            in[wp[i]] = sq->t_ins[wp[i]] > 0 ? 2 : 1; /* inserted tokens go, template MASKs stay */
         bool open = false;
         for (int64_t k = 0; k < sq->n; k++) {
-            bool in = k >= pick[j] && w < W && in_window(sq, pick[j], k);
-            w += in;
-            if (in && sq->t_ins[k] > 0) { /* an inserted token: deleted, its gap open */
+            if (in[k] == 2) { /* deleted: its gap open */
                 open = true;
                 continue;
             }
-            r_tok[e] = in ? LF_MASK : sq->tok[k];
+            r_tok[e] = in[k] ? LF_MASK : sq->tok[k];
             r_open[e++] = open;
             open = false;
         }
@@ -990,18 +1003,13 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
          * take back their times */
         for (int64_t r = 0; r < R && !st; r++) {
             const seq_state *sq = &cur[owner[r]];
-            int64_t k = 0, w = 0, p = pick[owner[r]];
-            for (int64_t i = g_off[r]; i < g_off[r + 1]; i++) {
+            const uint8_t *in = in_win + owner[r] * L;
+            for (int64_t i = g_off[r], k = 0; i < g_off[r + 1]; i++) {
                 if (g_tin[i] > 0)
                     continue; /* inserted by the revision */
-                /* the next position of the sequence that the template kept */
-                bool in;
-                while ((in = k >= p && w < W && in_window(sq, p, k)) && sq->t_ins[k] > 0) {
-                    w++;
+                while (in[k] == 2) /* the next position the template kept */
                     k++;
-                }
-                w += in;
-                if (!in) {
+                if (!in[k]) {
                     g_tin[i] = sq->t_ins[k];
                     g_tum[i] = sq->t_um[k];
                 }
@@ -1071,6 +1079,7 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
     free(r_open);
     free(g_tin);
     free(g_tum);
+    free(in_win);
     return st;
 }
 
