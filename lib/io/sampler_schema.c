@@ -32,7 +32,8 @@ static const lf_cfg_key sampler_keys[] = {
     LF_CFG_KEY_INT(C, threads, "threads", 0, 1024, 0, "worker threads (0: as the model)"),
     LF_CFG_KEY_INT(C, candidates, "candidates", 1, 1024, 1,
                    "samples drawn per template; the one with the highest pseudo-log-likelihood under the model "
-                   "(each generated token scored with only itself masked, at t = 0.95) is returned: the model "
+                   "(each generated token scored with only itself masked, at t = 0.95, or windows of "
+                   "candidate_span tokens) is returned: the model "
                    "checks whole answers, which is easier than writing them (candidates differ through the "
                    "sampler's randomness: use a temperature above 0; doc/sampling.md)"),
     LF_CFG_KEY_ENUM(C, candidate_score, "candidate_score", score_choices, LF_SCORE_SUM,
