@@ -668,35 +668,85 @@ static double combine_terms(int mode, const double *lp, int64_t n)
     return mode == LF_SCORE_MIN ? lo : mode == LF_SCORE_MEAN ? sum / (double)n : sum;
 }
 
-/* Candidate scores: score[j] = the sum (the pseudo-log-likelihood), mean
- * or minimum, by cfg.candidate_score, of the window terms of sequence j
- * (window_terms); without generated positions 0 for the sum, -inf (ranked
- * last) for the mean and minimum. Sequences with same[j] >= 0 repeat
- * sequence same[j] < j and take its score without a pass (same may be
- * NULL). With forced rates (tests) every score is 0. */
-static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
-                      double *score)
+/* score[j] from the n window terms of window_terms (copies consecutive per
+ * sequence): the sum (the pseudo-log-likelihood), mean or minimum, by
+ * mode, of sequence j's terms; without generated positions 0 for the sum,
+ * -inf (ranked last) for the mean and minimum. Sequences with same[j] >= 0
+ * (same may be NULL) take the score of sequence same[j] < j. With first
+ * (may be NULL), first[j] = the copy index of sequence j's first term (of
+ * same[j]'s for a repeat; -1 without terms). */
+static void sequence_scores(int mode, const int64_t *seq, const double *lp, int64_t n, int64_t n_seq,
+                            const int64_t *same, double *score, int64_t *first)
 {
-    const int mode = s->cfg.candidate_score;
-    for (int64_t j = 0; j < n_seq; j++)
-        score[j] = s->forced || mode == LF_SCORE_SUM ? 0 : -INFINITY;
-    if (s->forced)
-        return LFLEX_OK;
-    int64_t *seq, *pos, n;
-    double *lp;
-    int st = window_terms(s, ctx, seqs, n_seq, same, &seq, &pos, &lp, &n);
-    /* the copies of a sequence are consecutive */
-    for (int64_t q0 = 0, q1; q0 < n && !st; q0 = q1) {
+    for (int64_t j = 0; j < n_seq; j++) {
+        score[j] = mode == LF_SCORE_SUM ? 0 : -INFINITY;
+        if (first)
+            first[j] = -1;
+    }
+    for (int64_t q0 = 0, q1; q0 < n; q0 = q1) {
         for (q1 = q0; q1 < n && seq[q1] == seq[q0]; q1++)
             ;
         score[seq[q0]] = combine_terms(mode, lp + q0, q1 - q0);
+        if (first)
+            first[seq[q0]] = q0;
     }
+    for (int64_t j = 0; j < n_seq && same; j++)
+        if (same[j] >= 0) {
+            score[j] = score[same[j]];
+            if (first)
+                first[j] = first[same[j]];
+        }
+}
+
+/* Candidate scores: score[j] of sequence j over its window terms
+ * (window_terms, sequence_scores); sequences with same[j] >= 0 take the
+ * score of same[j] without a pass. With forced rates (tests) every score is
+ * 0. */
+static int pll_scores(lf_sampler *s, lf_ctx *ctx, const seq_state *seqs, int64_t n_seq, const int64_t *same,
+                      double *score)
+{
+    if (s->forced) {
+        for (int64_t j = 0; j < n_seq; j++)
+            score[j] = 0;
+        return LFLEX_OK;
+    }
+    int64_t *seq, *pos, n;
+    double *lp;
+    int st = window_terms(s, ctx, seqs, n_seq, same, &seq, &pos, &lp, &n);
+    if (!st)
+        sequence_scores(s->cfg.candidate_score, seq, lp, n, n_seq, same, score, NULL);
     free(seq);
     free(pos);
     free(lp);
-    for (int64_t j = 0; j < n_seq && same; j++)
-        if (same[j] >= 0)
-            score[j] = score[same[j]];
+    return st;
+}
+
+/* The window terms of the n_out outputs of out (both time arrays) by
+ * position, term[j L + k] for the generated positions k of output j, and
+ * their scores score[j] (sequence_scores). */
+static int output_terms(lf_sampler *s, const lf_generated *out, int64_t n_out, double *term, double *score)
+{
+    const int64_t L = s->cfg.max_len;
+    seq_state *cur = calloc((size_t)(n_out ? n_out : 1), sizeof *cur);
+    if (!cur)
+        return LFLEX_ENOMEM;
+    for (int64_t j = 0; j < n_out; j++) {
+        int64_t b = out->offsets[j];
+        cur[j] = (seq_state){.tok = out->tokens + b, .t_ins = out->insert_time + b, .t_um = out->unmask_time + b,
+                             .n = out->offsets[j + 1] - b};
+    }
+    int64_t *seq, *pos, n;
+    double *lp;
+    int st = window_terms(s, &s->ctx, cur, n_out, NULL, &seq, &pos, &lp, &n);
+    if (!st) {
+        sequence_scores(s->cfg.candidate_score, seq, lp, n, n_out, NULL, score, NULL);
+        for (int64_t q = 0; q < n; q++)
+            term[seq[q] * L + pos[q]] = lp[q];
+    }
+    free(cur);
+    free(seq);
+    free(pos);
+    free(lp);
     return st;
 }
 
@@ -913,27 +963,28 @@ static int generate_pass(lf_sampler *s, const lf_templates *tp, lf_generated *ou
 
 /* One round of revision (cfg.revise). For every output sequence j, the
  * window (as the candidates' scores have them: a generated position and the
- * next candidate_span - 1) with the lowest term among those not tried since
- * the sequence last changed (tried[j L + k]) is taken out: its inserted
- * tokens are deleted, opening the gap they leave, its template MASKs are
- * masked again, and every other token stays as a template token. The
- * sampler generates each such template K = candidates times (as K plain
- * samples: their scores must count the whole sequence, not only what the
- * revision generated), and the revision of the highest score (candidate_score
- * over its window terms) replaces its sequence when it scores higher than
- * the sequence; otherwise the window counts as tried. Kept tokens keep
- * their times; the new ones carry the times of the revision's generation.
- * out holds n_out sequences with both time arrays. */
-static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t *tried, uint64_t *done,
-                        uint64_t total)
+ * next candidate_span - 1) with the lowest term (term[j L + k]) among those
+ * not tried since the sequence last changed (tried[j L + k]) is taken out:
+ * its inserted tokens are deleted, opening the gap they leave, its template
+ * MASKs are masked again, and every other token stays as a template token.
+ * The sampler generates each such template K = candidates times (as K
+ * plain samples: their scores must count the whole sequence, not only what
+ * the revision generated), and the revision of the highest score
+ * (candidate_score over its window terms) replaces its sequence when it
+ * scores higher than the sequence (score[j]), its terms and score taking
+ * the old ones' places; otherwise the window counts as tried. Kept tokens
+ * keep their times; the new ones carry the times of the revision's
+ * generation. out holds n_out sequences with both time arrays. */
+static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t *tried, double *term,
+                        double *score, uint64_t *done, uint64_t total)
 {
     const int64_t L = s->cfg.max_len, W = s->cfg.candidate_span > 1 ? s->cfg.candidate_span : 1;
     const int64_t K = s->cfg.candidates > 1 ? s->cfg.candidates : 1;
-    const int mode = s->cfg.candidate_score;
     const size_t n1 = (size_t)(n_out ? n_out : 1), nk = n1 * (size_t)K, cap = nk * (size_t)L;
     seq_state *cur = calloc(n1, sizeof *cur), *rev = calloc(nk, sizeof *rev);
-    double *cur_score = malloc(n1 * sizeof *cur_score), *rev_score = malloc(nk * sizeof *rev_score);
+    double *rev_score = malloc(nk * sizeof *rev_score);
     int64_t *pick = malloc(n1 * sizeof *pick), *owner = malloc(nk * sizeof *owner), *same = malloc(nk * sizeof *same);
+    int64_t *first = malloc(nk * sizeof *first);
     int64_t *r_off = malloc((nk + 1) * sizeof *r_off), *g_off = malloc((nk + 1) * sizeof *g_off);
     int32_t *r_tok = malloc(cap * sizeof *r_tok), *g_tok = malloc(cap * sizeof *g_tok);
     uint8_t *r_open = malloc(cap);
@@ -941,26 +992,19 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
     uint8_t *in_win = calloc(n1 * (size_t)L, 1);
     int64_t *seq = NULL, *pos = NULL, n = 0;
     double *lp = NULL;
-    int st = cur && rev && cur_score && rev_score && pick && owner && same && r_off && g_off && r_tok && g_tok &&
+    int st = cur && rev && rev_score && pick && owner && same && first && r_off && g_off && r_tok && g_tok &&
                      r_open && g_tin && g_tum && in_win
                  ? LFLEX_OK
                  : LFLEX_ENOMEM;
+    /* each sequence's weakest window not yet tried */
     for (int64_t j = 0; j < n_out && !st; j++) {
         int64_t b = out->offsets[j];
         cur[j] = (seq_state){.tok = out->tokens + b, .t_ins = out->insert_time + b, .t_um = out->unmask_time + b,
                              .n = out->offsets[j + 1] - b};
         pick[j] = -1;
-    }
-    if (!st)
-        st = window_terms(s, &s->ctx, cur, n_out, NULL, &seq, &pos, &lp, &n);
-    /* each sequence's score and its weakest window not yet tried */
-    for (int64_t q0 = 0, q1; q0 < n && !st; q0 = q1) {
-        int64_t j = seq[q0];
-        for (q1 = q0; q1 < n && seq[q1] == j; q1++)
-            if (!tried[j * L + pos[q1]] && (pick[j] < 0 || lp[q1] < lp[pick[j]]))
-                pick[j] = q1;
-        cur_score[j] = combine_terms(mode, lp + q0, q1 - q0);
-        pick[j] = pick[j] >= 0 ? pos[pick[j]] : -1;
+        for (int64_t k = 0; k < cur[j].n; k++)
+            if (cur[j].t_um[k] > 0 && !tried[j * L + k] && (pick[j] < 0 || term[j * L + k] < term[j * L + pick[j]]))
+                pick[j] = k;
     }
     /* the revision templates, K copies of each (revisions r K .. r K + K - 1
      * of sequence owner[r K]) */
@@ -1020,8 +1064,10 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
         }
         if (!st) {
             mark_repeats(rev, R, K, same);
-            st = pll_scores(s, &s->ctx, rev, R, same, rev_score);
+            st = window_terms(s, &s->ctx, rev, R, same, &seq, &pos, &lp, &n);
         }
+        if (!st)
+            sequence_scores(s->cfg.candidate_score, seq, lp, n, R, same, rev_score, first);
     }
     /* the outputs again, revised where the revision scores higher */
     if (!st && R > 0) {
@@ -1037,9 +1083,12 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
                 for (int64_t c = 1; c < K; c++)
                     if (rev_score[r + c] > rev_score[best])
                         best = r + c;
-                if (rev_score[best] > cur_score[j]) {
+                if (rev_score[best] > score[j]) {
                     src = &rev[best];
                     memset(tried + j * L, 0, (size_t)L);
+                    score[j] = rev_score[best];
+                    for (int64_t q = first[best]; q >= 0 && q < n && seq[q] == seq[first[best]]; q++)
+                        term[j * L + pos[q]] = lp[q];
                 } else {
                     tried[j * L + pick[j]] = 1;
                 }
@@ -1067,11 +1116,11 @@ static int revise_round(lf_sampler *s, lf_generated *out, int64_t n_out, uint8_t
     free(lp);
     free(cur);
     free(rev);
-    free(cur_score);
     free(rev_score);
     free(pick);
     free(owner);
     free(same);
+    free(first);
     free(r_off);
     free(g_off);
     free(r_tok);
@@ -1103,13 +1152,16 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     float *tin = out->insert_time ? NULL : malloc(cells * sizeof *tin);
     float *tum = out->unmask_time ? NULL : malloc(cells * sizeof *tum);
     uint8_t *tried = calloc(cells, 1);
+    double *term = malloc(cells * sizeof *term), *score = malloc((size_t)(tp->n ? tp->n : 1) * sizeof *score);
     o.insert_time = out->insert_time ? out->insert_time : tin;
     o.unmask_time = out->unmask_time ? out->unmask_time : tum;
-    int st = o.insert_time && o.unmask_time && tried ? LFLEX_OK : LFLEX_ENOMEM;
+    int st = o.insert_time && o.unmask_time && tried && term && score ? LFLEX_OK : LFLEX_ENOMEM;
     if (!st)
         st = generate_pass(s, tp, &o, K, &done, total);
+    if (!st) /* the outputs' window terms, kept up to date by the rounds */
+        st = output_terms(s, &o, tp->n, term, score);
     for (int64_t r = 0; r < R && !st; r++) {
-        st = revise_round(s, &o, tp->n, tried, &done, total);
+        st = revise_round(s, &o, tp->n, tried, term, score, &done, total);
         /* a round revises at most every sequence: the rest of its share */
         if (!st && done < first + per * (uint64_t)(r + 1)) {
             done = first + per * (uint64_t)(r + 1);
@@ -1120,6 +1172,8 @@ int lf_sampler_generate(lf_sampler *s, const lf_templates *tp, lf_generated *out
     free(tin);
     free(tum);
     free(tried);
+    free(term);
+    free(score);
     return st;
 }
 
