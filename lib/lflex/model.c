@@ -36,6 +36,10 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
         return reject(why, cap,
                       "loss.states needs a fixed schedule (schedule.family: linear or schedule.learn_b_in: "
                       "false): a learned schedule draws two states for its REINFORCE baseline");
+    if (cfg->credit_window >= 0 && !lf_config_learns_b_in(cfg))
+        return reject(why, cap,
+                      "loss.credit_window needs a learned schedule (schedule.family: kumaraswamy, "
+                      "schedule.learn_b_in: true): it credits the REINFORCE term, which only a learned schedule has");
     if (cfg->unmask_order != LF_UM_RANDOM && lf_config_learns_b_in(cfg))
         return reject(why, cap,
                       "loss.unmask_order: left_to_right needs a fixed schedule (schedule.family: linear or "

@@ -55,6 +55,7 @@ typedef struct lf_model_config {
     double time_shape;       /* training times t = 1 - (1 - u)^(1/time_shape), u stratified uniform */
     int unmask_order;        /* lf_unmask_order: which present tokens of a training state are clean */
     int64_t states;          /* noised states per clean sequence (fixed schedules) */
+    int64_t credit_window;   /* REINFORCE credit: -1 the whole sequence, W >= 0 terms within W positions */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
     int64_t warmup, total_steps;

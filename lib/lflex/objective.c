@@ -98,6 +98,52 @@ static int shard_view(lf_ctx *ctx, const lf_batch *whole, int64_t j0, int64_t B,
     return LFLEX_OK;
 }
 
+/* loss.credit_window W >= 0: the REINFORCE weight of each non-fixed clean
+ * token i is 1/2 (r_1(i) - r_2(i)) / Bn, where r_s(i) sums the loss terms of
+ * the rows of state s's x_t whose clean position lies within W of i (a
+ * row's terms: the insertion term of the gap on its left and, masked, its
+ * unmasking term). A token's draw then answers for the terms around it
+ * instead of the whole sequence's, whose other tokens' draws are noise to
+ * it. W at least the sequence's length gives the sequence's difference to
+ * every token (the specification's estimator). Fixed tokens get 0. */
+static int local_credit(lf_ctx *ctx, const lf_batch *bt, int64_t B, int64_t W, int64_t Nx, const lf_tensor *seg,
+                        const int32_t *src, const lf_tensor *ins_rows, int64_t M, const int32_t *masked,
+                        const lf_tensor *um_rows, double Bn, lf_real *w)
+{
+    const int64_t Nz = bt->offsets[B];
+    double *acc = lf_arena_calloc(&ctx->arena, (size_t)(2 * Nz + 1) * sizeof *acc);
+    double *row = lf_arena_alloc(&ctx->arena, (size_t)(Nx ? Nx : 1) * sizeof *row);
+    if (!acc || !row)
+        return LFLEX_ENOMEM;
+    for (int64_t k = 0; k < Nx; k++)
+        row[k] = lf_data(ins_rows)[k];
+    for (int64_t q = 0; q < M; q++)
+        row[masked[q]] += lf_data(um_rows)[q];
+    /* acc[s Nz + i]: the terms of state s's rows at clean position i, then
+     * their running sum over each sequence */
+    for (int64_t k = 0; k < Nx; k++)
+        acc[(lf_idata(seg)[k] / B) * Nz + src[k]] += row[k];
+    for (int s = 0; s < 2; s++)
+        for (int64_t j = 0; j < B; j++)
+            for (int64_t i = bt->offsets[j] + 1; i < bt->offsets[j + 1]; i++)
+                acc[s * Nz + i] += acc[s * Nz + i - 1];
+    for (int64_t j = 0; j < B; j++) {
+        const int64_t lo = bt->offsets[j], hi = bt->offsets[j + 1] - 1;
+        for (int64_t i = lo; i <= hi; i++) {
+            if (bt->fixed[i]) {
+                w[i] = 0;
+                continue;
+            }
+            int64_t first = i - W > lo ? i - W : lo, last = i + W < hi ? i + W : hi;
+            double r[2];
+            for (int s = 0; s < 2; s++)
+                r[s] = acc[s * Nz + last] - (first > lo ? acc[s * Nz + first - 1] : 0);
+            w[i] = (lf_real)(0.5 * (r[0] - r[1]) / Bn);
+        }
+    }
+    return LFLEX_OK;
+}
+
 int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *given, bool backward,
                   lf_loss_parts *parts)
 {
@@ -260,11 +306,12 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         double w = closed && !cfg->insert_closed_gaps ? 0.0 : time_weight(cfg, t[seq], a) / (double)cfg->max_len;
         lf_data(w_ins)[k] = (lf_real)w;
     }
-    lf_tensor *L_ins = lf_scatter_add_rows(ctx, lf_mul(ctx, lf_bregman(ctx, lambda, beta_in), w_ins), px.seg, SB);
+    lf_tensor *ins_rows = lf_mul(ctx, lf_bregman(ctx, lambda, beta_in), w_ins);
+    lf_tensor *L_ins = lf_scatter_add_rows(ctx, ins_rows, px.seg, SB);
 
     /* unmasking over the masked rows only:
      * g_a(t)/M_seq (b_um CE + D(b_um, beta_um)) */
-    lf_tensor *L = L_ins, *L_um = NULL, *logits = NULL, *beta_um = NULL;
+    lf_tensor *L = L_ins, *L_um = NULL, *um_rows = NULL, *logits = NULL, *beta_um = NULL;
     if (M > 0) {
         lf_tensor *rows = int_vec(ctx, masked, M);
         lf_tensor *seg_m = lf_new1(ctx, LF_INT, M), *target = lf_new1(ctx, LF_INT, M);
@@ -304,7 +351,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             beta_um = lf_rate_head_forward(ctx, &m->net.gen_um, h_m, cx, seg_m);
             um = lf_add(ctx, um, lf_bregman(ctx, bum_m, beta_um));
         }
-        L_um = lf_scatter_add_rows(ctx, lf_mul(ctx, um, w_um), seg_m, SB);
+        um_rows = lf_mul(ctx, um, w_um);
+        L_um = lf_scatter_add_rows(ctx, um_rows, seg_m, SB);
         L = lf_add(ctx, L_ins, L_um);
     }
     if ((st = lf_ctx_status(ctx)))
@@ -315,16 +363,31 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     if (n_states == 2) {
         total = lf_scale(ctx, lf_sum(ctx, L), 1.0 / (double)(n_states * Bg));
         /* leave-one-out REINFORCE: 1/2 stopgrad(L1 - L2) (log p(S1) - log p(S2)), averaged */
-        lf_tensor *w = const_vec(ctx, B, false);
-        if (!w)
-            return LFLEX_ENOMEM;
-        for (int64_t j = 0; j < B; j++)
-            lf_data(w)[j] = (lf_real)(0.5 * ((double)lf_data(L)[j] - (double)lf_data(L)[B + j]) / Bn);
+        lf_tensor *lp[2];
         for (int s = 0; s < 2; s++) {
-            lf_tensor *lp = lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
-            logp[s] = lf_scatter_add_rows(ctx, lp, seq_nf, B);
+            lp[s] = lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
+            logp[s] = lf_scatter_add_rows(ctx, lp[s], seq_nf, B);
         }
-        reinforce = lf_sub(ctx, lf_sum(ctx, lf_mul(ctx, logp[0], w)), lf_sum(ctx, lf_mul(ctx, logp[1], w)));
+        if ((st = lf_ctx_status(ctx)))
+            return st;
+        if (cfg->credit_window >= 0) {
+            /* loss.credit_window: each token's own leave-one-out difference */
+            lf_tensor *w = const_vec(ctx, Nz, false);
+            if (!w)
+                return LFLEX_ENOMEM;
+            if ((st = local_credit(ctx, bt, B, cfg->credit_window, Nx, px.seg, src, ins_rows, M, masked, um_rows,
+                                   Bn, lf_data(w))))
+                return st;
+            reinforce = lf_sum(ctx, lf_mul(ctx, lf_sub(ctx, lp[0], lp[1]), w));
+            m->trace.credit = lf_keep(w);
+        } else {
+            lf_tensor *w = const_vec(ctx, B, false);
+            if (!w)
+                return LFLEX_ENOMEM;
+            for (int64_t j = 0; j < B; j++)
+                lf_data(w)[j] = (lf_real)(0.5 * ((double)lf_data(L)[j] - (double)lf_data(L)[B + j]) / Bn);
+            reinforce = lf_sub(ctx, lf_sum(ctx, lf_mul(ctx, logp[0], w)), lf_sum(ctx, lf_mul(ctx, logp[1], w)));
+        }
         reg = regulariser(ctx, m, b_in, seq_nf, B, inv_n, has_nf);
         if (b_um)
             reg = lf_add(ctx, reg, regulariser(ctx, m, b_um, seq_nf, B, inv_n, has_nf));
@@ -356,6 +419,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     tr->beta_in = lf_keep(beta_in);
     tr->beta_um = lf_keep(beta_um);
     tr->lambda = lf_keep(lambda);
+    tr->ins_rows = lf_keep(ins_rows);
+    tr->um_rows = lf_keep(um_rows);
     tr->logits = lf_keep(logits);
     tr->L = lf_keep(L);
     tr->logp[0] = lf_keep(logp[0]);

@@ -27,6 +27,9 @@ static const char *const configs[] = {
     /* LFlexMDM: learned order, two states, REINFORCE and the regulariser */
     "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy}\n"
     "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
+    /* LFlexMDM with each token's REINFORCE weight from the terms near it */
+    "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy}\n"
+    "loss: {credit_window: 1}\nvocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
     /* FlexMDM: one state, fixed schedules */
     "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: linear}\n"
     "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, eps: 1.0e-3}\n",
@@ -278,8 +281,8 @@ Suite *lf_test_suite(void)
     Suite *s = suite_create("lflex_shard");
     TCase *tc = tcase_create("shard");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_two_shards_equal_one_process, 0, 3);
-    tcase_add_loop_test(tc, test_three_uneven_shards_small_buckets, 0, 3);
+    tcase_add_loop_test(tc, test_two_shards_equal_one_process, 0, 4);
+    tcase_add_loop_test(tc, test_three_uneven_shards_small_buckets, 0, 4);
     tcase_add_test(tc, test_bad_calls);
     tcase_add_test(tc, test_failed_reduction_changes_nothing);
     suite_add_tcase(s, tc);
