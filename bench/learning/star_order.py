@@ -7,8 +7,10 @@
 For the first N examples of a star file (PROMPT<TAB>TARGET), asks the model
 for the expected insertion time E[T_in] of every target token
 (`lflex.Model.order`, prompt, BOS and EOS fixed) and prints its mean by the
-distance of the token's node from the junction (the path node with more than
-one outgoing edge: the centre the arms share) and from the nearer end of the
+signed distance of the token's node from the junction (the path node with
+more than one outgoing edge: the centre the arms share; negative before it,
+on the source's side, positive after it, where the node at +1 is the one
+only look-ahead finds) and by the distance from the nearer end of the
 path. A token of the edge (p_i, p_i+1) belongs to node i if it is the edge's
 first token, to node i+1 if the second. The paper's claim for learned order
 is a time that falls with the distance from the junction: generation starts
@@ -67,14 +69,14 @@ def main():
         _, _, times = model.order(z, fixed)
         for k, time in enumerate(times[len(pid) + 1:len(pid) + 1 + len(tid)]):
             node = k // 2 + k % 2
-            by_junction[abs(node - j)].append(time)
+            by_junction[node - j].append(time)
             by_end[min(node, len(nodes) - 1 - node)].append(time)
         used += 1
     print(f'{args.model}: {used} paths of {args.data}')
-    for title, table in (('distance from the junction', by_junction), ('distance from the nearer end', by_end)):
+    for title, table in (('signed distance from the junction', by_junction), ('distance from the nearer end', by_end)):
         print(f'mean E[T_in] by {title} (nodes):')
         for d in sorted(table):
-            print(f'  {d:2d}  {statistics.mean(table[d]):.4f}  ({len(table[d])} tokens)')
+            print(f'  {d:3d}  {statistics.mean(table[d]):.4f}  ({len(table[d])} tokens)')
 
 
 if __name__ == '__main__':
