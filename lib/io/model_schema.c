@@ -108,7 +108,7 @@ static const lf_cfg_key model_keys[] = {
                    "learned schedules: the REINFORCE weight of a token's draw is the two states' difference in "
                    "the loss terms of the x_t rows within this many clean positions of it (a row: the insertion "
                    "term of its left gap and, masked, its unmasking term), not the whole sequence's (-1, the "
-                   "specification); lower variance, biased (doc/learning.md)"),
+                   "specification); less noise from the other tokens' draws, but biased (doc/learning.md)"),
     LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
                     "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
                     "(flat; the same minimiser, far less variance; hazard is the paper's)"),
