@@ -20,7 +20,7 @@ typedef struct lf_loss_trace {
     lf_tensor *beta_in, *beta_um;   /* [Nx] over both states (beta_um only on masked rows) */
     lf_tensor *lambda;              /* [Nx] */
     lf_tensor *ins_rows, *um_rows;  /* [Nx] insertion terms, [M] unmasking terms (weighted) */
-    lf_tensor *credit;              /* [Nz] per-token REINFORCE weights (loss.credit_window >= 0) */
+    lf_tensor *credit;              /* [Nz] per-token REINFORCE weights (learned schedules) */
     lf_tensor *logits;              /* [M, V-4] masked rows */
     lf_tensor *L;                   /* [n_states * n_seq] per-sequence loss */
     lf_tensor *logp[2];             /* [n_seq] */

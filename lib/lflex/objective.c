@@ -98,8 +98,8 @@ static int shard_view(lf_ctx *ctx, const lf_batch *whole, int64_t j0, int64_t B,
     return LFLEX_OK;
 }
 
-/* loss.credit_window W >= 0: the REINFORCE weight of each non-fixed clean
- * token i is 1/2 (r_1(i) - r_2(i)) / Bn, where r_s(i) sums the loss terms of
+/* The REINFORCE weight of each non-fixed clean token i of a learned
+ * schedule, within W = loss.credit_window: 1/2 (r_1(i) - r_2(i)) / Bn, where r_s(i) sums the loss terms of
  * the rows of state s's x_t whose clean position lies within W of i (a
  * row's terms: the insertion term of the gap on its left and, masked, its
  * unmasking term). A token's draw then answers for the terms around it
@@ -362,7 +362,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     lf_tensor *total, *reinforce = NULL, *reg = NULL, *logp[2] = {NULL, NULL};
     if (n_states == 2) {
         total = lf_scale(ctx, lf_sum(ctx, L), 1.0 / (double)(n_states * Bg));
-        /* leave-one-out REINFORCE: 1/2 stopgrad(L1 - L2) (log p(S1) - log p(S2)), averaged */
+        /* leave-one-out REINFORCE: 1/2 stopgrad(L1 - L2) (log p(S1) - log p(S2)), averaged, the
+         * differences taken token by token (local_credit) */
         lf_tensor *lp[2];
         for (int s = 0; s < 2; s++) {
             lp[s] = lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
@@ -370,24 +371,17 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         }
         if ((st = lf_ctx_status(ctx)))
             return st;
-        if (cfg->credit_window >= 0) {
-            /* loss.credit_window: each token's own leave-one-out difference */
-            lf_tensor *w = const_vec(ctx, Nz, false);
-            if (!w)
-                return LFLEX_ENOMEM;
-            if ((st = local_credit(ctx, bt, B, cfg->credit_window, Nx, px.seg, src, ins_rows, M, masked, um_rows,
-                                   Bn, lf_data(w))))
-                return st;
-            reinforce = lf_sum(ctx, lf_mul(ctx, lf_sub(ctx, lp[0], lp[1]), w));
-            m->trace.credit = lf_keep(w);
-        } else {
-            lf_tensor *w = const_vec(ctx, B, false);
-            if (!w)
-                return LFLEX_ENOMEM;
-            for (int64_t j = 0; j < B; j++)
-                lf_data(w)[j] = (lf_real)(0.5 * ((double)lf_data(L)[j] - (double)lf_data(L)[B + j]) / Bn);
-            reinforce = lf_sub(ctx, lf_sum(ctx, lf_mul(ctx, logp[0], w)), lf_sum(ctx, lf_mul(ctx, logp[1], w)));
-        }
+        /* each token's weight: the difference of the loss terms within
+         * loss.credit_window of it; -1, the specification: of its whole
+         * sequence (a window of Nz holds any sequence) */
+        lf_tensor *w = const_vec(ctx, Nz, false);
+        if (!w)
+            return LFLEX_ENOMEM;
+        const int64_t W = cfg->credit_window >= 0 ? cfg->credit_window : Nz;
+        if ((st = local_credit(ctx, bt, B, W, Nx, px.seg, src, ins_rows, M, masked, um_rows, Bn, lf_data(w))))
+            return st;
+        reinforce = lf_sum(ctx, lf_mul(ctx, lf_sub(ctx, lp[0], lp[1]), w));
+        m->trace.credit = lf_keep(w);
         reg = regulariser(ctx, m, b_in, seq_nf, B, inv_n, has_nf);
         if (b_um)
             reg = lf_add(ctx, reg, regulariser(ctx, m, b_um, seq_nf, B, inv_n, has_nf));
