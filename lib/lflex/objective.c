@@ -112,17 +112,16 @@ static int local_credit(lf_ctx *ctx, const lf_batch *bt, int64_t B, int64_t W, i
 {
     const int64_t Nz = bt->offsets[B];
     double *acc = lf_arena_calloc(&ctx->arena, (size_t)(2 * Nz + 1) * sizeof *acc);
-    double *row = lf_arena_alloc(&ctx->arena, (size_t)(Nx ? Nx : 1) * sizeof *row);
-    if (!acc || !row)
+    if (!acc)
         return LFLEX_ENOMEM;
-    for (int64_t k = 0; k < Nx; k++)
-        row[k] = lf_data(ins_rows)[k];
-    for (int64_t q = 0; q < M; q++)
-        row[masked[q]] += lf_data(um_rows)[q];
-    /* acc[s Nz + i]: the terms of state s's rows at clean position i, then
+    /* acc[s Nz + i]: the terms of state s's row at clean position i, then
      * their running sum over each sequence */
     for (int64_t k = 0; k < Nx; k++)
-        acc[(lf_idata(seg)[k] / B) * Nz + src[k]] += row[k];
+        acc[(lf_idata(seg)[k] / B) * Nz + src[k]] += lf_data(ins_rows)[k];
+    for (int64_t q = 0; q < M; q++) {
+        int32_t k = masked[q];
+        acc[(lf_idata(seg)[k] / B) * Nz + src[k]] += lf_data(um_rows)[q];
+    }
     for (int s = 0; s < 2; s++)
         for (int64_t j = 0; j < B; j++)
             for (int64_t i = bt->offsets[j] + 1; i < bt->offsets[j + 1]; i++)

@@ -147,17 +147,24 @@ static double grad_diff(const lf_model *a, const lf_model *b, const char *prefix
     return worst;
 }
 
-START_TEST(test_wide_window_is_the_sequence_estimator)
+/* A model with loss.credit_window W and one with the specification's
+ * estimator (-1), each with its loss and gradients on the same batch. */
+static void against_specification(int W, lf_model *m, lf_model *spec, lf_loss_parts *pm, lf_loss_parts *ps)
 {
+    static lf_model_config cm, cs;
     toy_batch b;
     make_batch(&b);
-    static lf_model_config cw, cs;
+    new_model(m, &cm, W);
+    new_model(spec, &cs, -1);
+    loss_of(m, &b, pm);
+    loss_of(spec, &b, ps);
+}
+
+START_TEST(test_wide_window_is_the_sequence_estimator)
+{
     lf_model wide, seq;
-    new_model(&wide, &cw, 12); /* model.max_len: every sequence inside every window */
-    new_model(&seq, &cs, -1);
     lf_loss_parts pw, ps;
-    loss_of(&wide, &b, &pw);
-    loss_of(&seq, &b, &ps);
+    against_specification(12, &wide, &seq, &pw, &ps); /* model.max_len: every sequence inside every window */
     LF_ASSERT_CLOSE(pw.total, ps.total, 1e-7, 1e-6);
     LF_ASSERT_CLOSE(pw.reinforce, ps.reinforce, 1e-8, 1e-5);
     ck_assert(ps.reinforce != 0);
@@ -171,15 +178,9 @@ END_TEST
 
 START_TEST(test_narrow_window_moves_only_the_auxiliary_network)
 {
-    toy_batch b;
-    make_batch(&b);
-    static lf_model_config cn, cs;
     lf_model narrow, seq;
-    new_model(&narrow, &cn, 0);
-    new_model(&seq, &cs, -1);
     lf_loss_parts pn, ps;
-    loss_of(&narrow, &b, &pn);
-    loss_of(&seq, &b, &ps);
+    against_specification(0, &narrow, &seq, &pn, &ps);
     LF_ASSERT_CLOSE(pn.unmask, ps.unmask, 1e-9, 1e-9);
     LF_ASSERT_CLOSE(pn.insert, ps.insert, 1e-9, 1e-9);
     double scale, d = grad_diff(&narrow, &seq, "gen", &scale);
