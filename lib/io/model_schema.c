@@ -65,7 +65,8 @@ static const lf_cfg_key model_keys[] = {
                     "the auxiliary network also learns b_um (needs generator.learn_unmask_rate)"),
     LF_CFG_KEY_REAL(C, aux_min_rate, "schedule.min_rate", 0, 1000, 4,
                     "floor of the learned b_in (and b_um): min_rate + softplus(s) (max_rate - min_rate); 4 keeps insertion "
-                    "early (the paper: 1.001, see doc/learning.md)"),
+                    "early (the paper: 1.001); with a = 1 only a floor below 1 lets a token arrive later than "
+                    "uniform (see doc/learning.md)"),
     LF_CFG_KEY_REAL(C, aux_max_rate, "schedule.max_rate", 0, 100000, 100, "scale of the learned rates (see min_rate)"),
     LF_CFG_KEY_BOOL(C, learn_unmask_rate, "generator.learn_unmask_rate", 0,
                     "the generator predicts its unmasking rate (otherwise the constant b_um)"),
