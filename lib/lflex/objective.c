@@ -99,10 +99,10 @@ static int shard_view(lf_ctx *ctx, const lf_batch *whole, int64_t j0, int64_t B,
 }
 
 /* The REINFORCE weight of each non-fixed clean token i of a learned
- * schedule, within W = loss.credit_window: 1/2 (r_1(i) - r_2(i)) / Bn, where r_s(i) sums the loss terms of
- * the rows of state s's x_t whose clean position lies within W of i (a
- * row's terms: the insertion term of the gap on its left and, masked, its
- * unmasking term). A token's draw then answers for the terms around it
+ * schedule, W = loss.credit_window: 1/2 (r_1(i) - r_2(i)) / Bn, where
+ * r_s(i) sums the loss terms of the rows of state s's x_t whose clean
+ * position lies within W of i (a row's terms: the insertion term of the
+ * gap on its left and, masked, its unmasking term). A token's draw then answers for the terms around it
  * instead of the whole sequence's, whose other tokens' draws are noise to
  * it. W at least the sequence's length gives the sequence's difference to
  * every token (the specification's estimator). Fixed tokens get 0. */
@@ -116,12 +116,12 @@ static int local_credit(lf_ctx *ctx, const lf_batch *bt, int64_t B, int64_t W, i
         return LFLEX_ENOMEM;
     /* acc[s Nz + i]: the terms of state s's row at clean position i, then
      * their running sum over each sequence */
+#define ROW_SLOT(k) ((lf_idata(seg)[k] / B) * Nz + src[k])
     for (int64_t k = 0; k < Nx; k++)
-        acc[(lf_idata(seg)[k] / B) * Nz + src[k]] += lf_data(ins_rows)[k];
-    for (int64_t q = 0; q < M; q++) {
-        int32_t k = masked[q];
-        acc[(lf_idata(seg)[k] / B) * Nz + src[k]] += lf_data(um_rows)[q];
-    }
+        acc[ROW_SLOT(k)] += lf_data(ins_rows)[k];
+    for (int64_t q = 0; q < M; q++)
+        acc[ROW_SLOT(masked[q])] += lf_data(um_rows)[q];
+#undef ROW_SLOT
     for (int s = 0; s < 2; s++)
         for (int64_t j = 0; j < B; j++)
             for (int64_t i = bt->offsets[j] + 1; i < bt->offsets[j + 1]; i++)
