@@ -145,6 +145,8 @@ def load_data(task, data_dir, cfg):
 # ---- the library's methods ----------------------------------------------------------
 
 def import_lflex():
+    """The binding over build/'s liblflex unless LFLEX_LIBRARY names another."""
+    os.environ.setdefault('LFLEX_LIBRARY', DEFAULT_LIBRARY)
     sys.path.insert(0, os.path.join(ROOT, 'examples', 'python'))
     try:
         import lflex
