@@ -14,12 +14,26 @@ only look-ahead finds) and by the distance from the nearer end of the
 path. A token of the edge (p_i, p_i+1) belongs to node i if it is the edge's
 first token, to node i+1 if the second. The paper's claim for learned order
 is a time that falls with the distance from the junction: generation starts
-at the ends. A FlexMDM model gives one time for every token. The library is build/'s
-unless LFLEX_LIBRARY names another.
+at the ends. A FlexMDM model gives one time for every token.
+
+It also prints what the order means for the states the generator trains on.
+Every schedule of the library has the hazard b_i g(t) with one g for all
+tokens, so G(T_i) (G the integral of g) is exponential with rate b_i: the
+arrival order is a race, token i before token j with probability
+b_i / (b_i + b_j), whatever a and g. A node arrives with its first token
+(rate: the sum of its tokens' b). For the node at +1 the script prints the
+probability that it arrives after both of its neighbours (the junction and
++2) and the mean share of the path's other nodes already there when it
+arrives, both exact for the race, with the values a uniform order gives
+(every b equal; 1/3 and 1/2 when the three nodes weigh the same) and a
+Monte-Carlo check of the first path. The paper's mechanism (the node after
+the junction decided last, between written neighbours) needs both near 1.
+The library is build/'s unless LFLEX_LIBRARY names another.
 """
 import argparse
 import collections
-import os
+import itertools
+import random
 import statistics
 
 import run
@@ -28,7 +42,6 @@ import tasks
 
 def load(model_path):
     """The binding (liblflex of build/ unless LFLEX_LIBRARY names another) and the model."""
-    os.environ.setdefault('LFLEX_LIBRARY', run.DEFAULT_LIBRARY)
     lflex = run.import_lflex()
     model = lflex.Model.load(model_path)
     model.set_threads(1)
@@ -47,6 +60,32 @@ def junction(prompt_tokens, nodes):
     return next((i for i, v in enumerate(nodes) if out_degree[v] >= 2), None)
 
 
+def after_all(w_x, others):
+    """P(an exponential of rate w_x exceeds every one of rates others): inclusion-exclusion."""
+    return sum((-1) ** r * w_x / (w_x + sum(sub))
+               for r in range(len(others) + 1) for sub in itertools.combinations(others, r))
+
+
+def race(weights, x):
+    """For the node x of a race with node weights: P(x after both neighbours),
+    and the mean share of the other nodes arrived before x."""
+    nb = [weights[i] for i in (x - 1, x + 1) if 0 <= i < len(weights)]
+    share = statistics.mean(w / (w + weights[x]) for i, w in enumerate(weights) if i != x)
+    return after_all(weights[x], nb), share
+
+
+def race_monte_carlo(weights, x, draws=20000, seed=1):
+    """The two numbers of race() from sampled exponential arrival times."""
+    rng = random.Random(seed)
+    last = share = 0
+    for _ in range(draws):
+        t = [rng.expovariate(w) for w in weights]
+        nb = [t[i] for i in (x - 1, x + 1) if 0 <= i < len(t)]
+        last += all(t[x] > u for u in nb)
+        share += sum(u < t[x] for i, u in enumerate(t) if i != x) / (len(t) - 1)
+    return last / draws, share / draws
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('model', help='a checkpoint (model.safetensors of a run)')
@@ -56,6 +95,7 @@ def main():
 
     lflex, model = load(args.model)
     by_junction, by_end = collections.defaultdict(list), collections.defaultdict(list)
+    races, uniform, check = [], [], None
     used = 0
     for prompt, target in examples(args.data, args.n):
         ttoks = target.split()
@@ -66,17 +106,33 @@ def main():
         pid, tid = model.encode(prompt), model.encode(target)
         z = pid + [lflex.BOS] + tid + [lflex.EOS]
         fixed = [True] * (len(pid) + 1) + [False] * len(tid) + [True]
-        _, _, times = model.order(z, fixed)
-        for k, time in enumerate(times[len(pid) + 1:len(pid) + 1 + len(tid)]):
+        b_in, _, times = model.order(z, fixed)
+        first = len(pid) + 1
+        weights, ones = [0.0] * len(nodes), [0.0] * len(nodes)
+        for k, time in enumerate(times[first:first + len(tid)]):
             node = k // 2 + k % 2
             by_junction[node - j].append(time)
             by_end[min(node, len(nodes) - 1 - node)].append(time)
+            weights[node] += b_in[first + k]
+            ones[node] += 1.0
+        if j + 1 < len(nodes):
+            races.append(race(weights, j + 1))
+            uniform.append(race(ones, j + 1))
+            if check is None:
+                check = (race(weights, j + 1), race_monte_carlo(weights, j + 1))
         used += 1
     print(f'{args.model}: {used} paths of {args.data}')
     for title, table in (('signed distance from the junction', by_junction), ('distance from the nearer end', by_end)):
         print(f'mean E[T_in] by {title} (nodes):')
         for d in sorted(table):
             print(f'  {d:3d}  {statistics.mean(table[d]):.4f}  ({len(table[d])} tokens)')
+    if races:
+        print(f'the node at +1 as a race of the nodes\' first arrivals ({len(races)} paths):')
+        for title, rows in (('this model', races), ('uniform', uniform)):
+            print(f'  {title}: after both neighbours {statistics.mean(r[0] for r in rows):.3f}, '
+                  f'share of the other nodes before it {statistics.mean(r[1] for r in rows):.3f}')
+        (p_last, p_share), (m_last, m_share) = check
+        print(f'  first path, exact {p_last:.4f} / {p_share:.4f}, Monte Carlo {m_last:.4f} / {m_share:.4f}')
 
 
 if __name__ == '__main__':
