@@ -66,10 +66,15 @@ def after_all(w_x, others):
                for r in range(len(others) + 1) for sub in itertools.combinations(others, r))
 
 
+def neighbours(values, x):
+    """The values of the nodes next to node x (one at an end of the path)."""
+    return [values[i] for i in (x - 1, x + 1) if 0 <= i < len(values)]
+
+
 def race(weights, x):
     """For the node x of a race with node weights: P(x after both neighbours),
     and the mean share of the other nodes arrived before x."""
-    nb = [weights[i] for i in (x - 1, x + 1) if 0 <= i < len(weights)]
+    nb = neighbours(weights, x)
     share = statistics.mean(w / (w + weights[x]) for i, w in enumerate(weights) if i != x)
     return after_all(weights[x], nb), share
 
@@ -80,8 +85,7 @@ def race_monte_carlo(weights, x, draws=20000, seed=1):
     last = share = 0
     for _ in range(draws):
         t = [rng.expovariate(w) for w in weights]
-        nb = [t[i] for i in (x - 1, x + 1) if 0 <= i < len(t)]
-        last += all(t[x] > u for u in nb)
+        last += all(t[x] > u for u in neighbours(t, x))
         share += sum(u < t[x] for i, u in enumerate(t) if i != x) / (len(t) - 1)
     return last / draws, share / draws
 
