@@ -15,8 +15,8 @@ typedef struct {
 static const char *const family_choices[] = {"kumaraswamy", "linear", NULL};
 static const lf_cfg_key schedule_keys[] = {
     LF_CFG_KEY_ENUM(schedule_cfg, family, "family", family_choices, 0, "kumaraswamy or linear"),
-    LF_CFG_KEY_REAL(schedule_cfg, a, "a", 0.05, 20, 1, "Kumaraswamy shape a"),
-    LF_CFG_KEY_REAL(schedule_cfg, b_um, "b_um", 0.01, 1000, 1, "constant unmasking shape"),
+    LF_CFG_KEY_REAL(schedule_cfg, a, "a", LF_SHAPE_A_MIN, LF_SHAPE_A_MAX, 1, "Kumaraswamy shape a"),
+    LF_CFG_KEY_REAL(schedule_cfg, b_um, "b_um", LF_B_UM_MIN, LF_B_UM_MAX, 1, "constant unmasking shape"),
 };
 const lf_cfg_schema lf_schedule_schema = {schedule_keys, sizeof schedule_keys / sizeof schedule_keys[0],
                                           "schedule"};

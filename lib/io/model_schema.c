@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "io/model_schema.h"
+#include "lflex/schedule_math.h"
 #include "nn/layers.h"
 
 static const char *const activation_choices[] = {"gelu", "relu", NULL};
@@ -44,8 +45,10 @@ static const lf_cfg_key model_keys[] = {
                    "blocks of the auxiliary network (-1: model.n_layers)"),
     LF_CFG_KEY_ENUM(C, family, "schedule.family", family_choices, LF_FAMILY_KUMARASWAMY,
                     "kumaraswamy: learned insertion order (LFlexMDM); linear: F(t) = t (FlexMDM)"),
-    LF_CFG_KEY_REAL(C, a, "schedule.a", 0.05, 20, 1, "Kumaraswamy shape a shared by all tokens (kumaraswamy only)"),
-    LF_CFG_KEY_REAL(C, b_um, "schedule.b_um", 0.01, 1000, 1, "constant unmasking shape b_um when it is not learned"),
+    LF_CFG_KEY_REAL(C, a, "schedule.a", LF_SHAPE_A_MIN, LF_SHAPE_A_MAX, 1,
+                    "Kumaraswamy shape a shared by all tokens (kumaraswamy only)"),
+    LF_CFG_KEY_REAL(C, b_um, "schedule.b_um", LF_B_UM_MIN, LF_B_UM_MAX, 1,
+                    "constant unmasking shape b_um when it is not learned"),
     LF_CFG_KEY_BOOL(C, learn_b_in, "schedule.learn_b_in", 1,
                     "kumaraswamy: the auxiliary network learns b_in per token (LFlexMDM); false: every token "
                     "has the constant schedule.b_in and there is no auxiliary network"),

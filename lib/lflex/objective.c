@@ -102,9 +102,9 @@ static int shard_view(lf_ctx *ctx, const lf_batch *whole, int64_t j0, int64_t B,
  * schedule, W = loss.credit_window: 1/2 (r_1(i) - r_2(i)) / Bn, where
  * r_s(i) sums the loss terms of the rows of state s's x_t whose clean
  * position lies within W of i (a row's terms: the insertion term of the
- * gap on its left and, masked, its unmasking term). A token's draw then answers for the terms around it
- * instead of the whole sequence's, whose other tokens' draws are noise to
- * it. W at least the sequence's length gives the sequence's difference to
+ * gap on its left and, masked, its unmasking term). A token's draw then
+ * answers for the terms around it instead of the whole sequence's, whose
+ * other tokens' draws are noise to it. W at least the sequence's length gives the sequence's difference to
  * every token (the specification's estimator). Fixed tokens get 0. */
 static int local_credit(lf_ctx *ctx, const lf_batch *bt, int64_t B, int64_t W, int64_t Nx, const lf_tensor *seg,
                         const int32_t *src, const lf_tensor *ins_rows, int64_t M, const int32_t *masked,

@@ -19,6 +19,14 @@
 #ifndef LF_SCHEDULE_MATH_H
 #define LF_SCHEDULE_MATH_H
 
+/* The ranges a configuration accepts for the shared shape a and the
+ * constant unmasking shape b_um: one place for the model's schedule keys
+ * and the standalone schedule's. */
+#define LF_SHAPE_A_MIN 0.05
+#define LF_SHAPE_A_MAX 20
+#define LF_B_UM_MIN 0.01
+#define LF_B_UM_MAX 1000
+
 typedef enum { LF_STATE_DROPPED = 0, LF_STATE_MASKED = 1, LF_STATE_CLEAN = 2 } lf_token_state;
 
 /* F(t; a, b) = 1 - (1 - t^a)^b */
