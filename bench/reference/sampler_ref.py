@@ -27,7 +27,7 @@ class SamplerConfig:
     temperature: float = 1.0      # 0: greedy
     top_k: int = 0                # 0: off
     top_p: float = 1.0            # 1: off
-    confidence: str = "none"      # none (events) | top_prob | prob_diff | entropy | left_to_right
+    confidence: str = "none"      # none (events) | top_prob | prob_diff | entropy | left_to_right | right_to_left
     seed: int = 0
 
 
@@ -64,6 +64,8 @@ def confidence_score(probs: torch.Tensor, kind: str) -> torch.Tensor:
         return top2[..., 0] - top2[..., 1]
     if kind == "left_to_right":  # the leftmost first (rows of probs are in sequence order)
         return -torch.arange(probs.shape[0], dtype=probs.dtype)
+    if kind == "right_to_left":  # the rightmost first
+        return torch.arange(probs.shape[0], dtype=probs.dtype)
     if kind == "entropy":  # low entropy = confident
         return (probs * torch.log(probs.clamp_min(1e-30))).sum(-1)
     raise ValueError(f"unknown confidence {kind!r}")

@@ -20,7 +20,7 @@ enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, O
      OPT_TEMPERATURE},                                                                                           \
     {"top-k", "K", "sample among the K most likely tokens (0: all, the default; up to 1000000)", OPT_TOP_K},     \
     {"top-p", "P", "sample from the most likely tokens up to probability P (1e-06 to 1; default 1)", OPT_TOP_P}, \
-    {"confidence", "MODE", "which masked positions unmask: none (default), top_prob, prob_diff,\nentropy or left_to_right",     \
+    {"confidence", "MODE", "which masked positions unmask: none (default), top_prob, prob_diff,\nentropy, left_to_right or right_to_left",     \
      OPT_CONFIDENCE},                                                                                            \
     {"insertion", "MODE", "MASKs a gap receives per step: auto (default), poisson or binomial", OPT_INSERTION},  \
     {"seed", "S", "seed of the sampler's random numbers (0 to 2^53 - 1; default 0)", OPT_SEED},                  \
@@ -40,7 +40,7 @@ enum { OPT_STEPS = 100, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_CONFIDENCE, O
 /* A sampler option into `sf` (key: value); 2 after an error naming it. */
 static int sampler_option(cli_section *sf, int id, const char *arg)
 {
-    static const char *const confidence[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", NULL};
+    static const char *const confidence[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", "right_to_left", NULL};
     static const char *const insertion[] = {"auto", "poisson", "binomial", NULL};
     static const char *const score[] = {"sum", "mean", "min", NULL};
     static const char *const grid[] = {"uniform", "events", NULL};

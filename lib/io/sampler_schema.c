@@ -3,7 +3,7 @@
 
 #include "io/sampler_schema.h"
 
-static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", NULL};
+static const char *const confidence_choices[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", "right_to_left", NULL};
 static const char *const insertion_choices[] = {"auto", "poisson", "binomial", NULL};
 static const char *const score_choices[] = {"sum", "mean", "min", NULL};
 static const char *const grid_choices[] = {"uniform", "events", NULL};
@@ -18,7 +18,7 @@ static const lf_cfg_key sampler_keys[] = {
                     "sample from the smallest set of most likely tokens whose probability reaches top_p (1: all)"),
     LF_CFG_KEY_ENUM(C, confidence, "confidence", confidence_choices, LF_CONF_NONE,
                     "which masked positions unmask: the random events (none), or as many of the most confident ones "
-                    "(or the leftmost: left_to_right)"),
+                    "(or the leftmost: left_to_right; the rightmost: right_to_left)"),
     LF_CFG_KEY_ENUM(C, insertion, "insertion", insertion_choices, LF_INS_AUTO,
                     "MASKs a gap receives in a step: poisson(rate), the specification's rule, or binomial(the "
                     "expected number of dropped tokens rounded at random, or to the nearest when decoding "

@@ -42,7 +42,7 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
                       "schedule.learn_b_in: true): it credits the REINFORCE term, which only a learned schedule has");
     if (cfg->unmask_order != LF_UM_RANDOM && lf_config_learns_b_in(cfg))
         return reject(why, cap,
-                      "loss.unmask_order: left_to_right needs a fixed schedule (schedule.family: linear or "
+                      "loss.unmask_order: left_to_right and right_to_left need a fixed schedule (schedule.family: linear or "
                       "schedule.learn_b_in: false): the REINFORCE term needs the probability of a state, "
                       "which the reordering changes");
     if (cfg->late_fraction > 0 && (cfg->family != LF_FAMILY_KUMARASWAMY || cfg->learn_b_in))

@@ -18,7 +18,7 @@ typedef enum { LF_NORM_MASKED = 0, LF_NORM_TOKENS = 1, LF_NORM_MAX_LEN = 2 } lf_
 typedef enum { LF_REDUCE_SUM = 0, LF_REDUCE_MEAN = 1 } lf_reduction;
 /* the time weight of the loss terms: the hazard g_a(t) (the ELBO) or 1 */
 typedef enum { LF_TW_HAZARD = 0, LF_TW_FLAT = 1 } lf_time_weight;
-typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1 } lf_unmask_order;
+typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1, LF_UM_RIGHT_TO_LEFT = 2 } lf_unmask_order;
 
 /* the most noised states a training step draws per clean sequence */
 #define LF_MAX_STATES 8

@@ -46,15 +46,17 @@ void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, doubl
     }
 }
 
-void lf_noise_clean_prefix(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int32_t *state)
+void lf_noise_clean_end(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int from_right, int32_t *state)
 {
     for (int64_t j = 0; j < n_seq; j++) {
-        int64_t n_clean = 0;
+        int64_t n_clean = 0, n = offsets[j + 1] - offsets[j];
         for (int64_t i = offsets[j]; i < offsets[j + 1]; i++)
             n_clean += !fixed[i] && state[i] == LF_STATE_CLEAN;
-        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++)
+        for (int64_t k = 0; k < n; k++) {
+            int64_t i = from_right ? offsets[j + 1] - 1 - k : offsets[j] + k;
             if (!fixed[i] && state[i] != LF_STATE_DROPPED)
                 state[i] = n_clean-- > 0 ? LF_STATE_CLEAN : LF_STATE_MASKED;
+        }
     }
 }
 

@@ -30,10 +30,11 @@ void lf_noise_outside_in_shapes(const uint8_t *fixed, int64_t n, double b, doubl
  * max(b r^d, min(b, 1)), b for r = 0. */
 double lf_noise_outside_in_shape(double b, double r, int64_t d);
 
-/* loss.unmask_order left_to_right: in each sequence, as many of the present
- * non-fixed tokens as are clean become the leftmost ones, the others masked
- * (the count of each state kept, the clean ones a prefix). */
-void lf_noise_clean_prefix(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int32_t *state);
+/* loss.unmask_order left_to_right (from_right 0) and right_to_left (1): in
+ * each sequence, as many of the present non-fixed tokens as are clean become
+ * the leftmost (rightmost) ones, the others masked (the count of each state
+ * kept, the clean ones a prefix, or a suffix). */
+void lf_noise_clean_end(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int from_right, int32_t *state);
 
 /* Advance `rng` past the draws lf_noise_draw_states makes for the tokens
  * [begin, end) of a batch (two per non-fixed token), without drawing states:

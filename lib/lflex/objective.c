@@ -263,8 +263,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
             lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t + s * B, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
                                  c_const, a, cfg->late_fraction, state[s]);
-            if (cfg->unmask_order == LF_UM_LEFT_TO_RIGHT)
-                lf_noise_clean_prefix(bt->offsets, B, bt->fixed, state[s]);
+            if (cfg->unmask_order != LF_UM_RANDOM)
+                lf_noise_clean_end(bt->offsets, B, bt->fixed, cfg->unmask_order == LF_UM_RIGHT_TO_LEFT, state[s]);
             lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
         }
         int64_t nm;

@@ -426,10 +426,11 @@ static void step_sequence(const lf_sampler *s, const lf_sampler_worker *wk, seq_
         scratch_idx[q - q0] = fire;
         n_fire += fire;
     }
-    if (s->cfg.confidence == LF_CONF_LEFT_TO_RIGHT) {
-        /* the same number of positions, the leftmost ones (masked rows are in sequence order) */
+    if (s->cfg.confidence == LF_CONF_LEFT_TO_RIGHT || s->cfg.confidence == LF_CONF_RIGHT_TO_LEFT) {
+        /* the same number of positions, the leftmost (rightmost) ones: masked rows are in sequence order */
+        bool left = s->cfg.confidence == LF_CONF_LEFT_TO_RIGHT;
         for (int64_t q = q0; q < q1; q++)
-            scratch_idx[q - q0] = q - q0 < n_fire;
+            scratch_idx[q - q0] = left ? q - q0 < n_fire : q1 - q <= n_fire;
     } else if (s->cfg.confidence != LF_CONF_NONE && n_fire > 0) {
         /* the same number of positions, the most confident ones */
         int64_t nq = q1 - q0;

@@ -7,7 +7,7 @@
 
 #include "lflex/model.h"
 
-typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY, LF_CONF_LEFT_TO_RIGHT } lf_confidence;
+typedef enum { LF_CONF_NONE = 0, LF_CONF_TOP_PROB, LF_CONF_PROB_DIFF, LF_CONF_ENTROPY, LF_CONF_LEFT_TO_RIGHT, LF_CONF_RIGHT_TO_LEFT } lf_confidence;
 /* how many MASKs a gap receives in a step: auto is binomial (learned shapes
  * counted with loss.reg_b_in) */
 typedef enum { LF_INS_AUTO = 0, LF_INS_POISSON, LF_INS_BINOMIAL } lf_insertion;

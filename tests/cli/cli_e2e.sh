@@ -309,7 +309,7 @@ bad_value "--n 99999999999999999999" "option --n: expected an integer" "$LFLEX" 
 bad_value "--n ' 3'" "option --n: expected an integer" "$LFLEX" sample $C --n ' 3'
 bad_value "--temperature nan" "option --temperature: expected a number from 0 to 100" "$LFLEX" sample $C --temperature nan
 bad_value "--top-p 0" "option --top-p: expected a number from 1e-06 to 1, got '0'" "$LFLEX" sample $C --top-p 0
-bad_value "--confidence best" "option --confidence: expected one of none, top_prob, prob_diff, entropy or left_to_right" \
+bad_value "--confidence best" "option --confidence: expected one of none, top_prob, prob_diff, entropy, left_to_right or right_to_left" \
     "$LFLEX" sample $C --confidence best
 bad_value "--candidate-score max" "option --candidate-score: expected one of sum, mean or min" \
     "$LFLEX" sample $C --candidate-score max

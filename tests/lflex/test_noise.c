@@ -517,11 +517,13 @@ START_TEST(test_outside_in_targets)
 }
 END_TEST
 
-/* loss.unmask_order left_to_right: lf_noise_clean_prefix keeps every
- * dropped and fixed token and the number of clean tokens of each sequence,
- * and the clean non-fixed tokens come before every masked one. */
-START_TEST(test_clean_prefix)
+/* loss.unmask_order left_to_right and right_to_left (the loop's _i):
+ * lf_noise_clean_end keeps every dropped and fixed token and the number of
+ * clean tokens of each sequence, and the clean non-fixed tokens come before
+ * (after) every masked one. */
+START_TEST(test_clean_end)
 {
+    int from_right = _i;
     enum { N = 300, S = 6 };
     uint8_t fixed[N];
     lf_real b_in[N];
@@ -539,12 +541,13 @@ START_TEST(test_clean_prefix)
     lf_rng_seed(&rng, 5);
     lf_noise_draw_states(&rng, off, S, fixed, t, b_in, NULL, 1.0, 1.0, 0.0, st);
     memcpy(before, st, sizeof st);
-    lf_noise_clean_prefix(off, S, fixed, st);
+    lf_noise_clean_end(off, S, fixed, from_right, st);
     int64_t moved = 0;
     for (int j = 0; j < S; j++) {
         int n_clean[2] = {0, 0};
         bool seen_masked = false;
-        for (int i = off[j]; i < off[j + 1]; i++) {
+        for (int k = 0; k < off[j + 1] - off[j]; k++) {
+            int i = from_right ? off[j + 1] - 1 - k : off[j] + k; /* walking from the clean end */
             if (fixed[i] || before[i] == D) {
                 ck_assert_int_eq(st[i], before[i]);
                 continue;
@@ -552,13 +555,14 @@ START_TEST(test_clean_prefix)
             ck_assert(st[i] == M || st[i] == C);
             n_clean[0] += before[i] == C;
             n_clean[1] += st[i] == C;
-            ck_assert_msg(!(seen_masked && st[i] == C), "sequence %d: clean token %d after a masked one", j, i);
+            ck_assert_msg(!(seen_masked && st[i] == C), "sequence %d (from_right %d): clean token %d beyond a masked one",
+                          j, from_right, i);
             seen_masked |= st[i] == M;
             moved += st[i] != before[i];
         }
         ck_assert_int_eq(n_clean[0], n_clean[1]);
     }
-    ck_assert_int_gt(moved, 0); /* the drawn states were not already prefixes */
+    ck_assert_int_gt(moved, 0); /* the drawn states were not already prefixes (suffixes) */
 }
 END_TEST
 
@@ -736,7 +740,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_constant_c);
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
     tcase_add_test(tc, test_training_times);
-    tcase_add_test(tc, test_clean_prefix);
+    tcase_add_loop_test(tc, test_clean_end, 0, 2);
     tcase_add_test(tc, test_outside_in_shapes);
     tcase_add_test(tc, test_outside_in_targets);
     tcase_add_test(tc, test_draw_states_late_fraction);

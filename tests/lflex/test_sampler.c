@@ -487,18 +487,21 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* confidence left_to_right keeps the number of positions that fire in a
- * step (the events' count) and fires the leftmost: with closed gaps (no
- * insertion) and the same seed, each sequence gets the unmasking times of
- * the event rule, sorted from left to right. */
-START_TEST(test_left_to_right_order)
+/* confidence left_to_right (right_to_left, the loop's _i = 1) keeps the
+ * number of positions that fire in a step (the events' count) and fires the
+ * leftmost (rightmost): with closed gaps (no insertion) and the same seed,
+ * each sequence gets the unmasking times of the event rule, sorted from left
+ * to right (right to left). */
+START_TEST(test_end_to_end_order)
 {
+    bool from_right = _i;
     lf_model m;
     make_model(&m, "schedule: {family: linear}");
     enum { L = 6 };
     lf_sampler a, b;
     lf_sampler_config ca = sampler_cfg("steps: 10\nseed: 12"),
-                      cb = sampler_cfg("steps: 10\nseed: 12\nconfidence: left_to_right");
+                      cb = sampler_cfg(from_right ? "steps: 10\nseed: 12\nconfidence: right_to_left"
+                                                  : "steps: 10\nseed: 12\nconfidence: left_to_right");
     ck_assert_int_eq(lf_sampler_init(&a, &m, &ca), 0);
     ck_assert_int_eq(lf_sampler_init(&b, &m, &cb), 0);
     float logits[6] = {0, 1, 0, 0, 0, 0};
@@ -518,8 +521,9 @@ START_TEST(test_left_to_right_order)
         for (int i = 1; i < L; i++)
             out_of_order += ta[i] < ta[i - 1];
         for (int i = 0; i < L; i++)
-            ck_assert_msg(tb[i] == sorted[i], "sequence %lld, position %d: unmasked at %g, expected %g", (long long)j,
-                          i, (double)tb[i], (double)sorted[i]);
+            ck_assert_msg(tb[i] == sorted[from_right ? L - 1 - i : i],
+                          "sequence %lld, position %d: unmasked at %g, expected %g", (long long)j, i, (double)tb[i],
+                          (double)sorted[from_right ? L - 1 - i : i]);
     }
     ck_assert_int_gt(out_of_order, 0);
     free_two(&ga, &gb, &t, &a, &b, &m);
@@ -867,8 +871,8 @@ START_TEST(test_invariants)
     lf_model m;
     make_model(&m, NULL);
     tmpl_set t = mixed_templates();
-    const char *modes[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right"};
-    for (int mode = 0; mode < 5; mode++) {
+    const char *modes[] = {"none", "top_prob", "prob_diff", "entropy", "left_to_right", "right_to_left"};
+    for (int mode = 0; mode < 6; mode++) {
         char yaml[128];
         snprintf(yaml, sizeof yaml, "steps: 10\nconfidence: %s\nmax_len: %d\nseed: %d", modes[mode], 8 + 4 * mode,
                  mode);
@@ -1005,7 +1009,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_grid_events);
     tcase_add_test(tc, test_outside_in);
     tcase_add_test(tc, test_unmask_times_exponential);
-    tcase_add_test(tc, test_left_to_right_order);
+    tcase_add_loop_test(tc, test_end_to_end_order, 0, 2);
     tcase_add_test(tc, test_top_p_set);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_candidates_best_score);
