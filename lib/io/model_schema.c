@@ -15,7 +15,7 @@ static const char *const tokenizer_choices[] = {"char", "words", NULL};
 static const char *const norm_choices[] = {"masked", "tokens", "max_len", NULL};
 static const char *const reduction_choices[] = {"sum", "mean", NULL};
 static const char *const time_weight_choices[] = {"hazard", "flat", NULL};
-static const char *const unmask_order_choices[] = {"random", "left_to_right", "right_to_left", NULL};
+static const char *const unmask_order_choices[] = {"random", "left_to_right", "right_to_left", "learned", NULL};
 
 #define C lf_model_config
 static const lf_cfg_key model_keys[] = {
@@ -102,8 +102,10 @@ static const lf_cfg_key model_keys[] = {
                     "which present tokens of a training state are clean: those whose drawn unmasking time has "
                     "passed (random, the specification), or as many of them, the leftmost non-fixed ones "
                     "(left_to_right: the states an autoregressive order visits; sample with confidence: "
-                    "left_to_right), or the rightmost ones (right_to_left, sample with confidence: right_to_left); "
-                    "fixed schedules only; doc/learning.md)"),
+                    "left_to_right), the rightmost ones (right_to_left, sample with confidence: right_to_left), or "
+                    "the first to finish a race whose weights an auxiliary network learns by REINFORCE (learned: "
+                    "a learned unmasking order whose loss weights do not depend on it; sample with confidence: "
+                    "top_prob); fixed schedules only; doc/learning.md)"),
     LF_CFG_KEY_INT(C, states, "loss.states", 1, LF_MAX_STATES, 1,
                    "noised states drawn per clean sequence in a training step, each at its own time (times "
                    "stratified over states and sequences; the loss is their mean): more signal per sequence "

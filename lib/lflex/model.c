@@ -20,7 +20,7 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
         return reject(why, cap, "the vocabulary has no user token (set vocab.tokens or vocab.size)");
     if (!heads_ok(cfg->d_model, cfg->n_heads))
         return reject(why, cap, "model.d_model / model.n_heads must be an even whole number");
-    if (lf_config_learns_b_in(cfg)) {
+    if (lf_config_learns_b_in(cfg) || lf_config_learns_order(cfg)) {
         int64_t d = cfg->aux_d_model ? cfg->aux_d_model : cfg->d_model;
         int64_t h = cfg->aux_n_heads ? cfg->aux_n_heads : cfg->n_heads;
         if (!heads_ok(d, h))
@@ -32,19 +32,21 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
         return reject(why, cap,
                       "schedule.learn_b_um needs generator.learn_unmask_rate: true (the generator must predict "
                       "the per-token unmasking rates it is trained on)");
-    if (cfg->states != 1 && lf_config_learns_b_in(cfg))
+    if (cfg->states != 1 && (lf_config_learns_b_in(cfg) || lf_config_learns_order(cfg)))
         return reject(why, cap,
-                      "loss.states needs a fixed schedule (schedule.family: linear or schedule.learn_b_in: "
-                      "false): a learned schedule draws two states for its REINFORCE baseline");
-    if (cfg->credit_window >= 0 && !lf_config_learns_b_in(cfg))
+                      "loss.states needs a fixed schedule and order (schedule.family: linear or schedule.learn_b_in: "
+                      "false; loss.unmask_order not learned): a learned one draws two states for its REINFORCE "
+                      "baseline");
+    if (cfg->credit_window >= 0 && !lf_config_learns_b_in(cfg) && !lf_config_learns_order(cfg))
         return reject(why, cap,
                       "loss.credit_window needs a learned schedule (schedule.family: kumaraswamy, "
-                      "schedule.learn_b_in: true): it credits the REINFORCE term, which only a learned schedule has");
+                      "schedule.learn_b_in: true) or loss.unmask_order: learned: it credits the REINFORCE term, "
+                      "which only these have");
     if (cfg->unmask_order != LF_UM_RANDOM && lf_config_learns_b_in(cfg))
         return reject(why, cap,
-                      "loss.unmask_order: left_to_right and right_to_left need a fixed schedule (schedule.family: linear or "
-                      "schedule.learn_b_in: false): the REINFORCE term needs the probability of a state, "
-                      "which the reordering changes");
+                      "loss.unmask_order other than random needs a fixed schedule (schedule.family: linear or "
+                      "schedule.learn_b_in: false): the REINFORCE term of a learned schedule needs the "
+                      "probability of a state, which the reordering changes");
     if (cfg->late_fraction > 0 && (cfg->family != LF_FAMILY_KUMARASWAMY || cfg->learn_b_in))
         return reject(why, cap,
                       "schedule.late_fraction needs a fixed Kumaraswamy schedule (schedule.family: kumaraswamy, "
@@ -99,9 +101,10 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
 {
     memset(n, 0, sizeof *n);
     int64_t n_user = vocab - LF_N_SPECIAL;
-    n->has_aux = lf_config_learns_b_in(cfg);
+    n->has_order = lf_config_learns_order(cfg);
+    n->has_aux = lf_config_learns_b_in(cfg) || n->has_order;
     n->has_um = cfg->learn_unmask_rate;
-    n->has_bum = n->has_aux && cfg->learn_b_um;
+    n->has_bum = lf_config_learns_b_in(cfg) && cfg->learn_b_um;
     lf_backbone_cfg g = backbone_cfg(cfg, vocab, false);
     int st = lf_backbone_register(&n->gen, &g, p, "gen");
     if (!st)
@@ -113,7 +116,10 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
     if (!st && n->has_aux) {
         lf_backbone_cfg x = backbone_cfg(cfg, vocab, true);
         st = lf_backbone_register(&n->aux, &x, p, "aux");
-        if (!st)
+        /* the race's weights: softplus(s), from 0 (a sharp order) up */
+        if (!st && n->has_order)
+            st = lf_rate_head_register(&n->aux_order, x.d, x.d_cond, 0.0, 1.0, p, "aux.order");
+        else if (!st)
             st = lf_rate_head_register(&n->aux_bin, x.d, x.d_cond, cfg->aux_min_rate, cfg->aux_max_rate, p,
                                        "aux.bin");
         if (!st && n->has_bum)
@@ -158,6 +164,7 @@ int lf_model_create(lf_model *m, const lf_model_config *cfg, int64_t n_user_toke
     m->vocab = LF_N_SPECIAL + n_user_tokens;
     bool kuma = cfg->family == LF_FAMILY_KUMARASWAMY;
     m->learned = lf_config_learns_b_in(cfg);
+    m->learned_order = lf_config_learns_order(cfg);
     m->a = kuma ? cfg->a : 1.0;
     m->b_in = kuma ? cfg->b_in : 1.0;
     m->b_um = kuma ? cfg->b_um : 1.0;

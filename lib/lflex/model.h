@@ -36,8 +36,8 @@ struct lf_model;
 typedef struct lf_nets {
     lf_backbone gen, aux;
     lf_token_head gen_out;
-    lf_rate_head gen_ins, gen_um, aux_bin, aux_bum;
-    bool has_aux, has_um, has_bum;
+    lf_rate_head gen_ins, gen_um, aux_bin, aux_bum, aux_order;
+    bool has_aux, has_um, has_bum, has_order;
 } lf_nets;
 
 /* Register the networks of a config into `p` (names and shapes of
@@ -59,6 +59,7 @@ typedef struct lf_model {
     lf_model_config cfg;
     int64_t vocab;                 /* all ids: LF_N_SPECIAL + user tokens */
     bool learned;                  /* learned b_in (kumaraswamy, learn_b_in): an auxiliary network exists */
+    bool learned_order;            /* loss.unmask_order learned: an auxiliary network weighs the race */
     double a;                      /* the shape in use (1 for the linear family) */
     double b_in, b_um;             /* the constant shapes where not learned (1 for the linear family) */
     double b_ins_ref;              /* binomial insertions: b_in, or loss.reg_b_in when b_in is learned */

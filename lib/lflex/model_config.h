@@ -18,7 +18,7 @@ typedef enum { LF_NORM_MASKED = 0, LF_NORM_TOKENS = 1, LF_NORM_MAX_LEN = 2 } lf_
 typedef enum { LF_REDUCE_SUM = 0, LF_REDUCE_MEAN = 1 } lf_reduction;
 /* the time weight of the loss terms: the hazard g_a(t) (the ELBO) or 1 */
 typedef enum { LF_TW_HAZARD = 0, LF_TW_FLAT = 1 } lf_time_weight;
-typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1, LF_UM_RIGHT_TO_LEFT = 2 } lf_unmask_order;
+typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1, LF_UM_RIGHT_TO_LEFT = 2, LF_UM_LEARNED = 3 } lf_unmask_order;
 
 /* the most noised states a training step draws per clean sequence */
 #define LF_MAX_STATES 8
@@ -73,6 +73,13 @@ typedef struct lf_model_config {
 static inline bool lf_config_learns_b_in(const lf_model_config *cfg)
 {
     return cfg->family == LF_FAMILY_KUMARASWAMY && cfg->learn_b_in;
+}
+
+/* An auxiliary network learns which present tokens of a state are clean
+ * (loss.unmask_order: learned), over a fixed schedule. */
+static inline bool lf_config_learns_order(const lf_model_config *cfg)
+{
+    return cfg->unmask_order == LF_UM_LEARNED;
 }
 
 #endif

@@ -60,6 +60,38 @@ void lf_noise_clean_end(const int32_t *offsets, int64_t n_seq, const uint8_t *fi
     }
 }
 
+void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, const lf_real *w,
+                         int32_t *state, int32_t *order, int32_t *order_off, int32_t *k, double *finish)
+{
+    int64_t n_order = 0;
+    for (int64_t j = 0; j < n_seq; j++) {
+        order_off[j] = (int32_t)n_order;
+        int64_t n_clean = 0, first = n_order;
+        for (int64_t i = offsets[j]; i < offsets[j + 1]; i++) {
+            if (fixed[i])
+                continue;
+            double u = lf_rng_uniform_open(rng);
+            lf_rng_next(rng); /* the second draw of the pair, unused */
+            if (state[i] == LF_STATE_DROPPED)
+                continue;
+            n_clean += state[i] == LF_STATE_CLEAN;
+            double wi = (double)w[i] > LF_RACE_MIN_WEIGHT ? (double)w[i] : LF_RACE_MIN_WEIGHT;
+            finish[i] = -log(u) / wi;
+            /* insertion into the finishing order (sequences are short) */
+            int64_t r = n_order++;
+            while (r > first && finish[order[r - 1]] > finish[i]) {
+                order[r] = order[r - 1];
+                r--;
+            }
+            order[r] = (int32_t)i;
+        }
+        k[j] = (int32_t)n_clean;
+        for (int64_t r = first; r < n_order; r++)
+            state[order[r]] = r - first < n_clean ? LF_STATE_CLEAN : LF_STATE_MASKED;
+    }
+    order_off[n_seq] = (int32_t)n_order;
+}
+
 void lf_noise_skip(lf_rng *rng, const uint8_t *fixed, int64_t begin, int64_t end)
 {
     for (int64_t i = begin; i < end; i++)

@@ -168,7 +168,10 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     const int64_t Nz = bt->offsets[B];
     /* learned schedules: two states (the leave-one-out baseline) at the
      * same time; fixed ones: loss.states, each at its own time */
-    const int n_states = m->learned ? 2 : given ? (given->state[1] ? 2 : 1) : (int)cfg->states;
+    const bool reinforced = m->learned || m->learned_order; /* an auxiliary network learns by REINFORCE */
+    if (given && m->learned_order)
+        return LFLEX_EINVAL; /* given states carry no race order */
+    const int n_states = reinforced ? 2 : given ? (given->state[1] ? 2 : 1) : (int)cfg->states;
     const int64_t SB = n_states * B;
     const double a = m->a, c_const = m->b_um;
     ctx->grad_enabled = backward;
@@ -184,7 +187,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     /* stratified times over the whole batch: state s of sequence j of Bg
      * (s < n_t) in slice s Bg + j of n_t Bg equal slices of u,
      * t = 1 - (1 - u)^(1/time_shape) */
-    const int n_t = m->learned || given ? 1 : n_states;
+    const int n_t = reinforced || given ? 1 : n_states;
     for (int64_t q = 0; !given && q < n_t * Bg; q++) {
         int64_t s = q / Bg, jg = q % Bg;
         double u = ((double)q + lf_rng_uniform(&m->rng)) / (n_t * Bn);
@@ -216,19 +219,24 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         seed_gen ^= lf_splitmix64(&key);
     }
 
-    /* ---- auxiliary network: b_in (and b_um) of every clean token ---- */
-    lf_tensor *b_in, *b_um = NULL;
-    if (m->learned) {
+    /* ---- auxiliary network: b_in (and b_um), or the race's weights, of
+     * every clean token ---- */
+    lf_tensor *b_in = NULL, *b_um = NULL, *w_race = NULL;
+    if (reinforced) {
         lf_packed pz;
         if ((st = lf_packed_make(ctx, &pz, bt->tokens, bt->offsets, B)))
             return st;
         double *t0 = lf_arena_calloc(&ctx->arena, (size_t)B * sizeof *t0);
         lf_tensor *cz;
         lf_tensor *hz = lf_backbone_forward(ctx, &m->net.aux, &pz, t0, backward, seed_aux, &cz);
-        b_in = lf_rate_head_forward(ctx, &m->net.aux_bin, hz, cz, pz.seg);
+        if (m->learned_order)
+            w_race = lf_rate_head_forward(ctx, &m->net.aux_order, hz, cz, pz.seg);
+        else
+            b_in = lf_rate_head_forward(ctx, &m->net.aux_bin, hz, cz, pz.seg);
         if (cfg->learn_b_um)
             b_um = lf_rate_head_forward(ctx, &m->net.aux_bum, hz, cz, pz.seg);
-    } else { /* fixed shapes: one for every token, or falling from each run's ends (schedule.outside_in) */
+    }
+    if (!m->learned) { /* fixed shapes: one for every token, or falling from each run's ends (schedule.outside_in) */
         b_in = const_vec(ctx, Nz, false);
         if (cfg->outside_in > 0)
             b_um = const_vec(ctx, Nz, false);
@@ -251,20 +259,48 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     lf_tensor *gap_row[LF_MAX_STATES] = {NULL};
     if (!xt || !src || !xt_off || !masked)
         return LFLEX_ENOMEM;
-    int64_t Nx = 0, M = 0;
+    /* loss.unmask_order learned: both states share the drawn insertions and
+     * counts of clean tokens, and each runs its own race for which are clean */
+    int32_t *order[2] = {NULL, NULL}, *order_off[2] = {NULL, NULL}, *k_clean[2] = {NULL, NULL};
+    double *finish = NULL;
+    if (m->learned_order) {
+        finish = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *finish);
+        if (!finish)
+            return LFLEX_ENOMEM;
+        for (int s = 0; s < 2; s++) {
+            order[s] = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof(int32_t));
+            order_off[s] = lf_arena_alloc(&ctx->arena, (size_t)(B + 1) * sizeof(int32_t));
+            k_clean[s] = lf_arena_alloc(&ctx->arena, (size_t)(B ? B : 1) * sizeof(int32_t));
+            if (!order[s] || !order_off[s] || !k_clean[s])
+                return LFLEX_ENOMEM;
+        }
+    }
     for (int s = 0; s < n_states; s++) {
         state[s] = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof(int32_t));
         gap_row[s] = lf_new1(ctx, LF_INT, Nz);
         if (!state[s] || !gap_row[s])
             return LFLEX_ENOMEM;
+    }
+    int64_t Nx = 0, M = 0;
+    for (int s = 0; s < n_states; s++) {
+        /* the draws of the other shards' tokens are skipped; a learned
+         * order's state 1 is state 0 as drawn, copied before state 0's race */
         if (given) {
             memcpy(state[s], given->state[s] + whole->offsets[j0], (size_t)Nz * sizeof(int32_t));
-        } else { /* the draws of the other shards' tokens are skipped */
+        } else if (!m->learned_order || s == 0) {
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
             lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t + s * B, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
                                  c_const, a, cfg->late_fraction, state[s]);
-            if (cfg->unmask_order != LF_UM_RANDOM)
+            if (cfg->unmask_order == LF_UM_LEFT_TO_RIGHT || cfg->unmask_order == LF_UM_RIGHT_TO_LEFT)
                 lf_noise_clean_end(bt->offsets, B, bt->fixed, cfg->unmask_order == LF_UM_RIGHT_TO_LEFT, state[s]);
+            lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
+        }
+        if (m->learned_order) {
+            if (s == 0)
+                memcpy(state[1], state[0], (size_t)Nz * sizeof(int32_t));
+            lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
+            lf_noise_race_order(&m->rng, bt->offsets, B, bt->fixed, lf_data(w_race), state[s], order[s], order_off[s],
+                                k_clean[s], finish);
             lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
         }
         int64_t nm;
@@ -365,7 +401,9 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
          * differences taken token by token (local_credit) */
         lf_tensor *lp[2];
         for (int s = 0; s < 2; s++) {
-            lp[s] = lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
+            lp[s] = m->learned_order
+                        ? lf_race_logprob(ctx, w_race, order[s], order_off[s], k_clean[s], B)
+                        : lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
             logp[s] = lf_scatter_add_rows(ctx, lp[s], seq_nf, B);
         }
         if ((st = lf_ctx_status(ctx)))
@@ -381,11 +419,14 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             return st;
         reinforce = lf_sum(ctx, lf_mul(ctx, lf_sub(ctx, lp[0], lp[1]), w));
         m->trace.credit = lf_keep(w);
-        reg = regulariser(ctx, m, b_in, seq_nf, B, inv_n, has_nf);
-        if (b_um)
-            reg = lf_add(ctx, reg, regulariser(ctx, m, b_um, seq_nf, B, inv_n, has_nf));
-        reg = lf_scale(ctx, reg, cfg->w_reg / Bn);
-        total = lf_add(ctx, lf_add(ctx, total, reinforce), reg);
+        total = lf_add(ctx, total, reinforce);
+        if (m->learned) { /* the schedule's regulariser; a learned order has none */
+            reg = regulariser(ctx, m, b_in, seq_nf, B, inv_n, has_nf);
+            if (b_um)
+                reg = lf_add(ctx, reg, regulariser(ctx, m, b_um, seq_nf, B, inv_n, has_nf));
+            reg = lf_scale(ctx, reg, cfg->w_reg / Bn);
+            total = lf_add(ctx, total, reg);
+        }
     } else {
         total = sharded ? lf_scale(ctx, lf_sum(ctx, L), 1.0 / ((double)n_states * Bn)) : lf_mean(ctx, L);
     }
@@ -403,7 +444,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         parts->unmask = s_um / (double)(n_states * Bg);
         parts->reinforce = reinforce ? lf_data(reinforce)[0] : 0;
         parts->reg = reg ? lf_data(reg)[0] : 0;
-        parts->tokens = (m->learned ? Nz : 0) + Nx;
+        parts->tokens = (reinforced ? Nz : 0) + Nx;
     }
     /* the trace stays readable after the reverse pass */
     lf_loss_trace *tr = &m->trace;

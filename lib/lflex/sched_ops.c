@@ -175,5 +175,122 @@ lf_tensor *lf_kuma_kl(lf_ctx *ctx, lf_tensor *b, double a)
     return y;
 }
 
-const lf_op_def *const lf_sched_ops[] = {&lf_op_state_logprob, &lf_op_kuma_cdf_grid, &lf_op_kuma_kl};
+/* ---- the race of a learned unmasking order ---------------------------------- */
+
+/* What the backward pass needs: the race's candidates in finishing order and
+ * how many of each sequence's finished (copied into the arena). */
+typedef struct {
+    int32_t *order, *order_off, *k;
+    int64_t n_seq;
+} race_saved;
+
+/* A weight as the race reads it: at least LF_RACE_MIN_WEIGHT (a softplus
+ * that underflowed), with no gradient below it. */
+static double race_weight(lf_real w)
+{
+    return (double)w > LF_RACE_MIN_WEIGHT ? (double)w : LF_RACE_MIN_WEIGHT;
+}
+
+/* Z[r] = the summed weights of the candidates o[r..nc), summed from the end
+ * (weights may span many orders of magnitude: no subtraction). */
+static void race_suffix(const lf_real *W, const int32_t *o, int64_t nc, double *Z)
+{
+    double z = 0;
+    for (int64_t r = nc - 1; r >= 0; r--)
+        Z[r] = z += race_weight(W[o[r]]);
+}
+
+/* The longest sequence of candidates. */
+static int64_t race_longest(const int32_t *order_off, int64_t n_seq)
+{
+    int64_t L = 1;
+    for (int64_t j = 0; j < n_seq; j++)
+        if (order_off[j + 1] - order_off[j] > L)
+            L = order_off[j + 1] - order_off[j];
+    return L;
+}
+
+/* y[order[m]] = log w_order[m] - log sum_{r >= m} w_order[r] for the first k
+ * of a sequence's candidates: with Z_m that suffix sum,
+ * d sum_m g_m y_m / d w_i = (g_i [rank(i) < k] - w_i sum_{m <= min(rank(i), k - 1)} g_m / Z_m) / w_i. */
+static void race_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *w = n->in[0];
+    const race_saved *sv = n->saved;
+    lf_real *gw = lf_grad_buffer(ctx, w);
+    if (!gw)
+        return;
+    double *Z = lf_arena_alloc(&ctx->arena, (size_t)race_longest(sv->order_off, sv->n_seq) * sizeof *Z);
+    if (!Z) {
+        lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob backward");
+        return;
+    }
+    const lf_real *W = lf_data(w), *g = n->out->grad;
+    for (int64_t j = 0; j < sv->n_seq; j++) {
+        const int32_t *o = sv->order + sv->order_off[j];
+        int64_t nc = sv->order_off[j + 1] - sv->order_off[j], k = sv->k[j];
+        race_suffix(W, o, nc, Z);
+        double acc = 0; /* the sum over the finished ranks m <= r of g_m / Z_m */
+        for (int64_t r = 0; r < nc; r++) {
+            int32_t i = o[r];
+            double wi = race_weight(W[i]);
+            if (r < k)
+                acc += g[i] / Z[r];
+            if ((double)W[i] > LF_RACE_MIN_WEIGHT)
+                gw[i] += (lf_real)(((r < k ? g[i] : 0.0) - wi * acc) / wi);
+        }
+    }
+}
+
+const lf_op_def lf_op_race_logprob = {"race_logprob", race_backward};
+
+lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
+                           const int32_t *k, int64_t n_seq)
+{
+    if (!w)
+        return NULL;
+    if (w->dtype != LF_REAL || n_seq < 0 || !order_off || order_off[0] != 0 ||
+        order_off[n_seq] > w->numel)
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, "race_logprob");
+    int64_t N = w->numel, n_order = order_off[n_seq];
+    for (int64_t j = 0; j < n_seq; j++)
+        if (order_off[j + 1] < order_off[j] || k[j] < 0 || k[j] > order_off[j + 1] - order_off[j])
+            return lf_ctx_fail(ctx, LFLEX_EINVAL, "race_logprob");
+    for (int64_t m = 0; m < n_order; m++)
+        if (order[m] < 0 || order[m] >= N)
+            return lf_ctx_fail(ctx, LFLEX_EINVAL, "race_logprob");
+    lf_node *node;
+    lf_tensor *y = lf_op_output(ctx, &lf_op_race_logprob, &w, 1, LF_REAL, 1, &N, &node);
+    if (!y)
+        return NULL;
+    double *Z = lf_arena_alloc(&ctx->arena, (size_t)race_longest(order_off, n_seq) * sizeof *Z);
+    if (!Z)
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
+    memset(lf_data(y), 0, (size_t)N * sizeof(lf_real));
+    const lf_real *W = lf_data(w);
+    for (int64_t j = 0; j < n_seq; j++) {
+        const int32_t *o = order + order_off[j];
+        race_suffix(W, o, order_off[j + 1] - order_off[j], Z);
+        for (int64_t r = 0; r < k[j]; r++)
+            lf_data(y)[o[r]] = (lf_real)(log(race_weight(W[o[r]])) - log(Z[r]));
+    }
+    if (node) {
+        race_saved *sv = lf_arena_alloc(&ctx->arena, sizeof *sv);
+        int32_t *buf = lf_arena_alloc(&ctx->arena, (size_t)(n_order + 2 * n_seq + 2) * sizeof(int32_t));
+        if (!sv || !buf)
+            return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
+        sv->order = buf;
+        sv->order_off = buf + n_order;
+        sv->k = buf + n_order + n_seq + 1;
+        sv->n_seq = n_seq;
+        memcpy(sv->order, order, (size_t)n_order * sizeof(int32_t));
+        memcpy(sv->order_off, order_off, (size_t)(n_seq + 1) * sizeof(int32_t));
+        memcpy(sv->k, k, (size_t)n_seq * sizeof(int32_t));
+        node->saved = sv;
+    }
+    return y;
+}
+
+const lf_op_def *const lf_sched_ops[] = {&lf_op_state_logprob, &lf_op_kuma_cdf_grid, &lf_op_kuma_kl,
+                                         &lf_op_race_logprob};
 const int lf_sched_n_ops = (int)(sizeof lf_sched_ops / sizeof lf_sched_ops[0]);

@@ -1,6 +1,7 @@
 /* Autograd ops of the schedules: the state log-probabilities, the CDF on a
  * grid and the KL term of the regulariser, each differentiable in the
- * per-token shapes b (and c). Formulas in schedule_math.h. */
+ * per-token shapes b (and c), formulas in schedule_math.h; and the
+ * log-probability of a learned unmasking order's race. */
 #ifndef LF_SCHED_OPS_H
 #define LF_SCHED_OPS_H
 
@@ -15,6 +16,15 @@ lf_tensor *lf_state_logprob(lf_ctx *ctx, lf_tensor *b, lf_tensor *c, double c_co
 lf_tensor *lf_kuma_cdf_grid(lf_ctx *ctx, lf_tensor *b, const double *grid, int64_t G, double a);
 /* KL(Kumaraswamy(a, b_i) || U(0,1)) -> [N]. */
 lf_tensor *lf_kuma_kl(lf_ctx *ctx, lf_tensor *b, double a);
+/* The log-probability of a race's first finishers (loss.unmask_order:
+ * learned), Plackett-Luce with weights w [N] > 0: sequence j's candidates
+ * are order[order_off[j] .. order_off[j + 1]) (token indices into w, in
+ * finishing order) and its first k[j] finished. Output [N]: for the m-th
+ * finisher i (m < k[j]), log w_i - log(the summed weights of the candidates
+ * not finished before it); 0 for every other token. Weights below
+ * LF_RACE_MIN_WEIGHT count as that (no gradient there). */
+lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
+                           const int32_t *k, int64_t n_seq);
 
 extern const lf_op_def *const lf_sched_ops[];
 extern const int lf_sched_n_ops;

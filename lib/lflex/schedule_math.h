@@ -27,6 +27,10 @@
 #define LF_B_UM_MIN 0.01
 #define LF_B_UM_MAX 1000
 
+/* The smallest weight a learned unmasking order's race reads (a smaller
+ * one, a softplus that underflowed, counts as this). */
+#define LF_RACE_MIN_WEIGHT 1e-30
+
 typedef enum { LF_STATE_DROPPED = 0, LF_STATE_MASKED = 1, LF_STATE_CLEAN = 2 } lf_token_state;
 
 /* F(t; a, b) = 1 - (1 - t^a)^b */

@@ -488,6 +488,41 @@ static lf_tensor *bu_kuma_kl(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state 
     return lf_kuma_kl(c, x[0], (double)st->p[1] * 0.75);
 }
 
+/* the race of a learned order: up to 4 sequences of tokens, some not
+ * candidates (a fixed or dropped token), the candidates in a random
+ * finishing order, a random number of them finished; weights over two
+ * orders of magnitude (trial 3: over eight, as a sharp order has) */
+static void su_race(gc_state *st, lf_test_rng *r, int trial)
+{
+    int64_t S = lf_test_int(r, 1, 4);
+    st->p[0] = S;
+    int32_t *order = add_ints(st, 64), *off = add_ints(st, S + 1), *k = add_ints(st, S);
+    int64_t N = 0, n_order = 0;
+    off[0] = 0;
+    for (int64_t j = 0; j < S; j++) {
+        int64_t n = lf_test_int(r, 1, 8), first = n_order;
+        for (int64_t i = 0; i < n; i++)
+            if (lf_test_int(r, 0, 4) > 0) /* a candidate */
+                order[n_order++] = (int32_t)(N + i);
+        for (int64_t i = n_order - 1; i > first; i--) { /* shuffle into a finishing order */
+            int64_t q = first + lf_test_int(r, 0, i - first);
+            int32_t tmp = order[i];
+            order[i] = order[q];
+            order[q] = tmp;
+        }
+        off[j + 1] = (int32_t)n_order;
+        k[j] = (int32_t)lf_test_int(r, 0, n_order - first);
+        N += n;
+    }
+    add_input(st, r, 1, &N, trial == 3 ? -9 : -2.3, trial == 3 ? 9 : 2.3);
+    for (int64_t i = 0; i < N; i++)
+        st->x[0][i] = exp(st->x[0][i]); /* log-uniform weights */
+}
+static lf_tensor *bu_race(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    return lf_race_logprob(c, x[0], lf_idata(iv[0]), lf_idata(iv[1]), lf_idata(iv[2]), st->p[0]);
+}
+
 static const gc_case cases[] = {
     {"matmul", su_matmul, bu_matmul},
     {"linear", su_linear, bu_linear},
@@ -533,6 +568,7 @@ static const gc_case cases[] = {
     {"state_logprob", su_logprob, bu_logprob},
     {"kuma_cdf_grid", su_kuma, bu_cdf_grid},
     {"kuma_kl", su_kuma, bu_kuma_kl},
+    {"race_logprob", su_race, bu_race},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 #define N_TRIALS 4

@@ -5,7 +5,8 @@
  * lf_noise_draw_states against the state probabilities
  * exp(lf_state_log_prob(...)) by Monte-Carlo frequencies; the training times
  * of lf_model_loss against their stratification and the distribution
- * function 1 - (1 - t)^k of loss.time_shape k. */
+ * function 1 - (1 - t)^k of loss.time_shape k; the race of a learned
+ * unmasking order against the Plackett-Luce probabilities. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "lflex/model.h"
 #include "lflex/noise.h"
+#include "lflex/sched_ops.h"
 #include "tests/common/test_model.h"
 #include "tests/common/testutil.h"
 
@@ -566,6 +568,73 @@ START_TEST(test_clean_end)
 }
 END_TEST
 
+/* loss.unmask_order learned: lf_noise_race_order against the Plackett-Luce
+ * probabilities of lf_race_logprob by Monte-Carlo frequencies. One sequence
+ * of six tokens: a fixed one (no draws), a dropped one (draws, no place in
+ * the race), four candidates with weights 0.5, 1, 2 and 5 of which two are
+ * clean. Every draw keeps the fixed and dropped tokens and the count of
+ * clean ones, makes the first two finishers clean, and advances the
+ * generator as lf_noise_skip does; the frequency of each ordered pair of
+ * first finishers matches exp(the summed log-probabilities) within 5
+ * standard errors. */
+START_TEST(test_race_order)
+{
+    enum { N = 6, DRAWS = 40000 };
+    const uint8_t fixed[N] = {1, 0, 0, 0, 0, 0};
+    const lf_real w[N] = {9, 9, 0.5f, 1, 2, 5};
+    const int32_t drawn[N] = {C, D, C, M, C, M};
+    const int32_t off[2] = {0, N};
+    static int pair_count[N][N];
+    memset(pair_count, 0, sizeof pair_count);
+    lf_rng rng, skip;
+    lf_rng_seed(&rng, 21);
+    for (int d = 0; d < DRAWS; d++) {
+        int32_t st[N], order[N], order_off[2], k;
+        double finish[N];
+        memcpy(st, drawn, sizeof st);
+        skip = rng;
+        lf_noise_race_order(&rng, off, 1, fixed, w, st, order, order_off, &k, finish);
+        lf_noise_skip(&skip, fixed, 0, N);
+        ck_assert(memcmp(&rng, &skip, sizeof rng) == 0);
+        ck_assert_int_eq(order_off[0], 0);
+        ck_assert_int_eq(order_off[1], 4);
+        ck_assert_int_eq(k, 2);
+        ck_assert_int_eq(st[0], C);
+        ck_assert_int_eq(st[1], D);
+        int n_clean = 0;
+        for (int r = 0; r < 4; r++) {
+            ck_assert_int_ge(order[r], 2);
+            ck_assert_int_eq(st[order[r]], r < 2 ? C : M);
+            if (r > 0)
+                ck_assert(finish[order[r]] >= finish[order[r - 1]]);
+        }
+        for (int i = 2; i < N; i++)
+            n_clean += st[i] == C;
+        ck_assert_int_eq(n_clean, 2);
+        pair_count[order[0]][order[1]]++;
+    }
+    lf_ctx ctx;
+    ck_assert_int_eq(lf_ctx_init(&ctx, 1 << 16, 1), 0);
+    int64_t n = N;
+    for (int i = 2; i < N; i++)
+        for (int j = 2; j < N; j++) {
+            if (i == j)
+                continue;
+            int32_t order[4] = {i, j}, order_off[2] = {0, 4}, k = 2, q = 2;
+            for (int x = 2; x < N; x++)
+                if (x != i && x != j)
+                    order[q++] = x;
+            lf_ctx_reset(&ctx);
+            lf_tensor *lp = lf_race_logprob(&ctx, lf_const_real(&ctx, w, 1, &n), order, order_off, &k, 1);
+            ck_assert_ptr_nonnull(lp);
+            double p = exp((double)lf_data(lp)[i] + (double)lf_data(lp)[j]);
+            double freq = (double)pair_count[i][j] / DRAWS, se = sqrt(p * (1 - p) / DRAWS);
+            ck_assert_msg(fabs(freq - p) <= 5 * se, "first %d then %d: frequency %.4f, Plackett-Luce %.4f", i, j, freq, p);
+        }
+    lf_ctx_free(&ctx);
+}
+END_TEST
+
 /* Fixed tokens draw no random numbers: the states of the non-fixed tokens
  * are the same with or without fixed tokens between them. */
 START_TEST(test_draw_states_fixed_use_no_draws)
@@ -741,6 +810,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_draw_states_fixed_use_no_draws);
     tcase_add_test(tc, test_training_times);
     tcase_add_loop_test(tc, test_clean_end, 0, 2);
+    tcase_add_test(tc, test_race_order);
     tcase_add_test(tc, test_outside_in_shapes);
     tcase_add_test(tc, test_outside_in_targets);
     tcase_add_test(tc, test_draw_states_late_fraction);

@@ -37,6 +37,9 @@ static const char *const configs[] = {
     "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: linear}\n"
     "loss: {states: 3, unmask_order: left_to_right, time_shape: 2}\n"
     "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, eps: 1.0e-3}\n",
+    /* a learned unmasking order: two states that share their draws, each its own race */
+    "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy, learn_b_in: false}\n"
+    "loss: {unmask_order: learned}\nvocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
 };
 
 /* The batches of every step: random tokens, each sequence ends with EOS. */
@@ -281,8 +284,8 @@ Suite *lf_test_suite(void)
     Suite *s = suite_create("lflex_shard");
     TCase *tc = tcase_create("shard");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_two_shards_equal_one_process, 0, 4);
-    tcase_add_loop_test(tc, test_three_uneven_shards_small_buckets, 0, 4);
+    tcase_add_loop_test(tc, test_two_shards_equal_one_process, 0, (int)(sizeof configs / sizeof configs[0]));
+    tcase_add_loop_test(tc, test_three_uneven_shards_small_buckets, 0, (int)(sizeof configs / sizeof configs[0]));
     tcase_add_test(tc, test_bad_calls);
     tcase_add_test(tc, test_failed_reduction_changes_nothing);
     suite_add_tcase(s, tc);

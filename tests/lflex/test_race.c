@@ -1,0 +1,231 @@
+/* A learned unmasking order (loss.unmask_order: learned) against
+ * independent computations: the two states of a sequence share their drawn
+ * insertions and counts of clean tokens and differ only in which tokens
+ * are clean; the REINFORCE value against the leave-one-out formula over the
+ * traced per-sequence losses and log-probabilities; the auxiliary
+ * network's gradients against central differences of that value at fixed
+ * draws (the states are piecewise constant in the weights, so the
+ * differences are taken where neither perturbation changes a state); the
+ * configurations it cannot run with are refused by name. The race's draw
+ * and its log-probability are checked against each other in test_noise.c
+ * and by finite differences in test_gradcheck.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lflex/model.h"
+#include "tests/common/test_model.h"
+#include "tests/common/testutil.h"
+
+enum { N_SEQ = 8, MAX_TOK = N_SEQ * 12 };
+
+static const char *const yaml = "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\n"
+                                "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 4}\n"
+                                "loss: {unmask_order: learned}\n"
+                                "vocab: {size: 6}\ntrain: {threads: 1, seed: 3}\n";
+
+typedef struct {
+    int32_t tok[MAX_TOK], off[N_SEQ + 1];
+    uint8_t fx[MAX_TOK];
+} toy_batch;
+
+/* Random sequences of 3..11 tokens ending with EOS (fixed), the first
+ * token fixed in every third sequence (a prompt). */
+static void make_batch(toy_batch *b)
+{
+    lf_test_rng r = {29};
+    int n = 0;
+    b->off[0] = 0;
+    for (int j = 0; j < N_SEQ; j++) {
+        int64_t len = lf_test_int(&r, 3, 11);
+        for (int64_t i = 0; i < len - 1; i++) {
+            b->tok[n] = (int32_t)lf_test_int(&r, LF_N_SPECIAL, LF_N_SPECIAL + 5);
+            b->fx[n++] = j % 3 == 0 && i == 0;
+        }
+        b->tok[n] = LF_EOS;
+        b->fx[n++] = 1;
+        b->off[j + 1] = n;
+    }
+}
+
+/* One loss (with gradients when `backward`) from the same random stream. */
+static void loss_of(lf_model *m, const toy_batch *b, bool backward, lf_loss_parts *p)
+{
+    lf_rng_seed(&m->rng, 123);
+    lf_batch bt = {b->tok, b->fx, b->off, N_SEQ, 0, 0};
+    ck_assert_msg(lf_model_loss(m, &bt, NULL, backward, p) == LFLEX_OK, "%s", lflex_last_error());
+}
+
+START_TEST(test_two_states_share_their_draws)
+{
+    static lf_model_config cfg;
+    lf_model m;
+    lf_test_model_from_yaml(&m, &cfg, yaml);
+    toy_batch b;
+    make_batch(&b);
+    lf_loss_parts p;
+    loss_of(&m, &b, true, &p);
+    const lf_loss_trace *tr = &m.trace;
+    ck_assert_int_eq(tr->n_states, 2);
+    int differ = 0, masked = 0;
+    for (int j = 0; j < N_SEQ; j++) {
+        int clean[2] = {0, 0};
+        ck_assert(tr->t[j] == tr->t[N_SEQ + j]);
+        for (int64_t i = b.off[j]; i < b.off[j + 1]; i++) {
+            int32_t s0 = tr->state[0][i], s1 = tr->state[1][i];
+            if (b.fx[i])
+                ck_assert(s0 == LF_STATE_CLEAN && s1 == LF_STATE_CLEAN);
+            ck_assert((s0 == LF_STATE_DROPPED) == (s1 == LF_STATE_DROPPED));
+            clean[0] += !b.fx[i] && s0 == LF_STATE_CLEAN;
+            clean[1] += !b.fx[i] && s1 == LF_STATE_CLEAN;
+            differ += s0 != s1;
+            masked += s0 == LF_STATE_MASKED;
+        }
+        ck_assert_int_eq(clean[0], clean[1]);
+    }
+    ck_assert_int_gt(masked, 0);
+    ck_assert_int_gt(differ, 0); /* the two races differ somewhere */
+    ck_assert(p.reg == 0);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* The REINFORCE value: sum over sequences of 1/2 (L_0 - L_1) / B times
+ * (log p_0 - log p_1), log p of each state's race at most 0. */
+START_TEST(test_reinforce_is_leave_one_out)
+{
+    static lf_model_config cfg;
+    lf_model m;
+    lf_test_model_from_yaml(&m, &cfg, yaml);
+    toy_batch b;
+    make_batch(&b);
+    lf_loss_parts p;
+    loss_of(&m, &b, true, &p);
+    const lf_loss_trace *tr = &m.trace;
+    double want = 0;
+    for (int j = 0; j < N_SEQ; j++) {
+        double lp0 = lf_data(tr->logp[0])[j], lp1 = lf_data(tr->logp[1])[j];
+        ck_assert(lp0 <= 0 && lp1 <= 0);
+        want += 0.5 * (lf_data(tr->L)[j] - lf_data(tr->L)[N_SEQ + j]) / N_SEQ * (lp0 - lp1);
+    }
+    ck_assert(want != 0);
+    LF_ASSERT_CLOSE(p.reinforce, want, 1e-9, 1e-4);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* Does the last loss have the same states as `ref`? */
+static bool same_states(const lf_model *m, const int32_t *ref0, const int32_t *ref1, int64_t Nz)
+{
+    return memcmp(m->trace.state[0], ref0, (size_t)Nz * sizeof(int32_t)) == 0 &&
+           memcmp(m->trace.state[1], ref1, (size_t)Nz * sizeof(int32_t)) == 0;
+}
+
+START_TEST(test_auxiliary_gradient_against_differences)
+{
+    static lf_model_config cfg;
+    lf_model m;
+    lf_test_model_from_yaml(&m, &cfg, yaml);
+    toy_batch b;
+    make_batch(&b);
+    const int64_t Nz = b.off[N_SEQ];
+    lf_loss_parts p;
+    loss_of(&m, &b, true, &p);
+    int32_t *ref0 = malloc((size_t)Nz * sizeof *ref0), *ref1 = malloc((size_t)Nz * sizeof *ref1);
+    ck_assert(ref0 && ref1);
+    memcpy(ref0, m.trace.state[0], (size_t)Nz * sizeof *ref0);
+    memcpy(ref1, m.trace.state[1], (size_t)Nz * sizeof *ref1);
+    double *grad = malloc((size_t)m.params.total * sizeof *grad);
+    ck_assert(grad);
+    double big = 0;
+    for (int64_t i = 0; i < m.params.total; i++) {
+        grad[i] = m.params.grad[i];
+        big = fmax(big, fabs(grad[i]));
+    }
+    int checked = 0, aux_moved = 0;
+    for (int q = 0; q < m.params.n; q++) {
+        const lf_param *pr = m.params.items[q];
+        bool aux = strncmp(pr->name, "aux.", 4) == 0;
+        ck_assert_msg(strncmp(pr->name, "aux.bin", 7) != 0, "a learned order has no aux.bin (%s)", pr->name);
+        if (!aux)
+            continue;
+        for (int64_t e = 0; e < pr->numel; e += 1 + pr->numel / 5) {
+            int64_t at = pr->offset + e;
+            lf_real v = m.params.data[at];
+            const double h = 1e-2;
+            m.params.data[at] = (lf_real)(v + h);
+            lf_loss_parts pp, pm;
+            loss_of(&m, &b, false, &pp);
+            bool kept = same_states(&m, ref0, ref1, Nz);
+            m.params.data[at] = (lf_real)(v - h);
+            loss_of(&m, &b, false, &pm);
+            kept = kept && same_states(&m, ref0, ref1, Nz);
+            m.params.data[at] = v;
+            if (!kept)
+                continue; /* a perturbation reordered a race: no derivative there */
+            double fd = (pp.reinforce - pm.reinforce) / (2 * h), an = grad[at];
+            ck_assert_msg(fabs(fd - an) <= 0.02 * fabs(an) + 1e-4 * big, "%s[%lld]: analytic %g, differences %g",
+                          pr->name, (long long)e, an, fd);
+            checked++;
+            aux_moved += an != 0;
+        }
+    }
+    ck_assert_int_gt(checked, 10);
+    ck_assert_int_gt(aux_moved, 10); /* (some, like the time conditioning of a network that reads no time, have none) */
+    free(grad);
+    free(ref0);
+    free(ref1);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+/* The configurations a learned order cannot run with are refused, naming
+ * the key; given states (which carry no race) are refused too. */
+START_TEST(test_refused_configurations)
+{
+    static const struct {
+        const char *yaml, *key;
+    } bad[] = {
+        {"schedule: {family: kumaraswamy}\nloss: {unmask_order: learned}\n", "loss.unmask_order"},
+        {"schedule: {family: linear}\nloss: {unmask_order: learned, states: 2}\n", "loss.states"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        static lf_model_config cfg;
+        char text[512];
+        snprintf(text, sizeof text, "vocab: {size: 6}\n%s", bad[k].yaml);
+        ck_assert_int_eq(lf_config_defaults(&lf_model_schema, &cfg), LFLEX_OK);
+        ck_assert_int_eq(lf_config_parse(&lf_model_schema, &cfg, sizeof cfg, text, strlen(text), NULL), LFLEX_OK);
+        char why[512] = "";
+        ck_assert_int_ne(lf_model_check_config(&cfg, cfg.vocab_size, why, sizeof why), LFLEX_OK);
+        ck_assert_msg(strstr(why, bad[k].key) != NULL, "%s", why);
+    }
+    static lf_model_config cfg;
+    lf_model m;
+    lf_test_model_from_yaml(&m, &cfg, yaml);
+    toy_batch b;
+    make_batch(&b);
+    int32_t state[MAX_TOK];
+    double t[N_SEQ];
+    for (int i = 0; i < MAX_TOK; i++)
+        state[i] = LF_STATE_CLEAN;
+    for (int j = 0; j < N_SEQ; j++)
+        t[j] = 0.5;
+    lf_given_states given = {t, {state, state}};
+    lf_batch bt = {b.tok, b.fx, b.off, N_SEQ, 0, 0};
+    ck_assert_int_eq(lf_model_loss(&m, &bt, &given, false, NULL), LFLEX_EINVAL);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+Suite *lf_test_suite(void)
+{
+    Suite *s = suite_create("lflex_race");
+    TCase *tc = tcase_create("race");
+    tcase_add_test(tc, test_two_states_share_their_draws);
+    tcase_add_test(tc, test_reinforce_is_leave_one_out);
+    tcase_add_test(tc, test_auxiliary_gradient_against_differences);
+    tcase_add_test(tc, test_refused_configurations);
+    suite_add_tcase(s, tc);
+    return s;
+}
