@@ -57,15 +57,21 @@ static void loss_of(lf_model *m, const toy_batch *b, bool backward, lf_loss_part
     ck_assert_msg(lf_model_loss(m, &bt, NULL, backward, p) == LFLEX_OK, "%s", lflex_last_error());
 }
 
-START_TEST(test_two_states_share_their_draws)
+/* A new model, the batch, and the model's first loss with its gradients. */
+static void first_loss(lf_model *m, toy_batch *b, lf_loss_parts *p)
 {
     static lf_model_config cfg;
+    lf_test_model_from_yaml(m, &cfg, yaml);
+    make_batch(b);
+    loss_of(m, b, true, p);
+}
+
+START_TEST(test_two_states_share_their_draws)
+{
     lf_model m;
-    lf_test_model_from_yaml(&m, &cfg, yaml);
     toy_batch b;
-    make_batch(&b);
     lf_loss_parts p;
-    loss_of(&m, &b, true, &p);
+    first_loss(&m, &b, &p);
     const lf_loss_trace *tr = &m.trace;
     ck_assert_int_eq(tr->n_states, 2);
     int differ = 0, masked = 0;
@@ -95,13 +101,10 @@ END_TEST
  * (log p_0 - log p_1), log p of each state's race at most 0. */
 START_TEST(test_reinforce_is_leave_one_out)
 {
-    static lf_model_config cfg;
     lf_model m;
-    lf_test_model_from_yaml(&m, &cfg, yaml);
     toy_batch b;
-    make_batch(&b);
     lf_loss_parts p;
-    loss_of(&m, &b, true, &p);
+    first_loss(&m, &b, &p);
     const lf_loss_trace *tr = &m.trace;
     double want = 0;
     for (int j = 0; j < N_SEQ; j++) {
@@ -124,14 +127,11 @@ static bool same_states(const lf_model *m, const int32_t *ref0, const int32_t *r
 
 START_TEST(test_auxiliary_gradient_against_differences)
 {
-    static lf_model_config cfg;
     lf_model m;
-    lf_test_model_from_yaml(&m, &cfg, yaml);
     toy_batch b;
-    make_batch(&b);
-    const int64_t Nz = b.off[N_SEQ];
     lf_loss_parts p;
-    loss_of(&m, &b, true, &p);
+    first_loss(&m, &b, &p);
+    const int64_t Nz = b.off[N_SEQ];
     int32_t *ref0 = malloc((size_t)Nz * sizeof *ref0), *ref1 = malloc((size_t)Nz * sizeof *ref1);
     ck_assert(ref0 && ref1);
     memcpy(ref0, m.trace.state[0], (size_t)Nz * sizeof *ref0);
