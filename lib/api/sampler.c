@@ -181,20 +181,48 @@ LFLEX_API int lflex_model_rates(const lflex_model_t *m, const int32_t *x, size_t
     return st ? lf_error(st, "lflex_model_rates: %s", lflex_strerror(st)) : LFLEX_OK;
 }
 
+/* The fixed flags of an order query: the caller's, or (NULL), as for
+ * training, only the final token (the EOS); *own is what to free. */
+static const uint8_t *order_flags(const uint8_t *fixed, size_t n, uint8_t **own)
+{
+    *own = NULL;
+    if (fixed)
+        return fixed;
+    *own = calloc(n, 1);
+    if (*own)
+        (*own)[n - 1] = 1;
+    return *own;
+}
+
 LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n, float *b_in,
                                 float *b_um, float *expected_insert_time)
 {
     int st = check_sequence(m, "lflex_model_order", z, n, false);
     if (st)
         return st;
-    uint8_t *flags = NULL;
-    if (!fixed) { /* as for training: only the final token (the EOS) is fixed */
-        flags = calloc(n, 1);
-        if (!flags)
-            return lf_error_oom("lflex_model_order");
-        flags[n - 1] = 1;
-    }
-    st = lf_model_query_order(&m->m, z, fixed ? fixed : flags, (int64_t)n, b_in, b_um, expected_insert_time);
-    free(flags);
+    uint8_t *own;
+    const uint8_t *flags = order_flags(fixed, n, &own);
+    if (!flags)
+        return lf_error_oom("lflex_model_order");
+    st = lf_model_query_order(&m->m, z, flags, (int64_t)n, b_in, b_um, expected_insert_time);
+    free(own);
     return st ? lf_error(st, "lflex_model_order: %s", lflex_strerror(st)) : LFLEX_OK;
+}
+
+LFLEX_API int lflex_model_unmask_weights(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,
+                                         float *weights)
+{
+    int st = check_sequence(m, "lflex_model_unmask_weights", z, n, false);
+    if (st)
+        return st;
+    CHECK_ARG(weights, "lflex_model_unmask_weights: weights is NULL");
+    CHECK_ARG(m->m.learned_order,
+              "lflex_model_unmask_weights: the model has no learned unmasking order (loss.unmask_order: learned)");
+    uint8_t *own;
+    const uint8_t *flags = order_flags(fixed, n, &own);
+    if (!flags)
+        return lf_error_oom("lflex_model_unmask_weights");
+    st = lf_model_query_unmask_weights(&m->m, z, flags, (int64_t)n, weights);
+    free(own);
+    return st ? lf_error(st, "lflex_model_unmask_weights: %s", lflex_strerror(st)) : LFLEX_OK;
 }

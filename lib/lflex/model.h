@@ -17,6 +17,7 @@ enum { LF_PAD = 0, LF_MASK = 1, LF_BOS = 2, LF_EOS = 3, LF_N_SPECIAL = 4 };
 /* Handles to the tensors of the last lf_model_loss (for tests). */
 typedef struct lf_loss_trace {
     lf_tensor *b_in, *b_um;         /* [Nz] (b_um NULL when constant) */
+    lf_tensor *race_w;              /* [Nz] a learned unmasking order's race weights (else NULL) */
     lf_tensor *beta_in, *beta_um;   /* [Nx] over both states (beta_um only on masked rows) */
     lf_tensor *lambda;              /* [Nx] */
     lf_tensor *ins_rows, *um_rows;  /* [Nx] insertion terms, [M] unmasking terms (weighted) */

@@ -450,6 +450,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     lf_loss_trace *tr = &m->trace;
     tr->b_in = lf_keep(b_in);
     tr->b_um = lf_keep(b_um);
+    tr->race_w = lf_keep(w_race);
     tr->beta_in = lf_keep(beta_in);
     tr->beta_um = lf_keep(beta_um);
     tr->lambda = lf_keep(lambda);

@@ -6,7 +6,9 @@
  * network's gradients against central differences of that value at fixed
  * draws (the states are piecewise constant in the weights, so the
  * differences are taken where neither perturbation changes a state); the
- * configurations it cannot run with are refused by name. The race's draw
+ * configurations it cannot run with are refused by name; the weights
+ * lf_model_query_unmask_weights reports for a sequence are those its
+ * training step used (0 for fixed tokens). The race's draw
  * and its log-probability are checked against each other in test_noise.c
  * and by finite differences in test_gradcheck.c. */
 #include <math.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "lflex/model.h"
+#include "lflex/sampler.h"
 #include "tests/common/test_model.h"
 #include "tests/common/testutil.h"
 
@@ -114,6 +117,34 @@ START_TEST(test_reinforce_is_leave_one_out)
     }
     ck_assert(want != 0);
     LF_ASSERT_CLOSE(p.reinforce, want, 1e-9, 1e-4);
+    lf_model_destroy(&m);
+}
+END_TEST
+
+START_TEST(test_query_reports_the_training_weights)
+{
+    lf_model m;
+    toy_batch b;
+    lf_loss_parts p;
+    first_loss(&m, &b, &p);
+    ck_assert_ptr_nonnull(m.trace.race_w);
+    for (int j = 0; j < N_SEQ; j++) {
+        int64_t n = b.off[j + 1] - b.off[j];
+        float w[12];
+        ck_assert_int_eq(lf_model_query_unmask_weights(&m, b.tok + b.off[j], b.fx + b.off[j], n, w), LFLEX_OK);
+        for (int64_t i = 0; i < n; i++) {
+            double want = b.fx[b.off[j] + i] ? 0.0 : (double)lf_data(m.trace.race_w)[b.off[j] + i];
+            ck_assert(want >= 0);
+            LF_ASSERT_CLOSE(w[i], want, 1e-7, 1e-5);
+        }
+    }
+    lf_model_destroy(&m);
+    static lf_model_config cfg; /* a model without a learned order has no weights to report */
+    lf_test_model_from_yaml(&m, &cfg, "vocab: {size: 6}\nschedule: {family: linear}\n");
+    float w[3];
+    const int32_t z[3] = {LF_N_SPECIAL, LF_N_SPECIAL + 1, LF_EOS};
+    const uint8_t fx[3] = {0, 0, 1};
+    ck_assert_int_eq(lf_model_query_unmask_weights(&m, z, fx, 3, w), LFLEX_EINVAL);
     lf_model_destroy(&m);
 }
 END_TEST
@@ -226,6 +257,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_reinforce_is_leave_one_out);
     tcase_add_test(tc, test_auxiliary_gradient_against_differences);
     tcase_add_test(tc, test_refused_configurations);
+    tcase_add_test(tc, test_query_reports_the_training_weights);
     suite_add_tcase(s, tc);
     return s;
 }
