@@ -143,6 +143,27 @@ static int local_credit(lf_ctx *ctx, const lf_batch *bt, int64_t B, int64_t W, i
     return LFLEX_OK;
 }
 
+/* The races of a learned unmasking order's two states: each one's
+ * candidates in finishing order with their offsets and finished counts
+ * (lf_noise_race_order), and the finishing times' scratch. */
+typedef struct {
+    int32_t *order[2], *order_off[2], *k[2];
+    double *finish;
+} race_draws;
+
+static int race_draws_alloc(lf_ctx *ctx, int64_t Nz, int64_t B, race_draws *r)
+{
+    r->finish = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *r->finish);
+    for (int s = 0; s < 2; s++) {
+        r->order[s] = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof(int32_t));
+        r->order_off[s] = lf_arena_alloc(&ctx->arena, (size_t)(B + 1) * sizeof(int32_t));
+        r->k[s] = lf_arena_alloc(&ctx->arena, (size_t)(B ? B : 1) * sizeof(int32_t));
+        if (!r->order[s] || !r->order_off[s] || !r->k[s])
+            return LFLEX_ENOMEM;
+    }
+    return r->finish ? LFLEX_OK : LFLEX_ENOMEM;
+}
+
 int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *given, bool backward,
                   lf_loss_parts *parts)
 {
@@ -166,8 +187,9 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         bt = &shard;
     }
     const int64_t Nz = bt->offsets[B];
-    /* learned schedules: two states (the leave-one-out baseline) at the
-     * same time; fixed ones: loss.states, each at its own time */
+    /* learned schedules and orders: two states (the leave-one-out
+     * baseline) at the same time; fixed ones: loss.states, each at its own
+     * time */
     const bool reinforced = m->learned || m->learned_order; /* an auxiliary network learns by REINFORCE */
     if (given && m->learned_order)
         return LFLEX_EINVAL; /* given states carry no race order */
@@ -261,20 +283,9 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         return LFLEX_ENOMEM;
     /* loss.unmask_order learned: both states share the drawn insertions and
      * counts of clean tokens, and each runs its own race for which are clean */
-    int32_t *order[2] = {NULL, NULL}, *order_off[2] = {NULL, NULL}, *k_clean[2] = {NULL, NULL};
-    double *finish = NULL;
-    if (m->learned_order) {
-        finish = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof *finish);
-        if (!finish)
-            return LFLEX_ENOMEM;
-        for (int s = 0; s < 2; s++) {
-            order[s] = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof(int32_t));
-            order_off[s] = lf_arena_alloc(&ctx->arena, (size_t)(B + 1) * sizeof(int32_t));
-            k_clean[s] = lf_arena_alloc(&ctx->arena, (size_t)(B ? B : 1) * sizeof(int32_t));
-            if (!order[s] || !order_off[s] || !k_clean[s])
-                return LFLEX_ENOMEM;
-        }
-    }
+    race_draws race = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}, NULL};
+    if (m->learned_order && (st = race_draws_alloc(ctx, Nz, B, &race)))
+        return st;
     for (int s = 0; s < n_states; s++) {
         state[s] = lf_arena_alloc(&ctx->arena, (size_t)(Nz ? Nz : 1) * sizeof(int32_t));
         gap_row[s] = lf_new1(ctx, LF_INT, Nz);
@@ -299,8 +310,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             if (s == 0)
                 memcpy(state[1], state[0], (size_t)Nz * sizeof(int32_t));
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
-            lf_noise_race_order(&m->rng, bt->offsets, B, bt->fixed, lf_data(w_race), state[s], order[s], order_off[s],
-                                k_clean[s], finish);
+            lf_noise_race_order(&m->rng, bt->offsets, B, bt->fixed, lf_data(w_race), state[s], race.order[s],
+                                race.order_off[s], race.k[s], race.finish);
             lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
         }
         int64_t nm;
@@ -402,7 +413,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         lf_tensor *lp[2];
         for (int s = 0; s < 2; s++) {
             lp[s] = m->learned_order
-                        ? lf_race_logprob(ctx, w_race, order[s], order_off[s], k_clean[s], B)
+                        ? lf_race_logprob(ctx, w_race, race.order[s], race.order_off[s], race.k[s], B)
                         : lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
             logp[s] = lf_scatter_add_rows(ctx, lp[s], seq_nf, B);
         }
