@@ -28,8 +28,14 @@ arrives, both exact for the race, with the values a uniform order gives
 (every b equal; 1/3 and 1/2 when the three nodes weigh the same) and a
 Monte-Carlo check of the first path. The paper's mechanism (the node after
 the junction decided last, between written neighbours) needs both near 1.
+A model with a learned unmasking order (loss.unmask_order: learned) is
+read through its race weights (`lflex.Model.unmask_weights`, each at
+least 1e-30 as the race reads it): the tables give the mean log weight
+instead of E[T_in] (large: clean early), and the race is the one that
+decides which present tokens are clean.
 The library is build/'s unless LFLEX_LIBRARY names another.
 """
+import math
 import argparse
 import collections
 import itertools
@@ -90,6 +96,19 @@ def race_monte_carlo(weights, x, draws=20000, seed=1):
     return last / draws, share / draws
 
 
+def token_order(lflex, model, z, fixed):
+    """Per token of z: (the race weight, the value the tables average) and
+    the name of that value: E[T_in] of a learned schedule, or the log weight
+    of a learned unmasking order."""
+    try:
+        # the race reads a weight below 1e-30 (a softplus that underflowed) as 1e-30
+        w = [max(x, 1e-30) if not f else 0.0 for x, f in zip(model.unmask_weights(z, fixed), fixed)]
+        return w, [math.log(x) if x > 0 else 0.0 for x in w], 'log w (unmasking race)'
+    except lflex.InvalidArgument:
+        b_in, _, times = model.order(z, fixed)
+        return b_in, times, 'E[T_in]'
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('model', help='a checkpoint (model.safetensors of a run)')
@@ -99,7 +118,7 @@ def main():
 
     lflex, model = load(args.model)
     by_junction, by_end = collections.defaultdict(list), collections.defaultdict(list)
-    races, uniform, check = [], [], None
+    races, uniform, check, what = [], [], None, 'E[T_in]'
     used = 0
     for prompt, target in examples(args.data, args.n):
         ttoks = target.split()
@@ -110,7 +129,7 @@ def main():
         pid, tid = model.encode(prompt), model.encode(target)
         z = pid + [lflex.BOS] + tid + [lflex.EOS]
         fixed = [True] * (len(pid) + 1) + [False] * len(tid) + [True]
-        b_in, _, times = model.order(z, fixed)
+        b_in, times, what = token_order(lflex, model, z, fixed)
         first = len(pid) + 1
         weights, ones = [0.0] * len(nodes), [0.0] * len(nodes)
         for k, time in enumerate(times[first:first + len(tid)]):
@@ -127,7 +146,7 @@ def main():
         used += 1
     print(f'{args.model}: {used} paths of {args.data}')
     for title, table in (('signed distance from the junction', by_junction), ('distance from the nearer end', by_end)):
-        print(f'mean E[T_in] by {title} (nodes):')
+        print(f'mean {what} by {title} (nodes):')
         for d in sorted(table):
             print(f'  {d:3d}  {statistics.mean(table[d]):.4f}  ({len(table[d])} tokens)')
     if races:
