@@ -75,8 +75,7 @@ void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, con
             if (state[i] == LF_STATE_DROPPED)
                 continue;
             n_clean += state[i] == LF_STATE_CLEAN;
-            double wi = (double)w[i] > LF_RACE_MIN_WEIGHT ? (double)w[i] : LF_RACE_MIN_WEIGHT;
-            finish[i] = -log(u) / wi;
+            finish[i] = -log(u) / lf_race_weight((double)w[i]);
             /* insertion into the finishing order (sequences are short) */
             int64_t r = n_order++;
             while (r > first && finish[order[r - 1]] > finish[i]) {

@@ -184,20 +184,13 @@ typedef struct {
     int64_t n_seq;
 } race_saved;
 
-/* A weight as the race reads it: at least LF_RACE_MIN_WEIGHT (a softplus
- * that underflowed), with no gradient below it. */
-static double race_weight(lf_real w)
-{
-    return (double)w > LF_RACE_MIN_WEIGHT ? (double)w : LF_RACE_MIN_WEIGHT;
-}
-
 /* Z[r] = the summed weights of the candidates o[r..nc), summed from the end
  * (weights may span many orders of magnitude: no subtraction). */
 static void race_suffix(const lf_real *W, const int32_t *o, int64_t nc, double *Z)
 {
     double z = 0;
     for (int64_t r = nc - 1; r >= 0; r--)
-        Z[r] = z += race_weight(W[o[r]]);
+        Z[r] = z += lf_race_weight((double)W[o[r]]);
 }
 
 /* The longest sequence of candidates. */
@@ -233,7 +226,7 @@ static void race_backward(lf_ctx *ctx, lf_node *n)
         double acc = 0; /* the sum over the finished ranks m <= r of g_m / Z_m */
         for (int64_t r = 0; r < nc; r++) {
             int32_t i = o[r];
-            double wi = race_weight(W[i]);
+            double wi = lf_race_weight((double)W[i]);
             if (r < k)
                 acc += g[i] / Z[r];
             if ((double)W[i] > LF_RACE_MIN_WEIGHT)
@@ -272,7 +265,7 @@ lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, cons
         const int32_t *o = order + order_off[j];
         race_suffix(W, o, order_off[j + 1] - order_off[j], Z);
         for (int64_t r = 0; r < k[j]; r++)
-            lf_data(y)[o[r]] = (lf_real)(log(race_weight(W[o[r]])) - log(Z[r]));
+            lf_data(y)[o[r]] = (lf_real)(log(lf_race_weight((double)W[o[r]])) - log(Z[r]));
     }
     if (node) {
         race_saved *sv = lf_arena_alloc(&ctx->arena, sizeof *sv);
