@@ -32,19 +32,7 @@ typedef struct {
  * token fixed in every third sequence (a prompt). */
 static void make_batch(toy_batch *b)
 {
-    lf_test_rng r = {17};
-    int n = 0;
-    b->off[0] = 0;
-    for (int j = 0; j < N_SEQ; j++) {
-        int64_t len = lf_test_int(&r, 2, 11);
-        for (int64_t i = 0; i < len - 1; i++) {
-            b->tok[n] = (int32_t)lf_test_int(&r, LF_N_SPECIAL, LF_N_SPECIAL + 5);
-            b->fx[n++] = j % 3 == 0 && i == 0;
-        }
-        b->tok[n] = LF_EOS;
-        b->fx[n++] = 1;
-        b->off[j + 1] = n;
-    }
+    lf_test_toy_batch(b->tok, b->fx, b->off, N_SEQ, 2, 17);
 }
 
 static void new_model(lf_model *m, lf_model_config *cfg, int window)
