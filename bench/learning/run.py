@@ -315,6 +315,8 @@ def worker(spec_path):
         spec = json.load(f)
     task, method, job_dir = spec['task'], spec['method'], os.path.dirname(spec_path)
     cfg = job_config(task, method)
+    if spec.get('train_seed') is not None:
+        cfg = deep_merge(cfg, {'train': {'seed': spec['train_seed']}, 'run': {'seed': spec['train_seed']}})
     data, vocab, tokenizer, conditional = load_data(task, spec['data'], cfg)
     opts = deep_merge(cfg.get('sample', {}), spec['sampler'])
     Trainer = ArAdapter if method == 'ar' else LflexTrainer
@@ -463,6 +465,9 @@ def main(argv):
     ap.add_argument('--sampler', action='append', default=[], metavar='KEY=VALUE,...',
                     help='sampler options over the task config\'s sample section, e.g. confidence=top_prob')
     ap.add_argument('--seed', type=int, default=1, help='seed of the evaluation sampler (default 1)')
+    ap.add_argument('--train-seed', type=int, metavar='N',
+                    help="training seed of every job (train.seed and run.seed: initialisation, noise and data "
+                         "order), over the method's")
     ap.add_argument('--plots', metavar='DIR', help='draw DIR/learning-TASK.png at the end (plot.py)')
     ap.add_argument('--worker', metavar='SPEC', help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -523,7 +528,7 @@ def drive(args):
             os.makedirs(job_dir, exist_ok=True)
             spec = dict(task=t, method=m, data=data_dir, budget=args.budget, evals=args.evals,
                         threads=args.threads, n_test=args.n_test, n_samples=args.n_samples, sampler=sampler,
-                        seed=args.seed)
+                        seed=args.seed, train_seed=args.train_seed)
             spec_path = os.path.join(job_dir, 'spec.json')
             with open(spec_path, 'w', encoding='utf-8') as f:
                 json.dump(spec, f, indent=1)
