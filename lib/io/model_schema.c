@@ -16,6 +16,7 @@ static const char *const norm_choices[] = {"masked", "tokens", "max_len", NULL};
 static const char *const reduction_choices[] = {"sum", "mean", NULL};
 static const char *const time_weight_choices[] = {"hazard", "flat", NULL};
 static const char *const unmask_order_choices[] = {"random", "left_to_right", "right_to_left", "learned", NULL};
+static const char *const order_reward_choices[] = {"state", "next", NULL};
 
 #define C lf_model_config
 static const lf_cfg_key model_keys[] = {
@@ -116,6 +117,12 @@ static const lf_cfg_key model_keys[] = {
                    "the loss terms of the x_t rows within this many clean positions of it (a row: the insertion "
                    "term of its left gap and, masked, its unmasking term), not the whole sequence's (-1, the "
                    "specification); less noise from the other tokens' draws, but biased (doc/learning.md)"),
+    LF_CFG_KEY_ENUM(C, order_reward, "loss.order_reward", order_reward_choices, LF_OR_STATE,
+                    "loss.unmask_order learned: what the race is rewarded with: the state's loss terms (state), or "
+                    "with each masked row's unmasking term counted by the chance that its token finishes the "
+                    "race next instead of 1 / its masked positions (next: the expected cost of unmasking in the "
+                    "learned order, which does not pay for hiding a hard token among the clean ones; the chances' "
+                    "own gradient is added); the generator's loss is the same either way (doc/learning.md)"),
     LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
                     "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
                     "(flat; the same minimiser, far less variance; hazard is the paper's)"),

@@ -42,6 +42,10 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
                       "loss.credit_window needs a learned schedule (schedule.family: kumaraswamy, "
                       "schedule.learn_b_in: true) or loss.unmask_order: learned: it credits the REINFORCE term, "
                       "which only these have");
+    if (cfg->order_reward != LF_OR_STATE && !lf_config_learns_order(cfg))
+        return reject(why, cap,
+                      "loss.order_reward needs loss.unmask_order: learned (it rewards a learned unmasking order's "
+                      "race)");
     if (cfg->unmask_order != LF_UM_RANDOM && lf_config_learns_b_in(cfg))
         return reject(why, cap,
                       "loss.unmask_order other than random needs a fixed schedule (schedule.family: linear or "

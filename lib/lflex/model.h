@@ -26,6 +26,7 @@ typedef struct lf_loss_trace {
     lf_tensor *L;                   /* [n_states * n_seq] per-sequence loss */
     lf_tensor *logp[2];             /* [n_seq] */
     int32_t *xt, *xt_offsets;       /* packed x_t of all states */
+    int32_t *xt_src;                /* [Nx] the clean position of each x_t row */
     int32_t *masked_rows;           /* [M] rows of x_t that are masked */
     int32_t *state[LF_MAX_STATES];  /* [n_states][Nz] the token states of each draw */
     const double *t;                /* [n_states * n_seq] the time of each x_t sequence */

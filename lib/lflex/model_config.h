@@ -19,6 +19,9 @@ typedef enum { LF_REDUCE_SUM = 0, LF_REDUCE_MEAN = 1 } lf_reduction;
 /* the time weight of the loss terms: the hazard g_a(t) (the ELBO) or 1 */
 typedef enum { LF_TW_HAZARD = 0, LF_TW_FLAT = 1 } lf_time_weight;
 typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1, LF_UM_RIGHT_TO_LEFT = 2, LF_UM_LEARNED = 3 } lf_unmask_order;
+/* what a learned unmasking order's race is rewarded with: the state's loss
+ * terms, or the expected unmasking term of the token that finishes next */
+typedef enum { LF_OR_STATE = 0, LF_OR_NEXT = 1 } lf_order_reward;
 
 /* the most noised states a training step draws per clean sequence */
 #define LF_MAX_STATES 8
@@ -56,6 +59,7 @@ typedef struct lf_model_config {
     int unmask_order;        /* lf_unmask_order: which present tokens of a training state are clean */
     int64_t states;          /* noised states per clean sequence (fixed schedules) */
     int64_t credit_window;   /* REINFORCE credit: -1 the whole sequence, W >= 0 terms within W positions */
+    int order_reward;        /* lf_order_reward: a learned unmasking order's reward */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
     int64_t warmup, total_steps;

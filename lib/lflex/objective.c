@@ -164,6 +164,39 @@ static int race_draws_alloc(lf_ctx *ctx, int64_t Nz, int64_t B, race_draws *r)
     return r->finish ? LFLEX_OK : LFLEX_ENOMEM;
 }
 
+/* loss.order_reward next: the reward rows of the masked tokens, each one's
+ * unmasking term u_q (time-weighted, not divided by M) times p_q, the
+ * chance that its token finishes state s's race next (lf_race_next), in
+ * place of the generator's u_q / M; and the term whose gradient is that of
+ * the chances, sum over both states of p_q u_q / (2 Bn) with u_q held
+ * constant (the leave-one-out estimate covers the draw of the race, this
+ * the reward's own dependence on the weights). */
+static int next_reward(lf_ctx *ctx, const lf_model_config *cfg, const race_draws *race, lf_tensor *w_race, int64_t B,
+                       int64_t Nz, int64_t M, const int32_t *masked, const lf_tensor *seg, const int32_t *src,
+                       const double *t, const lf_tensor *um, double a, double Bn, lf_tensor **rew_rows,
+                       lf_tensor **next_term)
+{
+    lf_tensor *rows = const_vec(ctx, M, false), *p[2], *cost[2];
+    for (int s = 0; s < 2; s++) {
+        p[s] = lf_race_next(ctx, w_race, race->order[s], race->order_off[s], race->k[s], B);
+        cost[s] = const_vec(ctx, Nz, false);
+    }
+    if (!rows || !p[0] || !p[1] || !cost[0] || !cost[1])
+        return lf_ctx_status(ctx) ? lf_ctx_status(ctx) : LFLEX_ENOMEM;
+    for (int s = 0; s < 2; s++)
+        memset(lf_data(cost[s]), 0, (size_t)Nz * sizeof(lf_real));
+    for (int64_t q = 0; q < M; q++) {
+        int32_t seq = lf_idata(seg)[masked[q]], i = src[masked[q]];
+        int s = (int)(seq / B);
+        double u = (double)lf_data(um)[q] * time_weight(cfg, t[seq], a);
+        lf_data(rows)[q] = (lf_real)(u * lf_data(p[s])[i]);
+        lf_data(cost[s])[i] = (lf_real)(u / (2 * Bn));
+    }
+    *rew_rows = rows;
+    *next_term = lf_add(ctx, lf_sum(ctx, lf_mul(ctx, p[0], cost[0])), lf_sum(ctx, lf_mul(ctx, p[1], cost[1])));
+    return lf_ctx_status(ctx);
+}
+
 int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *given, bool backward,
                   lf_loss_parts *parts)
 {
@@ -357,7 +390,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
 
     /* unmasking over the masked rows only:
      * g_a(t)/M_seq (b_um CE + D(b_um, beta_um)) */
-    lf_tensor *L = L_ins, *L_um = NULL, *um_rows = NULL, *logits = NULL, *beta_um = NULL;
+    lf_tensor *L = L_ins, *L_um = NULL, *um = NULL, *um_rows = NULL, *logits = NULL, *beta_um = NULL;
     if (M > 0) {
         lf_tensor *rows = int_vec(ctx, masked, M);
         lf_tensor *seg_m = lf_new1(ctx, LF_INT, M), *target = lf_new1(ctx, LF_INT, M);
@@ -392,7 +425,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
                 for (int64_t q = 0; q < M; q++)
                     lf_data(bum_m)[q] = (lf_real)c_const;
         }
-        lf_tensor *um = lf_mul(ctx, ce, bum_m);
+        um = lf_mul(ctx, ce, bum_m);
         if (cfg->learn_unmask_rate) {
             beta_um = lf_rate_head_forward(ctx, &m->net.gen_um, h_m, cx, seg_m);
             um = lf_add(ctx, um, lf_bregman(ctx, bum_m, beta_um));
@@ -426,9 +459,16 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         if (!w)
             return LFLEX_ENOMEM;
         const int64_t W = cfg->credit_window >= 0 ? cfg->credit_window : Nz;
-        if ((st = local_credit(ctx, bt, B, W, Nx, px.seg, src, ins_rows, M, masked, um_rows, Bn, lf_data(w))))
+        lf_tensor *rew_rows = um_rows, *next_term = NULL;
+        if (m->learned_order && cfg->order_reward == LF_OR_NEXT && M > 0 &&
+            (st = next_reward(ctx, cfg, &race, w_race, B, Nz, M, masked, px.seg, src, t, um, a, Bn, &rew_rows,
+                              &next_term)))
+            return st;
+        if ((st = local_credit(ctx, bt, B, W, Nx, px.seg, src, ins_rows, M, masked, rew_rows, Bn, lf_data(w))))
             return st;
         reinforce = lf_sum(ctx, lf_mul(ctx, lf_sub(ctx, lp[0], lp[1]), w));
+        if (next_term)
+            reinforce = lf_add(ctx, reinforce, next_term);
         m->trace.credit = lf_keep(w);
         total = lf_add(ctx, total, reinforce);
         if (m->learned) { /* the schedule's regulariser; a learned order has none */
@@ -473,6 +513,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     tr->logp[1] = lf_keep(logp[1]);
     tr->xt = xt;
     tr->xt_offsets = xt_off;
+    tr->xt_src = src;
     tr->masked_rows = masked;
     memcpy(tr->state, state, sizeof state);
     tr->t = t;

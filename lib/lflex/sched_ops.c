@@ -237,29 +237,68 @@ static void race_backward(lf_ctx *ctx, lf_node *n)
 
 const lf_op_def lf_op_race_logprob = {"race_logprob", race_backward};
 
-lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
-                           const int32_t *k, int64_t n_seq)
+/* Is a race (order, order_off, k over n_seq sequences) one of w's tokens? */
+static bool race_valid(const lf_tensor *w, const int32_t *order, const int32_t *order_off, const int32_t *k,
+                       int64_t n_seq)
+{
+    if (w->dtype != LF_REAL || n_seq < 0 || !order_off || order_off[0] != 0 || order_off[n_seq] > w->numel)
+        return false;
+    for (int64_t j = 0; j < n_seq; j++)
+        if (order_off[j + 1] < order_off[j] || k[j] < 0 || k[j] > order_off[j + 1] - order_off[j])
+            return false;
+    for (int64_t m = 0; m < order_off[n_seq]; m++)
+        if (order[m] < 0 || order[m] >= w->numel)
+            return false;
+    return true;
+}
+
+/* The race kept for the backward pass (copied into the arena). */
+static bool race_save(lf_ctx *ctx, lf_node *node, const int32_t *order, const int32_t *order_off, const int32_t *k,
+                      int64_t n_seq)
+{
+    if (!node)
+        return true;
+    int64_t n_order = order_off[n_seq];
+    race_saved *sv = lf_arena_alloc(&ctx->arena, sizeof *sv);
+    int32_t *buf = lf_arena_alloc(&ctx->arena, (size_t)(n_order + 2 * n_seq + 2) * sizeof(int32_t));
+    if (!sv || !buf)
+        return false;
+    sv->order = buf;
+    sv->order_off = buf + n_order;
+    sv->k = buf + n_order + n_seq + 1;
+    sv->n_seq = n_seq;
+    memcpy(sv->order, order, (size_t)n_order * sizeof(int32_t));
+    memcpy(sv->order_off, order_off, (size_t)(n_seq + 1) * sizeof(int32_t));
+    memcpy(sv->k, k, (size_t)n_seq * sizeof(int32_t));
+    node->saved = sv;
+    return true;
+}
+
+/* The zeroed output [N] of a race op over w, its input checked. */
+static lf_tensor *race_output(lf_ctx *ctx, const lf_op_def *op, lf_tensor *w, const int32_t *order,
+                              const int32_t *order_off, const int32_t *k, int64_t n_seq, lf_node **node)
 {
     if (!w)
         return NULL;
-    if (w->dtype != LF_REAL || n_seq < 0 || !order_off || order_off[0] != 0 ||
-        order_off[n_seq] > w->numel)
-        return lf_ctx_fail(ctx, LFLEX_EINVAL, "race_logprob");
-    int64_t N = w->numel, n_order = order_off[n_seq];
-    for (int64_t j = 0; j < n_seq; j++)
-        if (order_off[j + 1] < order_off[j] || k[j] < 0 || k[j] > order_off[j + 1] - order_off[j])
-            return lf_ctx_fail(ctx, LFLEX_EINVAL, "race_logprob");
-    for (int64_t m = 0; m < n_order; m++)
-        if (order[m] < 0 || order[m] >= N)
-            return lf_ctx_fail(ctx, LFLEX_EINVAL, "race_logprob");
+    if (!race_valid(w, order, order_off, k, n_seq))
+        return lf_ctx_fail(ctx, LFLEX_EINVAL, op->name);
+    int64_t N = w->numel;
+    lf_tensor *y = lf_op_output(ctx, op, &w, 1, LF_REAL, 1, &N, node);
+    if (y)
+        memset(lf_data(y), 0, (size_t)N * sizeof(lf_real));
+    return y;
+}
+
+lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
+                           const int32_t *k, int64_t n_seq)
+{
     lf_node *node;
-    lf_tensor *y = lf_op_output(ctx, &lf_op_race_logprob, &w, 1, LF_REAL, 1, &N, &node);
+    lf_tensor *y = race_output(ctx, &lf_op_race_logprob, w, order, order_off, k, n_seq, &node);
     if (!y)
         return NULL;
     double *Z = lf_arena_alloc(&ctx->arena, (size_t)race_longest(order_off, n_seq) * sizeof *Z);
     if (!Z)
         return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
-    memset(lf_data(y), 0, (size_t)N * sizeof(lf_real));
     const lf_real *W = lf_data(w);
     for (int64_t j = 0; j < n_seq; j++) {
         const int32_t *o = order + order_off[j];
@@ -267,23 +306,62 @@ lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, cons
         for (int64_t r = 0; r < k[j]; r++)
             lf_data(y)[o[r]] = (lf_real)(log(lf_race_weight((double)W[o[r]])) - log(Z[r]));
     }
-    if (node) {
-        race_saved *sv = lf_arena_alloc(&ctx->arena, sizeof *sv);
-        int32_t *buf = lf_arena_alloc(&ctx->arena, (size_t)(n_order + 2 * n_seq + 2) * sizeof(int32_t));
-        if (!sv || !buf)
-            return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
-        sv->order = buf;
-        sv->order_off = buf + n_order;
-        sv->k = buf + n_order + n_seq + 1;
-        sv->n_seq = n_seq;
-        memcpy(sv->order, order, (size_t)n_order * sizeof(int32_t));
-        memcpy(sv->order_off, order_off, (size_t)(n_seq + 1) * sizeof(int32_t));
-        memcpy(sv->k, k, (size_t)n_seq * sizeof(int32_t));
-        node->saved = sv;
+    if (!race_save(ctx, node, order, order_off, k, n_seq))
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
+    return y;
+}
+
+/* The summed weights of sequence j's unfinished candidates (ranks >= k). */
+static double race_unfinished(const lf_real *W, const int32_t *order, const int32_t *order_off, const int32_t *k,
+                              int64_t j)
+{
+    double z = 0;
+    for (int64_t r = order_off[j] + k[j]; r < order_off[j + 1]; r++)
+        z += lf_race_weight((double)W[order[r]]);
+    return z;
+}
+
+/* y_i = w_i / Z for the unfinished candidates i of a sequence, Z their
+ * summed weights: d sum_i g_i y_i / d w_j = (g_j - sum_i g_i y_i) / Z. */
+static void race_next_backward(lf_ctx *ctx, lf_node *n)
+{
+    lf_tensor *w = n->in[0];
+    const race_saved *sv = n->saved;
+    lf_real *gw = lf_grad_buffer(ctx, w);
+    if (!gw)
+        return;
+    const lf_real *W = lf_data(w), *y = lf_data(n->out), *g = n->out->grad;
+    for (int64_t j = 0; j < sv->n_seq; j++) {
+        const int32_t *o = sv->order;
+        double z = race_unfinished(W, o, sv->order_off, sv->k, j), gy = 0;
+        for (int64_t r = sv->order_off[j] + sv->k[j]; r < sv->order_off[j + 1]; r++)
+            gy += (double)g[o[r]] * y[o[r]];
+        for (int64_t r = sv->order_off[j] + sv->k[j]; r < sv->order_off[j + 1]; r++)
+            if ((double)W[o[r]] > LF_RACE_MIN_WEIGHT)
+                gw[o[r]] += (lf_real)(((double)g[o[r]] - gy) / z);
     }
+}
+
+const lf_op_def lf_op_race_next = {"race_next", race_next_backward};
+
+lf_tensor *lf_race_next(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off, const int32_t *k,
+                        int64_t n_seq)
+{
+    lf_node *node;
+    lf_tensor *y = race_output(ctx, &lf_op_race_next, w, order, order_off, k, n_seq, &node);
+    if (!y)
+        return NULL;
+    const lf_real *W = lf_data(w);
+    for (int64_t j = 0; j < n_seq; j++) {
+        double z = race_unfinished(W, order, order_off, k, j);
+        for (int64_t r = order_off[j] + k[j]; r < order_off[j + 1]; r++)
+            lf_data(y)[order[r]] = (lf_real)(lf_race_weight((double)W[order[r]]) / z);
+    }
+    if (!race_save(ctx, node, order, order_off, k, n_seq))
+        return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_next");
     return y;
 }
 
 const lf_op_def *const lf_sched_ops[] = {&lf_op_state_logprob, &lf_op_kuma_cdf_grid, &lf_op_kuma_kl,
-                                         &lf_op_race_logprob};
+                                         &lf_op_race_logprob, &lf_op_race_next};
 const int lf_sched_n_ops = (int)(sizeof lf_sched_ops / sizeof lf_sched_ops[0]);

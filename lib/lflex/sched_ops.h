@@ -25,6 +25,13 @@ lf_tensor *lf_kuma_kl(lf_ctx *ctx, lf_tensor *b, double a);
  * LF_RACE_MIN_WEIGHT count as that (no gradient there). */
 lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
                            const int32_t *k, int64_t n_seq);
+/* The chance that each unfinished candidate of a race finishes next (the
+ * race as for lf_race_logprob): output [N], for a candidate i of rank at
+ * least k[j], w_i / (the summed weights of sequence j's unfinished
+ * candidates); 0 for every other token. Weights below LF_RACE_MIN_WEIGHT
+ * count as that (no gradient there). */
+lf_tensor *lf_race_next(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off, const int32_t *k,
+                        int64_t n_seq);
 
 extern const lf_op_def *const lf_sched_ops[];
 extern const int lf_sched_n_ops;

@@ -522,6 +522,10 @@ static lf_tensor *bu_race(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st
 {
     return lf_race_logprob(c, x[0], lf_idata(iv[0]), lf_idata(iv[1]), lf_idata(iv[2]), st->p[0]);
 }
+static lf_tensor *bu_race_next(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
+{
+    return lf_race_next(c, x[0], lf_idata(iv[0]), lf_idata(iv[1]), lf_idata(iv[2]), st->p[0]);
+}
 
 static const gc_case cases[] = {
     {"matmul", su_matmul, bu_matmul},
@@ -569,6 +573,7 @@ static const gc_case cases[] = {
     {"kuma_cdf_grid", su_kuma, bu_cdf_grid},
     {"kuma_kl", su_kuma, bu_kuma_kl},
     {"race_logprob", su_race, bu_race},
+    {"race_next", su_race, bu_race_next},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 #define N_TRIALS 4

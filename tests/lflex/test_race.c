@@ -23,10 +23,15 @@
 
 enum { N_SEQ = 8, MAX_TOK = N_SEQ * 12 };
 
-static const char *const yaml = "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\n"
-                                "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 4}\n"
-                                "loss: {unmask_order: learned}\n"
-                                "vocab: {size: 6}\ntrain: {threads: 1, seed: 3}\n";
+#define RACE_YAML(loss)                                                                                              \
+    "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\n"                                                  \
+    "schedule: {family: kumaraswamy, learn_b_in: false, b_in: 4}\n"                                                 \
+    "loss: {unmask_order: learned" loss "}\n"                                                                       \
+    "vocab: {size: 6}\ntrain: {threads: 1, seed: 3}\n"
+
+/* the race rewarded by its states' loss terms, and by the next finisher's
+ * (loss.order_reward next); the auxiliary gradient is checked for both */
+static const char *const yamls[] = {RACE_YAML(""), RACE_YAML(", order_reward: next")};
 
 typedef struct {
     int32_t tok[MAX_TOK], off[N_SEQ + 1];
@@ -48,13 +53,18 @@ static void loss_of(lf_model *m, const toy_batch *b, bool backward, lf_loss_part
     ck_assert_msg(lf_model_loss(m, &bt, NULL, backward, p) == LFLEX_OK, "%s", lflex_last_error());
 }
 
-/* A new model, the batch, and the model's first loss with its gradients. */
-static void first_loss(lf_model *m, toy_batch *b, lf_loss_parts *p)
+/* A new model of `text`, the batch, and the model's first loss with its gradients. */
+static void first_loss_of(const char *text, lf_model *m, toy_batch *b, lf_loss_parts *p)
 {
     static lf_model_config cfg;
-    lf_test_model_from_yaml(m, &cfg, yaml);
+    lf_test_model_from_yaml(m, &cfg, text);
     make_batch(b);
     loss_of(m, b, true, p);
+}
+
+static void first_loss(lf_model *m, toy_batch *b, lf_loss_parts *p)
+{
+    first_loss_of(yamls[0], m, b, p);
 }
 
 START_TEST(test_two_states_share_their_draws)
@@ -109,6 +119,63 @@ START_TEST(test_reinforce_is_leave_one_out)
 }
 END_TEST
 
+/* loss.order_reward next, credited over the whole sequence: the REINFORCE
+ * value is sum over sequences of 1/2 (R_0 - R_1) / B (log p_0 - log p_1)
+ * plus sum over states of sum over masked q of p_q u_q / (2 B), where
+ * u_q is row q's unmasking term times its state's masked count (the
+ * traced rows are divided by it: time weight flat, unmask_norm masked),
+ * p_q = w_q / (the summed race weights of the sequence's masked tokens),
+ * and R_s the state's insertion terms plus its sum of p_q u_q. The
+ * generator's loss is the state reward's (test_reinforce_is_leave_one_out
+ * relies on the traced L, which stays the generator's). Each token's
+ * REINFORCE weight is its sequence's 1/2 (R_0 - R_1) / B. */
+START_TEST(test_next_reward_is_leave_one_out)
+{
+    lf_model m;
+    toy_batch b;
+    lf_loss_parts p;
+    first_loss_of(yamls[1], &m, &b, &p);
+    const lf_loss_trace *tr = &m.trace;
+    const int S = 2 * N_SEQ;
+    double R[2 * N_SEQ] = {0}, Wm[2 * N_SEQ] = {0}, path = 0;
+    int n_masked[2 * N_SEQ] = {0};
+    int32_t seq_of[2 * MAX_TOK];
+    ck_assert_int_le(tr->n_xt, 2 * MAX_TOK);
+    for (int sj = 0; sj < S; sj++)
+        for (int32_t r = tr->xt_offsets[sj]; r < (sj + 1 < S ? tr->xt_offsets[sj + 1] : tr->n_xt); r++) {
+            seq_of[r] = sj;
+            R[sj] += lf_data(tr->ins_rows)[r];
+        }
+    for (int64_t q = 0; q < tr->n_masked; q++) {
+        int32_t r = tr->masked_rows[q];
+        n_masked[seq_of[r]]++;
+        Wm[seq_of[r]] += fmax(lf_data(tr->race_w)[tr->xt_src[r]], 1e-30);
+    }
+    for (int64_t q = 0; q < tr->n_masked; q++) {
+        int32_t r = tr->masked_rows[q], sj = seq_of[r];
+        double u = lf_data(tr->um_rows)[q] * n_masked[sj];
+        double pq = fmax(lf_data(tr->race_w)[tr->xt_src[r]], 1e-30) / Wm[sj];
+        R[sj] += pq * u;
+        path += pq * u / (2.0 * N_SEQ);
+    }
+    double want = path;
+    int credited = 0;
+    for (int j = 0; j < N_SEQ; j++) {
+        double c = 0.5 * (R[j] - R[N_SEQ + j]) / N_SEQ;
+        want += c * (lf_data(tr->logp[0])[j] - lf_data(tr->logp[1])[j]);
+        for (int32_t i = b.off[j]; i < b.off[j + 1]; i++) /* each token's weight: its sequence's */
+            if (!b.fx[i]) {
+                LF_ASSERT_CLOSE(lf_data(tr->credit)[i], c, 1e-9, 1e-4);
+                credited += c != 0;
+            }
+    }
+    ck_assert(path > 0);
+    ck_assert_int_gt(credited, 0);
+    LF_ASSERT_CLOSE(p.reinforce, want, 1e-9, 1e-4);
+    lf_model_destroy(&m);
+}
+END_TEST
+
 START_TEST(test_query_reports_the_training_weights)
 {
     lf_model m;
@@ -149,7 +216,7 @@ START_TEST(test_auxiliary_gradient_against_differences)
     lf_model m;
     toy_batch b;
     lf_loss_parts p;
-    first_loss(&m, &b, &p);
+    first_loss_of(yamls[_i], &m, &b, &p);
     const int64_t Nz = b.off[N_SEQ];
     int32_t *ref0 = malloc((size_t)Nz * sizeof *ref0), *ref1 = malloc((size_t)Nz * sizeof *ref1);
     ck_assert(ref0 && ref1);
@@ -208,6 +275,7 @@ START_TEST(test_refused_configurations)
     } bad[] = {
         {"schedule: {family: kumaraswamy}\nloss: {unmask_order: learned}\n", "loss.unmask_order"},
         {"schedule: {family: linear}\nloss: {unmask_order: learned, states: 2}\n", "loss.states"},
+        {"schedule: {family: linear}\nloss: {order_reward: next}\n", "loss.order_reward"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         static lf_model_config cfg;
@@ -221,7 +289,7 @@ START_TEST(test_refused_configurations)
     }
     static lf_model_config cfg;
     lf_model m;
-    lf_test_model_from_yaml(&m, &cfg, yaml);
+    lf_test_model_from_yaml(&m, &cfg, yamls[0]);
     toy_batch b;
     make_batch(&b);
     int32_t state[MAX_TOK];
@@ -243,7 +311,8 @@ Suite *lf_test_suite(void)
     TCase *tc = tcase_create("race");
     tcase_add_test(tc, test_two_states_share_their_draws);
     tcase_add_test(tc, test_reinforce_is_leave_one_out);
-    tcase_add_test(tc, test_auxiliary_gradient_against_differences);
+    tcase_add_test(tc, test_next_reward_is_leave_one_out);
+    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, 2);
     tcase_add_test(tc, test_refused_configurations);
     tcase_add_test(tc, test_query_reports_the_training_weights);
     suite_add_tcase(s, tc);
