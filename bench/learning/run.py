@@ -335,6 +335,8 @@ def worker(spec_path):
     rng = random.Random(int(cfg.get('run', {}).get('seed', 1)))
     order, at = [], 0
     train_s, steps, losses, k = 0.0, 0, [], 0
+    n_snap = spec.get('snapshots', 0) if hasattr(trainer, 'save') else 0
+    snaps = [budget * (i + 1) / (n_snap + 1) for i in range(n_snap)]  # checkpoints between the evaluations
     rows_path = os.path.join(job_dir, 'results.jsonl')
     open(rows_path, 'w').close()
     while k < len(points):
@@ -349,6 +351,8 @@ def worker(spec_path):
         losses.append(trainer.train_step(batch))
         train_s += time.perf_counter() - t0
         steps += 1
+        while snaps and train_s >= snaps[0]:
+            trainer.save(os.path.join(job_dir, f'model-{snaps.pop(0):.0f}s.safetensors'))
         while k < len(points) and train_s >= points[k]:
             t1 = time.perf_counter()
             metrics, lines = evaluate(trainer, task, data, conditional, spec, opts)
@@ -468,6 +472,9 @@ def main(argv):
     ap.add_argument('--train-seed', type=int, metavar='N',
                     help="training seed of every job (train.seed and run.seed: initialisation, noise and data "
                          "order), over the method's")
+    ap.add_argument('--snapshots', type=int, default=0, metavar='N',
+                    help='also save each library model at N evenly spaced training times '
+                         '(RUN/model-SECONDSs.safetensors, for star_order.py and reeval.py)')
     ap.add_argument('--plots', metavar='DIR', help='draw DIR/learning-TASK.png at the end (plot.py)')
     ap.add_argument('--worker', metavar='SPEC', help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -503,8 +510,9 @@ def drive(args):
             raise BenchError(f"unknown method '{m}' (methods: {', '.join(known)}; add methods/{m}.yaml)")
     if not task_list or not method_list:
         raise BenchError('no task or no method given')
-    if not args.budget > 0 or args.evals < 1 or args.jobs < 1 or args.threads < 1:
-        raise BenchError('--budget must be positive; --evals, --jobs and --threads at least 1')
+    if not args.budget > 0 or args.evals < 1 or args.jobs < 1 or args.threads < 1 or args.snapshots < 0:
+        raise BenchError('--budget must be positive; --evals, --jobs and --threads at least 1; --snapshots at '
+                         'least 0')
     if args.n_test < 1 or args.n_samples < 1:
         raise BenchError('--n-test and --n-samples must be at least 1')
     sampler = parse_sampler(args.sampler)
@@ -528,7 +536,7 @@ def drive(args):
             os.makedirs(job_dir, exist_ok=True)
             spec = dict(task=t, method=m, data=data_dir, budget=args.budget, evals=args.evals,
                         threads=args.threads, n_test=args.n_test, n_samples=args.n_samples, sampler=sampler,
-                        seed=args.seed, train_seed=args.train_seed)
+                        seed=args.seed, train_seed=args.train_seed, snapshots=args.snapshots)
             spec_path = os.path.join(job_dir, 'spec.json')
             with open(spec_path, 'w', encoding='utf-8') as f:
                 json.dump(spec, f, indent=1)
