@@ -29,8 +29,8 @@ arrives, both exact for the race, with the values a uniform order gives
 Monte-Carlo check of the first path. The paper's mechanism (the node after
 the junction decided last, between written neighbours) needs both near 1.
 A model with a learned unmasking order (loss.unmask_order: learned) is
-read through its race weights (`lflex.Model.unmask_weights`, each at
-least 1e-30 as the race reads it): the tables give the mean log weight
+read through its race log-weights (`lflex.Model.unmask_log_weights`):
+the tables give the mean log weight
 instead of E[T_in] (large: clean early), and the race is the one that
 decides which present tokens are clean.
 The library is build/'s unless LFLEX_LIBRARY names another.
@@ -101,9 +101,11 @@ def token_order(lflex, model, z, fixed):
     the name of that value: E[T_in] of a learned schedule, or the log weight
     of a learned unmasking order."""
     try:
-        # the race reads a weight below 1e-30 (a softplus that underflowed) as 1e-30
-        w = [max(x, 1e-30) if not f else 0.0 for x, f in zip(model.unmask_weights(z, fixed), fixed)]
-        return w, [math.log(x) if x > 0 else 0.0 for x in w], 'log w (unmasking race)'
+        lw = model.unmask_log_weights(z, fixed)
+        top = max((x for x, f in zip(lw, fixed) if not f), default=0.0)
+        # weights relative to the sequence's largest (only ratios decide a race)
+        return ([0.0 if f else math.exp(x - top) for x, f in zip(lw, fixed)],
+                [0.0 if f else x for x, f in zip(lw, fixed)], 'log w (unmasking race)')
     except lflex.InvalidArgument:
         b_in, _, times = model.order(z, fixed)
         return b_in, times, 'E[T_in]'

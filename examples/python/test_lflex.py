@@ -188,19 +188,19 @@ class ModelTest(unittest.TestCase):
             # fixed=None: only the final EOS is fixed, as for training
             self.assertEqual((b_in, b_um, t), ([1.0] * 4, [1.0] * 4, [0.5, 0.5, 0.5, 0.0]))
 
-    def test_unmask_weights(self):
+    def test_unmask_log_weights(self):
         z = self.model.encode("a b c <eos>")
         with self.assertRaisesRegex(lflex.InvalidArgument, "loss.unmask_order"):
-            self.model.unmask_weights(z)  # a learned schedule, not a learned unmasking order
+            self.model.unmask_log_weights(z)  # a learned schedule, not a learned unmasking order
         cfg = config(schedule={"family": "kumaraswamy", "learn_b_in": False}, loss={"unmask_order": "learned"})
         with lflex.Model(cfg) as m:
-            w = m.unmask_weights(z)  # fixed=None: only the final EOS is fixed
-            self.assertEqual(len(w), 4)
-            self.assertEqual(w[3], 0.0)
-            for x in w[:3]:  # softplus(s) with s near the rate heads' initial -4
-                self.assertGreater(x, 0.0)
-                self.assertLess(x, 0.1)
-            self.assertEqual(m.unmask_weights(z, [True, False, False, True])[0], 0.0)
+            lw = m.unmask_log_weights(z)  # fixed=None: only the final EOS is fixed
+            self.assertEqual(len(lw), 4)
+            self.assertEqual(lw[3], -math.inf)
+            for x in lw[:3]:  # log softplus(s) with s near the rate heads' initial -4
+                self.assertGreater(x, -6.0)
+                self.assertLess(x, math.log(0.1))
+            self.assertEqual(m.unmask_log_weights(z, [True, False, False, True])[0], -math.inf)
 
     def test_save_load(self):
         m = self.model

@@ -389,14 +389,15 @@ LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const 
 
 /**
  * The learned unmasking order of a clean sequence (loss.unmask_order:
- * learned): the weight of every token in the race that decides which
+ * learned): the log-weight l of every token in the race that decides which
  * present tokens of a training state are clean (token i finishes before
- * token j with probability w_i / (w_i + w_j)); 0 for fixed tokens (fixed
- * as for lflex_model_order). `weights` holds n floats. LFLEX_EINVAL for a
- * model without a learned unmasking order. Uses the live weights.
+ * token j with probability 1 / (1 + e^(l_j - l_i))); -INFINITY for fixed
+ * tokens (fixed as for lflex_model_order). `log_weights` holds n floats.
+ * LFLEX_EINVAL for a model without a learned unmasking order. Uses the live
+ * weights.
  */
-LFLEX_API int lflex_model_unmask_weights(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,
-                                         float *weights);
+LFLEX_API int lflex_model_unmask_log_weights(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,
+                                             float *log_weights);
 /**@}*/
 
 /* ------------------------------------------------------------------------ */

@@ -209,20 +209,20 @@ LFLEX_API int lflex_model_order(const lflex_model_t *m, const int32_t *z, const 
     return st ? lf_error(st, "lflex_model_order: %s", lflex_strerror(st)) : LFLEX_OK;
 }
 
-LFLEX_API int lflex_model_unmask_weights(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,
-                                         float *weights)
+LFLEX_API int lflex_model_unmask_log_weights(const lflex_model_t *m, const int32_t *z, const uint8_t *fixed, size_t n,
+                                             float *log_weights)
 {
-    int st = check_sequence(m, "lflex_model_unmask_weights", z, n, false);
+    int st = check_sequence(m, "lflex_model_unmask_log_weights", z, n, false);
     if (st)
         return st;
-    CHECK_ARG(weights, "lflex_model_unmask_weights: weights is NULL");
+    CHECK_ARG(log_weights, "lflex_model_unmask_log_weights: log_weights is NULL");
     CHECK_ARG(m->m.learned_order,
-              "lflex_model_unmask_weights: the model has no learned unmasking order (loss.unmask_order: learned)");
+              "lflex_model_unmask_log_weights: the model has no learned unmasking order (loss.unmask_order: learned)");
     uint8_t *own;
     const uint8_t *flags = order_flags(fixed, n, &own);
     if (!flags)
-        return lf_error_oom("lflex_model_unmask_weights");
-    st = lf_model_query_unmask_weights(&m->m, z, flags, (int64_t)n, weights);
+        return lf_error_oom("lflex_model_unmask_log_weights");
+    st = lf_model_query_unmask_log_weights(&m->m, z, flags, (int64_t)n, log_weights);
     free(own);
-    return st ? lf_error(st, "lflex_model_unmask_weights: %s", lflex_strerror(st)) : LFLEX_OK;
+    return st ? lf_error(st, "lflex_model_unmask_log_weights: %s", lflex_strerror(st)) : LFLEX_OK;
 }

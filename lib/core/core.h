@@ -251,6 +251,7 @@ typedef enum lf_unary {
     LF_LOG_E,        /* log(expm1(x)/x), log e(0) = 0 */
     LF_LOG1MEXP,     /* log(1 - e^x), x < 0 */
     LF_DIGAMMA,      /* psi(x), x > 0 */
+    LF_LOG_SOFTPLUS, /* log(softplus(x)), x - e^x/2 far below 0 */
     LF_UNARY_COUNT
 } lf_unary;
 lf_tensor *lf_unary_op(lf_ctx *ctx, lf_unary kind, lf_tensor *x);

@@ -10,6 +10,7 @@ const lf_op_def *const lf_core_ops[] = {
     &lf_op_unary[LF_SOFTPLUS], &lf_op_unary[LF_SIGMOID], &lf_op_unary[LF_EXP],
     &lf_op_unary[LF_LOG], &lf_op_unary[LF_LOG1P], &lf_op_unary[LF_SQUARE],
     &lf_op_unary[LF_LOG_E], &lf_op_unary[LF_LOG1MEXP], &lf_op_unary[LF_DIGAMMA],
+    &lf_op_unary[LF_LOG_SOFTPLUS],
     &lf_op_sum, &lf_op_mean, &lf_op_scatter_add_rows,
     &lf_op_embedding, &lf_op_gather, &lf_op_slice_cols, &lf_op_reshape,
     &lf_op_layernorm, &lf_op_modulate, &lf_op_ln_modulate, &lf_op_gated_add,

@@ -227,6 +227,7 @@ static inline double unary_f(int kind, double x)
     case LF_LOG_E: return lf_log_e(x);
     case LF_LOG1MEXP: return lf_log1mexp(x);
     case LF_DIGAMMA: return lf_digamma(x);
+    case LF_LOG_SOFTPLUS: return lf_log_softplus(x);
     default: return NAN;
     }
 }
@@ -253,6 +254,7 @@ static inline double unary_df(int kind, double x, double y)
     case LF_LOG_E: return lf_log_e_deriv(x);
     case LF_LOG1MEXP: return lf_log1mexp_deriv(x);
     case LF_DIGAMMA: return lf_trigamma(x);
+    case LF_LOG_SOFTPLUS: return lf_log_softplus_deriv(x);
     default: return NAN;
     }
 }
@@ -261,7 +263,7 @@ static const char *const unary_names[LF_UNARY_COUNT] = {
     [LF_GELU] = "gelu", [LF_RELU] = "relu", [LF_SILU] = "silu", [LF_SOFTPLUS] = "softplus",
     [LF_SIGMOID] = "sigmoid", [LF_EXP] = "exp", [LF_LOG] = "log", [LF_LOG1P] = "log1p",
     [LF_SQUARE] = "square", [LF_LOG_E] = "log_e", [LF_LOG1MEXP] = "log1mexp",
-    [LF_DIGAMMA] = "digamma",
+    [LF_DIGAMMA] = "digamma", [LF_LOG_SOFTPLUS] = "log_softplus",
 };
 _Static_assert(sizeof unary_names / sizeof unary_names[0] == LF_UNARY_COUNT, "unary name table");
 
@@ -375,6 +377,7 @@ const lf_op_def lf_op_unary[LF_UNARY_COUNT] = {
     [LF_LOG] = {"log", unary_backward},           [LF_LOG1P] = {"log1p", unary_backward},
     [LF_SQUARE] = {"square", unary_backward},     [LF_LOG_E] = {"log_e", unary_backward},
     [LF_LOG1MEXP] = {"log1mexp", unary_backward}, [LF_DIGAMMA] = {"digamma", unary_backward},
+    [LF_LOG_SOFTPLUS] = {"log_softplus", unary_backward},
 };
 
 void lf_unary_rows(lf_unary kind, const lf_real *x, lf_real *y, int64_t n)

@@ -91,6 +91,18 @@ double lf_softplus(double x)
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
+/* Below -36, log1p(q) = q (1 - q/2 + ...) for q = e^x < 3e-16: the log
+ * is x - q/2 and the derivative 1 - q/2 to double precision. */
+double lf_log_softplus(double x)
+{
+    return x < -36 ? x - 0.5 * exp(x) : log(lf_softplus(x));
+}
+
+double lf_log_softplus_deriv(double x)
+{
+    return x < -36 ? 1 - 0.5 * exp(x) : lf_sigmoid(x) / lf_softplus(x);
+}
+
 double lf_sigmoid(double x)
 {
     if (x >= 0)

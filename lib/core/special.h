@@ -31,6 +31,11 @@ double lf_softplus(double x);
 /* 1/(1 + e^-x) without overflow. */
 double lf_sigmoid(double x);
 
+/* log(log(1 + e^x)) without underflow (x - e^x / 2 far below 0), and its
+ * derivative sigmoid(x) / softplus(x). */
+double lf_log_softplus(double x);
+double lf_log_softplus_deriv(double x);
+
 /* Digamma psi(x) and trigamma psi'(x) for x > 0 (NaN for x <= 0 or NaN).
  * Absolute error ~1e-16 * max(1, |psi|): near the root of psi at 1.4616
  * only the absolute error is small. */

@@ -17,6 +17,7 @@ static const char *const reduction_choices[] = {"sum", "mean", NULL};
 static const char *const time_weight_choices[] = {"hazard", "flat", NULL};
 static const char *const unmask_order_choices[] = {"random", "left_to_right", "right_to_left", "learned", NULL};
 static const char *const order_reward_choices[] = {"state", "next", NULL};
+static const char *const order_weights_choices[] = {"softplus", "exp", NULL};
 
 #define C lf_model_config
 static const lf_cfg_key model_keys[] = {
@@ -44,6 +45,10 @@ static const lf_cfg_key model_keys[] = {
     LF_CFG_KEY_INT(C, aux_n_heads, "aux.n_heads", 0, 256, 0, "heads of the auxiliary network (0: model.n_heads)"),
     LF_CFG_KEY_INT(C, aux_n_layers, "aux.n_layers", -1, 256, -1,
                    "blocks of the auxiliary network (-1: model.n_layers)"),
+    LF_CFG_KEY_ENUM(C, order_weights, "aux.order_weights", order_weights_choices, LF_OW_SOFTPLUS,
+                    "loss.unmask_order learned: each token's race weight from the auxiliary head's score s: "
+                    "softplus(s) (the first learned orders), or e^s (exp: the race reads s as a log-weight, so "
+                    "weights pushed far down keep their order instead of shrinking towards a common 0)"),
     LF_CFG_KEY_ENUM(C, family, "schedule.family", family_choices, LF_FAMILY_KUMARASWAMY,
                     "kumaraswamy: learned insertion order (LFlexMDM); linear: F(t) = t (FlexMDM)"),
     LF_CFG_KEY_REAL(C, a, "schedule.a", LF_SHAPE_A_MIN, LF_SHAPE_A_MAX, 1,

@@ -42,6 +42,8 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
                       "loss.credit_window needs a learned schedule (schedule.family: kumaraswamy, "
                       "schedule.learn_b_in: true) or loss.unmask_order: learned: it credits the REINFORCE term, "
                       "which only these have");
+    if (cfg->order_weights != LF_OW_SOFTPLUS && !lf_config_learns_order(cfg))
+        return reject(why, cap, "aux.order_weights needs loss.unmask_order: learned (it shapes the race's weights)");
     if (cfg->order_reward != LF_OR_STATE && !lf_config_learns_order(cfg))
         return reject(why, cap,
                       "loss.order_reward needs loss.unmask_order: learned (it rewards a learned unmasking order's "
@@ -120,7 +122,8 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
     if (!st && n->has_aux) {
         lf_backbone_cfg x = backbone_cfg(cfg, vocab, true);
         st = lf_backbone_register(&n->aux, &x, p, "aux");
-        /* the race's weights: softplus(s), from 0 (a sharp order) up */
+        /* the race's weights: softplus(s) or e^s (aux.order_weights); the
+         * head's affine map is the identity (lf_nets_race_logw) */
         if (!st && n->has_order)
             st = lf_rate_head_register(&n->aux_order, x.d, x.d_cond, 0.0, 1.0, p, "aux.order");
         else if (!st)
@@ -131,6 +134,13 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
                                        "aux.bum");
     }
     return st;
+}
+
+lf_tensor *lf_nets_race_logw(lf_ctx *ctx, const lf_nets *n, const lf_model_config *cfg, lf_tensor *h, lf_tensor *c,
+                             lf_tensor *seg)
+{
+    lf_tensor *s = lf_rate_head_score(ctx, &n->aux_order, h, c, seg);
+    return cfg->order_weights == LF_OW_EXP ? s : lf_unary_op(ctx, LF_LOG_SOFTPLUS, s);
 }
 
 void lf_nets_free(lf_nets *n)

@@ -17,7 +17,7 @@ enum { LF_PAD = 0, LF_MASK = 1, LF_BOS = 2, LF_EOS = 3, LF_N_SPECIAL = 4 };
 /* Handles to the tensors of the last lf_model_loss (for tests). */
 typedef struct lf_loss_trace {
     lf_tensor *b_in, *b_um;         /* [Nz] (b_um NULL when constant) */
-    lf_tensor *race_w;              /* [Nz] a learned unmasking order's race weights (else NULL) */
+    lf_tensor *race_logw;           /* [Nz] a learned unmasking order's race log-weights (else NULL) */
     lf_tensor *beta_in, *beta_um;   /* [Nx] over both states (beta_um only on masked rows) */
     lf_tensor *lambda;              /* [Nx] */
     lf_tensor *ins_rows, *um_rows;  /* [Nx] insertion terms, [M] unmasking terms (weighted) */
@@ -46,6 +46,11 @@ typedef struct lf_nets {
  * doc/model-layout.md, in a fixed order). */
 int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_params *p);
 void lf_nets_free(lf_nets *n);
+/* A learned unmasking order's race log-weights [R] from the auxiliary
+ * network's output h (conditioning c, rows seg): the aux.order head's score
+ * s as log softplus(s) or s (aux.order_weights). */
+lf_tensor *lf_nets_race_logw(lf_ctx *ctx, const lf_nets *n, const lf_model_config *cfg, lf_tensor *h, lf_tensor *c,
+                             lf_tensor *seg);
 
 /* A read-only copy of a model's networks over other weights (the EMA
  * weights, or the live ones), for samplers and rate queries, which may run

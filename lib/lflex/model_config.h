@@ -22,6 +22,9 @@ typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1, LF_UM_RIGHT_TO_LEFT = 
 /* what a learned unmasking order's race is rewarded with: the state's loss
  * terms, or the expected unmasking term of the token that finishes next */
 typedef enum { LF_OR_STATE = 0, LF_OR_NEXT = 1 } lf_order_reward;
+/* a learned unmasking order's race weight from the aux.order head's score
+ * s: softplus(s), or e^s */
+typedef enum { LF_OW_SOFTPLUS = 0, LF_OW_EXP = 1 } lf_order_weights;
 
 /* the most noised states a training step draws per clean sequence */
 #define LF_MAX_STATES 8
@@ -37,6 +40,7 @@ typedef struct lf_model_config {
     bool token_shift;        /* every block starts by adding each token's neighbours (per-channel weights) */
     /* aux: sizes of the auxiliary network; 0 means "as the generator" */
     int64_t aux_d_model, aux_n_heads, aux_n_layers;
+    int order_weights;       /* lf_order_weights: a learned unmasking order's race weights */
     /* schedule */
     int family;              /* lf_family */
     double a, b_um, b_in;

@@ -60,7 +60,7 @@ void lf_noise_clean_end(const int32_t *offsets, int64_t n_seq, const uint8_t *fi
     }
 }
 
-void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, const lf_real *w,
+void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, const lf_real *l,
                          int32_t *state, int32_t *order, int32_t *order_off, int32_t *k, double *finish)
 {
     int64_t n_order = 0;
@@ -75,7 +75,7 @@ void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, con
             if (state[i] == LF_STATE_DROPPED)
                 continue;
             n_clean += state[i] == LF_STATE_CLEAN;
-            finish[i] = -log(u) / lf_race_weight((double)w[i]);
+            finish[i] = log(-log(u)) - (double)l[i]; /* the log of the finishing time */
             /* insertion into the finishing order (sequences are short) */
             int64_t r = n_order++;
             while (r > first && finish[order[r - 1]] > finish[i]) {

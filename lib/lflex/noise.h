@@ -37,15 +37,16 @@ double lf_noise_outside_in_shape(double b, double r, int64_t d);
 void lf_noise_clean_end(const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, int from_right, int32_t *state);
 
 /* loss.unmask_order learned: in each sequence the present non-fixed tokens
- * (the race's candidates) finish a race at times E_i / w_i, E_i ~ Exp(1)
+ * (the race's candidates) finish a race at times E_i / e^(l_i), E_i ~ Exp(1)
+ * (l: log-weights, compared as log E_i - l_i)
  * (two draws per non-fixed token, present or not, in token order, as
  * lf_noise_draw_states makes), and as many of the first finishers as the
  * state has clean tokens become clean, the others masked. Out: the
  * candidates in finishing order, order[order_off[j] .. order_off[j + 1])
  * for sequence j (capacity: the batch's tokens; order_off n_seq + 1), and
  * k[j], how many of them finished (are clean). `finish` is scratch of the
- * batch's size. Weights below LF_RACE_MIN_WEIGHT count as that. */
-void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, const lf_real *w,
+ * batch's size. */
+void lf_noise_race_order(lf_rng *rng, const int32_t *offsets, int64_t n_seq, const uint8_t *fixed, const lf_real *l,
                          int32_t *state, int32_t *order, int32_t *order_off, int32_t *k, double *finish);
 
 /* Advance `rng` past the draws lf_noise_draw_states makes for the tokens

@@ -171,14 +171,14 @@ static int race_draws_alloc(lf_ctx *ctx, int64_t Nz, int64_t B, race_draws *r)
  * the chances, sum over both states of p_q u_q / (2 Bn) with u_q held
  * constant (the leave-one-out estimate covers the draw of the race, this
  * the reward's own dependence on the weights). */
-static int next_reward(lf_ctx *ctx, const lf_model_config *cfg, const race_draws *race, lf_tensor *w_race, int64_t B,
+static int next_reward(lf_ctx *ctx, const lf_model_config *cfg, const race_draws *race, lf_tensor *race_logw, int64_t B,
                        int64_t Nz, int64_t M, const int32_t *masked, const lf_tensor *seg, const int32_t *src,
                        const double *t, const lf_tensor *um, double a, double Bn, lf_tensor **rew_rows,
                        lf_tensor **next_term)
 {
     lf_tensor *rows = const_vec(ctx, M, false), *p[2], *cost[2];
     for (int s = 0; s < 2; s++) {
-        p[s] = lf_race_next(ctx, w_race, race->order[s], race->order_off[s], race->k[s], B);
+        p[s] = lf_race_next(ctx, race_logw, race->order[s], race->order_off[s], race->k[s], B);
         cost[s] = const_vec(ctx, Nz, false);
     }
     if (!rows || !p[0] || !p[1] || !cost[0] || !cost[1])
@@ -276,7 +276,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
 
     /* ---- auxiliary network: b_in (and b_um), or the race's weights, of
      * every clean token ---- */
-    lf_tensor *b_in = NULL, *b_um = NULL, *w_race = NULL;
+    lf_tensor *b_in = NULL, *b_um = NULL, *race_logw = NULL;
     if (reinforced) {
         lf_packed pz;
         if ((st = lf_packed_make(ctx, &pz, bt->tokens, bt->offsets, B)))
@@ -285,7 +285,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         lf_tensor *cz;
         lf_tensor *hz = lf_backbone_forward(ctx, &m->net.aux, &pz, t0, backward, seed_aux, &cz);
         if (m->learned_order)
-            w_race = lf_rate_head_forward(ctx, &m->net.aux_order, hz, cz, pz.seg);
+            race_logw = lf_nets_race_logw(ctx, &m->net, cfg, hz, cz, pz.seg);
         else
             b_in = lf_rate_head_forward(ctx, &m->net.aux_bin, hz, cz, pz.seg);
         if (cfg->learn_b_um)
@@ -343,7 +343,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             if (s == 0)
                 memcpy(state[1], state[0], (size_t)Nz * sizeof(int32_t));
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
-            lf_noise_race_order(&m->rng, bt->offsets, B, bt->fixed, lf_data(w_race), state[s], race.order[s],
+            lf_noise_race_order(&m->rng, bt->offsets, B, bt->fixed, lf_data(race_logw), state[s], race.order[s],
                                 race.order_off[s], race.k[s], race.finish);
             lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
         }
@@ -446,7 +446,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         lf_tensor *lp[2];
         for (int s = 0; s < 2; s++) {
             lp[s] = m->learned_order
-                        ? lf_race_logprob(ctx, w_race, race.order[s], race.order_off[s], race.k[s], B)
+                        ? lf_race_logprob(ctx, race_logw, race.order[s], race.order_off[s], race.k[s], B)
                         : lf_state_logprob(ctx, b_in, b_um, c_const, t_tok, int_vec(ctx, state[s], Nz), a);
             logp[s] = lf_scatter_add_rows(ctx, lp[s], seq_nf, B);
         }
@@ -461,7 +461,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         const int64_t W = cfg->credit_window >= 0 ? cfg->credit_window : Nz;
         lf_tensor *rew_rows = um_rows, *next_term = NULL;
         if (m->learned_order && cfg->order_reward == LF_OR_NEXT && M > 0 &&
-            (st = next_reward(ctx, cfg, &race, w_race, B, Nz, M, masked, px.seg, src, t, um, a, Bn, &rew_rows,
+            (st = next_reward(ctx, cfg, &race, race_logw, B, Nz, M, masked, px.seg, src, t, um, a, Bn, &rew_rows,
                               &next_term)))
             return st;
         if ((st = local_credit(ctx, bt, B, W, Nx, px.seg, src, ins_rows, M, masked, rew_rows, Bn, lf_data(w))))
@@ -501,7 +501,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     lf_loss_trace *tr = &m->trace;
     tr->b_in = lf_keep(b_in);
     tr->b_um = lf_keep(b_um);
-    tr->race_w = lf_keep(w_race);
+    tr->race_logw = lf_keep(race_logw);
     tr->beta_in = lf_keep(beta_in);
     tr->beta_um = lf_keep(beta_um);
     tr->lambda = lf_keep(lambda);

@@ -1252,7 +1252,8 @@ int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double 
     return st;
 }
 
-int lf_model_query_unmask_weights(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n, float *w)
+int lf_model_query_unmask_log_weights(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n,
+                                      float *logw)
 {
     if (!m->learned_order)
         return LFLEX_EINVAL;
@@ -1260,10 +1261,10 @@ int lf_model_query_unmask_weights(const lf_model *m, const int32_t *z, const uin
     int st = query_open(&q, m, auxiliary, z, n, 0.0); /* the auxiliary network reads no time */
     if (st)
         return st;
-    lf_tensor *wr = lf_rate_head_forward(&q.ctx, &q.view.nets.aux_order, q.h, q.c, q.pk.seg);
+    lf_tensor *lw = lf_nets_race_logw(&q.ctx, &q.view.nets, &m->cfg, q.h, q.c, q.pk.seg);
     st = lf_ctx_status(&q.ctx);
     for (int64_t i = 0; !st && i < n; i++)
-        w[i] = fixed[i] ? 0.0f : (float)lf_data(wr)[i];
+        logw[i] = fixed[i] ? -INFINITY : (float)lf_data(lw)[i];
     query_close(&q);
     return st;
 }

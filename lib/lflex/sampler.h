@@ -128,9 +128,10 @@ int lf_model_query_rates(const lf_model *m, const int32_t *x, int64_t n, double 
  * insertion time; fixed tokens are present from time 0 (expected time 0). */
 int lf_model_query_order(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n, float *b_in,
                          float *b_um, float *expected_insert_time);
-/* The race weights of a learned unmasking order (m->learned_order) for
- * every token of a clean sequence, 0 for fixed tokens; LFLEX_EINVAL for a
- * model without one. */
-int lf_model_query_unmask_weights(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n, float *w);
+/* The race log-weights of a learned unmasking order (m->learned_order) for
+ * every token of a clean sequence, -INFINITY for fixed tokens; LFLEX_EINVAL
+ * for a model without one. */
+int lf_model_query_unmask_log_weights(const lf_model *m, const int32_t *z, const uint8_t *fixed, int64_t n,
+                                      float *logw);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "core/fastmath.h"
 #include "core/kernels.h"
+#include "core/special.h"
 #include "lflex/sched_ops.h"
 
 /* ---- state log-probabilities ------------------------------------------- */
@@ -177,6 +178,9 @@ lf_tensor *lf_kuma_kl(lf_ctx *ctx, lf_tensor *b, double a)
 
 /* ---- the race of a learned unmasking order ---------------------------------- */
 
+/* The race ops read log-weights l_i = log w_i: any real, so that a token
+ * pushed far back keeps its own place instead of tying at a floor. */
+
 /* What the backward pass needs: the race's candidates in finishing order and
  * how many of each sequence's finished (copied into the arena). */
 typedef struct {
@@ -184,13 +188,13 @@ typedef struct {
     int64_t n_seq;
 } race_saved;
 
-/* Z[r] = the summed weights of the candidates o[r..nc), summed from the end
- * (weights may span many orders of magnitude: no subtraction). */
-static void race_suffix(const lf_real *W, const int32_t *o, int64_t nc, double *Z)
+/* lz[r] = log of the summed weights of the candidates o[r..nc), summed from
+ * the end. */
+static void race_suffix(const lf_real *l, const int32_t *o, int64_t nc, double *lz)
 {
-    double z = 0;
+    double z = -INFINITY;
     for (int64_t r = nc - 1; r >= 0; r--)
-        Z[r] = z += lf_race_weight((double)W[o[r]]);
+        lz[r] = z = lf_logaddexp(z, (double)l[o[r]]);
 }
 
 /* The longest sequence of candidates. */
@@ -203,34 +207,36 @@ static int64_t race_longest(const int32_t *order_off, int64_t n_seq)
     return L;
 }
 
-/* y[order[m]] = log w_order[m] - log sum_{r >= m} w_order[r] for the first k
- * of a sequence's candidates: with Z_m that suffix sum,
- * d sum_m g_m y_m / d w_i = (g_i [rank(i) < k] - w_i sum_{m <= min(rank(i), k - 1)} g_m / Z_m) / w_i. */
+/* y[order[m]] = l_order[m] - lz_m for the first k of a sequence's
+ * candidates, lz_m the log of the suffix sum of weights from rank m:
+ * d sum_m g_m y_m / d l_i = g_i [rank(i) < k] - sum_{m <= min(rank(i), k - 1)} g_m e^(l_i - lz_m).
+ * The sum runs as S_r = sum_m g_m e^(lz_r - lz_m), each step scaled by
+ * e^(lz_r - lz_(r-1)) <= 1 (no overflow however the weights spread). */
 static void race_backward(lf_ctx *ctx, lf_node *n)
 {
     lf_tensor *w = n->in[0];
     const race_saved *sv = n->saved;
-    lf_real *gw = lf_grad_buffer(ctx, w);
-    if (!gw)
+    lf_real *gl = lf_grad_buffer(ctx, w);
+    if (!gl)
         return;
-    double *Z = lf_arena_alloc(&ctx->arena, (size_t)race_longest(sv->order_off, sv->n_seq) * sizeof *Z);
-    if (!Z) {
+    double *lz = lf_arena_alloc(&ctx->arena, (size_t)race_longest(sv->order_off, sv->n_seq) * sizeof *lz);
+    if (!lz) {
         lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob backward");
         return;
     }
-    const lf_real *W = lf_data(w), *g = n->out->grad;
+    const lf_real *l = lf_data(w), *g = n->out->grad;
     for (int64_t j = 0; j < sv->n_seq; j++) {
         const int32_t *o = sv->order + sv->order_off[j];
         int64_t nc = sv->order_off[j + 1] - sv->order_off[j], k = sv->k[j];
-        race_suffix(W, o, nc, Z);
-        double acc = 0; /* the sum over the finished ranks m <= r of g_m / Z_m */
+        race_suffix(l, o, nc, lz);
+        double S = 0;
         for (int64_t r = 0; r < nc; r++) {
             int32_t i = o[r];
-            double wi = lf_race_weight((double)W[i]);
+            if (r > 0)
+                S *= exp(lz[r] - lz[r - 1]);
             if (r < k)
-                acc += g[i] / Z[r];
-            if ((double)W[i] > LF_RACE_MIN_WEIGHT)
-                gw[i] += (lf_real)(((r < k ? g[i] : 0.0) - wi * acc) / wi);
+                S += g[i];
+            gl[i] += (lf_real)((r < k ? g[i] : 0.0) - exp((double)l[i] - lz[r]) * S);
         }
     }
 }
@@ -274,88 +280,87 @@ static bool race_save(lf_ctx *ctx, lf_node *node, const int32_t *order, const in
     return true;
 }
 
-/* The zeroed output [N] of a race op over w, its input checked. */
-static lf_tensor *race_output(lf_ctx *ctx, const lf_op_def *op, lf_tensor *w, const int32_t *order,
+/* The zeroed output [N] of a race op over l, its input checked. */
+static lf_tensor *race_output(lf_ctx *ctx, const lf_op_def *op, lf_tensor *l, const int32_t *order,
                               const int32_t *order_off, const int32_t *k, int64_t n_seq, lf_node **node)
 {
-    if (!w)
+    if (!l)
         return NULL;
-    if (!race_valid(w, order, order_off, k, n_seq))
+    if (!race_valid(l, order, order_off, k, n_seq))
         return lf_ctx_fail(ctx, LFLEX_EINVAL, op->name);
-    int64_t N = w->numel;
-    lf_tensor *y = lf_op_output(ctx, op, &w, 1, LF_REAL, 1, &N, node);
+    int64_t N = l->numel;
+    lf_tensor *y = lf_op_output(ctx, op, &l, 1, LF_REAL, 1, &N, node);
     if (y)
         memset(lf_data(y), 0, (size_t)N * sizeof(lf_real));
     return y;
 }
 
-lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
+lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *l, const int32_t *order, const int32_t *order_off,
                            const int32_t *k, int64_t n_seq)
 {
     lf_node *node;
-    lf_tensor *y = race_output(ctx, &lf_op_race_logprob, w, order, order_off, k, n_seq, &node);
+    lf_tensor *y = race_output(ctx, &lf_op_race_logprob, l, order, order_off, k, n_seq, &node);
     if (!y)
         return NULL;
-    double *Z = lf_arena_alloc(&ctx->arena, (size_t)race_longest(order_off, n_seq) * sizeof *Z);
-    if (!Z)
+    double *lz = lf_arena_alloc(&ctx->arena, (size_t)race_longest(order_off, n_seq) * sizeof *lz);
+    if (!lz)
         return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
-    const lf_real *W = lf_data(w);
+    const lf_real *L = lf_data(l);
     for (int64_t j = 0; j < n_seq; j++) {
         const int32_t *o = order + order_off[j];
-        race_suffix(W, o, order_off[j + 1] - order_off[j], Z);
+        race_suffix(L, o, order_off[j + 1] - order_off[j], lz);
         for (int64_t r = 0; r < k[j]; r++)
-            lf_data(y)[o[r]] = (lf_real)(log(lf_race_weight((double)W[o[r]])) - log(Z[r]));
+            lf_data(y)[o[r]] = (lf_real)((double)L[o[r]] - lz[r]);
     }
     if (!race_save(ctx, node, order, order_off, k, n_seq))
         return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_logprob");
     return y;
 }
 
-/* The summed weights of sequence j's unfinished candidates (ranks >= k). */
-static double race_unfinished(const lf_real *W, const int32_t *order, const int32_t *order_off, const int32_t *k,
+/* The log of the summed weights of sequence j's unfinished candidates
+ * (ranks >= k). */
+static double race_unfinished(const lf_real *l, const int32_t *order, const int32_t *order_off, const int32_t *k,
                               int64_t j)
 {
-    double z = 0;
+    double z = -INFINITY;
     for (int64_t r = order_off[j] + k[j]; r < order_off[j + 1]; r++)
-        z += lf_race_weight((double)W[order[r]]);
+        z = lf_logaddexp(z, (double)l[order[r]]);
     return z;
 }
 
-/* y_i = w_i / Z for the unfinished candidates i of a sequence, Z their
- * summed weights: d sum_i g_i y_i / d w_j = (g_j - sum_i g_i y_i) / Z. */
+/* y_i = e^(l_i - lz), a softmax over the unfinished candidates of a
+ * sequence: d sum_i g_i y_i / d l_j = y_j (g_j - sum_i g_i y_i). */
 static void race_next_backward(lf_ctx *ctx, lf_node *n)
 {
-    lf_tensor *w = n->in[0];
     const race_saved *sv = n->saved;
-    lf_real *gw = lf_grad_buffer(ctx, w);
-    if (!gw)
+    lf_real *gl = lf_grad_buffer(ctx, n->in[0]);
+    if (!gl)
         return;
-    const lf_real *W = lf_data(w), *y = lf_data(n->out), *g = n->out->grad;
+    const lf_real *y = lf_data(n->out), *g = n->out->grad;
+    const int32_t *o = sv->order;
     for (int64_t j = 0; j < sv->n_seq; j++) {
-        const int32_t *o = sv->order;
-        double z = race_unfinished(W, o, sv->order_off, sv->k, j), gy = 0;
+        double gy = 0;
         for (int64_t r = sv->order_off[j] + sv->k[j]; r < sv->order_off[j + 1]; r++)
             gy += (double)g[o[r]] * y[o[r]];
         for (int64_t r = sv->order_off[j] + sv->k[j]; r < sv->order_off[j + 1]; r++)
-            if ((double)W[o[r]] > LF_RACE_MIN_WEIGHT)
-                gw[o[r]] += (lf_real)(((double)g[o[r]] - gy) / z);
+            gl[o[r]] += (lf_real)((double)y[o[r]] * ((double)g[o[r]] - gy));
     }
 }
 
 const lf_op_def lf_op_race_next = {"race_next", race_next_backward};
 
-lf_tensor *lf_race_next(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off, const int32_t *k,
+lf_tensor *lf_race_next(lf_ctx *ctx, lf_tensor *l, const int32_t *order, const int32_t *order_off, const int32_t *k,
                         int64_t n_seq)
 {
     lf_node *node;
-    lf_tensor *y = race_output(ctx, &lf_op_race_next, w, order, order_off, k, n_seq, &node);
+    lf_tensor *y = race_output(ctx, &lf_op_race_next, l, order, order_off, k, n_seq, &node);
     if (!y)
         return NULL;
-    const lf_real *W = lf_data(w);
+    const lf_real *L = lf_data(l);
     for (int64_t j = 0; j < n_seq; j++) {
-        double z = race_unfinished(W, order, order_off, k, j);
+        double lz = race_unfinished(L, order, order_off, k, j);
         for (int64_t r = order_off[j] + k[j]; r < order_off[j + 1]; r++)
-            lf_data(y)[order[r]] = (lf_real)(lf_race_weight((double)W[order[r]]) / z);
+            lf_data(y)[order[r]] = (lf_real)exp((double)L[order[r]] - lz);
     }
     if (!race_save(ctx, node, order, order_off, k, n_seq))
         return lf_ctx_fail(ctx, LFLEX_ENOMEM, "race_next");

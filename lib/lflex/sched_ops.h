@@ -17,20 +17,18 @@ lf_tensor *lf_kuma_cdf_grid(lf_ctx *ctx, lf_tensor *b, const double *grid, int64
 /* KL(Kumaraswamy(a, b_i) || U(0,1)) -> [N]. */
 lf_tensor *lf_kuma_kl(lf_ctx *ctx, lf_tensor *b, double a);
 /* The log-probability of a race's first finishers (loss.unmask_order:
- * learned), Plackett-Luce with weights w [N] > 0: sequence j's candidates
- * are order[order_off[j] .. order_off[j + 1]) (token indices into w, in
- * finishing order) and its first k[j] finished. Output [N]: for the m-th
- * finisher i (m < k[j]), log w_i - log(the summed weights of the candidates
- * not finished before it); 0 for every other token. Weights below
- * LF_RACE_MIN_WEIGHT count as that (no gradient there). */
-lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off,
+ * learned), Plackett-Luce with log-weights l [N] (any real): sequence j's
+ * candidates are order[order_off[j] .. order_off[j + 1]) (token indices
+ * into l, in finishing order) and its first k[j] finished. Output [N]: for
+ * the m-th finisher i (m < k[j]), l_i - log(the summed weights e^l of the
+ * candidates not finished before it); 0 for every other token. */
+lf_tensor *lf_race_logprob(lf_ctx *ctx, lf_tensor *l, const int32_t *order, const int32_t *order_off,
                            const int32_t *k, int64_t n_seq);
 /* The chance that each unfinished candidate of a race finishes next (the
  * race as for lf_race_logprob): output [N], for a candidate i of rank at
- * least k[j], w_i / (the summed weights of sequence j's unfinished
- * candidates); 0 for every other token. Weights below LF_RACE_MIN_WEIGHT
- * count as that (no gradient there). */
-lf_tensor *lf_race_next(lf_ctx *ctx, lf_tensor *w, const int32_t *order, const int32_t *order_off, const int32_t *k,
+ * least k[j], e^(l_i) / (the summed weights of sequence j's unfinished
+ * candidates); 0 for every other token. */
+lf_tensor *lf_race_next(lf_ctx *ctx, lf_tensor *l, const int32_t *order, const int32_t *order_off, const int32_t *k,
                         int64_t n_seq);
 
 extern const lf_op_def *const lf_sched_ops[];

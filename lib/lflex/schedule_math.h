@@ -27,15 +27,6 @@
 #define LF_B_UM_MIN 0.01
 #define LF_B_UM_MAX 1000
 
-/* The smallest weight a learned unmasking order's race reads (a smaller
- * one, a softplus that underflowed, counts as this), and a weight as the
- * race reads it. */
-#define LF_RACE_MIN_WEIGHT 1e-30
-static inline double lf_race_weight(double w)
-{
-    return w > LF_RACE_MIN_WEIGHT ? w : LF_RACE_MIN_WEIGHT;
-}
-
 typedef enum { LF_STATE_DROPPED = 0, LF_STATE_MASKED = 1, LF_STATE_CLEAN = 2 } lf_token_state;
 
 /* F(t; a, b) = 1 - (1 - t^a)^b */

@@ -319,13 +319,20 @@ lf_tensor *lf_token_head_forward(lf_ctx *ctx, const lf_token_head *th, lf_tensor
     return lf_linear(ctx, lf_head_norm_forward(ctx, &th->norm, h, c, seg), th->w, th->b);
 }
 
-lf_tensor *lf_rate_head_forward(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
+lf_tensor *lf_rate_head_score(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
 {
     lf_tensor *a = lf_head_norm_forward(ctx, &rh->norm, h, c, seg);
     lf_tensor *s = lf_linear(ctx, lf_linear_act(ctx, a, rh->w1, rh->b1, LF_GELU), rh->w2, rh->b2);
     if (!s)
         return NULL;
     int64_t n = s->numel;
-    s = lf_reshape(ctx, s, 1, &n);
+    return lf_reshape(ctx, s, 1, &n);
+}
+
+lf_tensor *lf_rate_head_forward(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg)
+{
+    lf_tensor *s = lf_rate_head_score(ctx, rh, h, c, seg);
+    if (!s)
+        return NULL;
     return lf_affine(ctx, lf_unary_op(ctx, LF_SOFTPLUS, s), rh->max_rate - rh->min_rate, rh->min_rate);
 }

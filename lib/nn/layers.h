@@ -85,6 +85,8 @@ lf_tensor *lf_backbone_forward(lf_ctx *ctx, const lf_backbone *bb, const lf_pack
 /* adaLN(LN(h)) of a head for the rows `seg` (h [R, d], c [B, d_c]). */
 lf_tensor *lf_head_norm_forward(lf_ctx *ctx, const lf_head_norm *hn, lf_tensor *h, lf_tensor *c, lf_tensor *seg);
 lf_tensor *lf_token_head_forward(lf_ctx *ctx, const lf_token_head *th, lf_tensor *h, lf_tensor *c, lf_tensor *seg);
+/* The score s [R] of a rate head, before its softplus. */
+lf_tensor *lf_rate_head_score(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg);
 /* Rates [R]: softplus(s) (max - min) + min. */
 lf_tensor *lf_rate_head_forward(lf_ctx *ctx, const lf_rate_head *rh, lf_tensor *h, lf_tensor *c, lf_tensor *seg);
 

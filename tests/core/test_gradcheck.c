@@ -198,6 +198,10 @@ static void su_unary(gc_state *st, lf_test_rng *r, int trial, lf_unary kind)
         else { lo = -3; hi = -0.05; }
         break;
     case LF_DIGAMMA: lo = 0.05; hi = 25; break;
+    case LF_LOG_SOFTPLUS:
+        if (trial == 1) { lo = -60; hi = -30; }            /* the branch below -36 */
+        else if (trial == 2) { lo = -10; hi = 60; }
+        break;
     default: break;
     }
     add_input2(st, r, R, C, lo, hi);
@@ -218,6 +222,7 @@ UNARY_SETUP(LF_SQUARE, square)
 UNARY_SETUP(LF_LOG_E, log_e)
 UNARY_SETUP(LF_LOG1MEXP, log1mexp)
 UNARY_SETUP(LF_DIGAMMA, digamma)
+UNARY_SETUP(LF_LOG_SOFTPLUS, log_softplus)
 static lf_tensor *bu_unary(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
 {
     return lf_unary_op(c, (lf_unary)st->p[0], x[0]);
@@ -490,8 +495,10 @@ static lf_tensor *bu_kuma_kl(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state 
 
 /* the race of a learned order: up to 4 sequences of tokens, some not
  * candidates (a fixed or dropped token), the candidates in a random
- * finishing order, a random number of them finished; weights over two
- * orders of magnitude (trial 3: over eight, as a sharp order has) */
+ * finishing order, a random number of them finished (in the first
+ * sequence, all of at least 3 candidates, at least one and two left: both ops have a
+ * gradient there); log-weights in [-2.3, 2.3] (trial 3: [-12, 12], as a
+ * sharp order has) */
 static void su_race(gc_state *st, lf_test_rng *r, int trial)
 {
     int64_t S = lf_test_int(r, 1, 4);
@@ -500,9 +507,9 @@ static void su_race(gc_state *st, lf_test_rng *r, int trial)
     int64_t N = 0, n_order = 0;
     off[0] = 0;
     for (int64_t j = 0; j < S; j++) {
-        int64_t n = lf_test_int(r, 1, 8), first = n_order;
+        int64_t n = lf_test_int(r, j ? 1 : 3, 8), first = n_order;
         for (int64_t i = 0; i < n; i++)
-            if (lf_test_int(r, 0, 4) > 0) /* a candidate */
+            if (j == 0 || lf_test_int(r, 0, 4) > 0) /* a candidate */
                 order[n_order++] = (int32_t)(N + i);
         for (int64_t i = n_order - 1; i > first; i--) { /* shuffle into a finishing order */
             int64_t q = first + lf_test_int(r, 0, i - first);
@@ -511,12 +518,10 @@ static void su_race(gc_state *st, lf_test_rng *r, int trial)
             order[q] = tmp;
         }
         off[j + 1] = (int32_t)n_order;
-        k[j] = (int32_t)lf_test_int(r, 0, n_order - first);
+        k[j] = (int32_t)(j ? lf_test_int(r, 0, n_order - first) : lf_test_int(r, 1, n_order - first - 2));
         N += n;
     }
-    add_input(st, r, 1, &N, trial == 3 ? -9 : -2.3, trial == 3 ? 9 : 2.3);
-    for (int64_t i = 0; i < N; i++)
-        st->x[0][i] = exp(st->x[0][i]); /* log-uniform weights */
+    add_input(st, r, 1, &N, trial == 3 ? -12 : -2.3, trial == 3 ? 12 : 2.3);
 }
 static lf_tensor *bu_race(lf_ctx *c, lf_tensor **x, lf_tensor **iv, gc_state *st)
 {
@@ -550,6 +555,7 @@ static const gc_case cases[] = {
     {"log_e", su_log_e, bu_unary},
     {"log1mexp", su_log1mexp, bu_unary},
     {"digamma", su_digamma, bu_unary},
+    {"log_softplus", su_log_softplus, bu_unary},
     {"sum", su_one, bu_sum},
     {"mean", su_one, bu_mean},
     {"scatter_add_rows", su_scatter, bu_scatter},

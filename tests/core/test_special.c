@@ -322,6 +322,34 @@ START_TEST(test_softplus_sigmoid)
 }
 END_TEST
 
+/* log(softplus(x)) and its derivative against long double over [-700, 700]
+ * (the switch at -36 included); the derivative also by central
+ * differences of the long double reference. */
+START_TEST(test_log_softplus)
+{
+    double worst_d = 0;
+    lf_test_rng r = {11};
+    for (int i = 0; i < 4000; i++) {
+        double x = i < 1000 ? lf_test_range(&r, -40, -32) : i < 2500 ? lf_test_range(&r, -30, 30)
+                                                                     : lf_test_range(&r, -700, 700);
+        long double lx = x, sp = log1pl(expl(lx)), ref = logl(sp);
+        long double dref = 1 / (1 + expl(-lx)) / sp, h = 1e-6L * (1 + fabsl(lx));
+        long double fd = (logl(log1pl(expl(lx + h))) - logl(log1pl(expl(lx - h)))) / (2 * h);
+        double e = rel_err(lf_log_softplus(x), ref), ed = rel_err(lf_log_softplus_deriv(x), dref);
+        worst_d = fmax(worst_d, ed);
+        /* near softplus = 1 (x = 0.54) the log is near 0: an absolute error of the log's rounding */
+        ck_assert_msg(e <= ref_tol(1e-15) || fabsl(lf_log_softplus(x) - ref) <= 2.3e-16L,
+                      "log_softplus(%.17g) = %.17g vs %.17Lg", x, lf_log_softplus(x), ref);
+        ck_assert_msg(ed <= ref_tol(2e-15), "log_softplus'(%.17g) = %.17g vs %.17Lg", x,
+                      lf_log_softplus_deriv(x), dref);
+        LF_ASSERT_CLOSE(lf_log_softplus_deriv(x), (double)fd, 1e-9, 1e-6);
+    }
+    ck_assert(lf_log_softplus(-800) == -800);
+    ck_assert(lf_log_softplus_deriv(-800) == 1);
+    fprintf(stderr, "# log_softplus: largest relative error of the derivative %.3g\n", worst_d);
+}
+END_TEST
+
 /* ---- digamma and trigamma ---------------------------------------------- */
 
 static double psi_err(double got, long double ref)
@@ -425,6 +453,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_log1mexp);
     tcase_add_test(tc, test_logaddexp);
     tcase_add_test(tc, test_softplus_sigmoid);
+    tcase_add_test(tc, test_log_softplus);
     tcase_add_test(tc, test_psi_known_values);
     tcase_add_test(tc, test_psi_recurrence_and_derivatives);
     suite_add_tcase(s, tc);

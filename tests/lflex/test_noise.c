@@ -575,13 +575,18 @@ END_TEST
  * clean. Every draw keeps the fixed and dropped tokens and the count of
  * clean ones, makes the first two finishers clean, and advances the
  * generator as lf_noise_skip does; the frequency of each ordered pair of
- * first finishers matches exp(the summed log-probabilities) within 5
- * standard errors. */
+ * first finishers matches w_i / W * w_j / (W - w_i) (W the candidates'
+ * summed weight) within 5 standard errors, and so does exp(the summed
+ * log-probabilities of lf_race_logprob) to rounding. Both read
+ * log-weights. */
 START_TEST(test_race_order)
 {
     enum { N = 6, DRAWS = 40000 };
     const uint8_t fixed[N] = {1, 0, 0, 0, 0, 0};
-    const lf_real w[N] = {9, 9, 0.5f, 1, 2, 5};
+    const double w[N] = {9, 9, 0.5, 1, 2, 5};
+    lf_real lw[N];
+    for (int i = 0; i < N; i++)
+        lw[i] = (lf_real)log(w[i]);
     const int32_t drawn[N] = {C, D, C, M, C, M};
     const int32_t off[2] = {0, N};
     static int pair_count[N][N];
@@ -593,7 +598,7 @@ START_TEST(test_race_order)
         double finish[N];
         memcpy(st, drawn, sizeof st);
         skip = rng;
-        lf_noise_race_order(&rng, off, 1, fixed, w, st, order, order_off, &k, finish);
+        lf_noise_race_order(&rng, off, 1, fixed, lw, st, order, order_off, &k, finish);
         lf_noise_skip(&skip, fixed, 0, N);
         ck_assert(memcmp(&rng, &skip, sizeof rng) == 0);
         ck_assert_int_eq(order_off[0], 0);
@@ -625,9 +630,10 @@ START_TEST(test_race_order)
                 if (x != i && x != j)
                     order[q++] = x;
             lf_ctx_reset(&ctx);
-            lf_tensor *lp = lf_race_logprob(&ctx, lf_const_real(&ctx, w, 1, &n), order, order_off, &k, 1);
+            lf_tensor *lp = lf_race_logprob(&ctx, lf_const_real(&ctx, lw, 1, &n), order, order_off, &k, 1);
             ck_assert_ptr_nonnull(lp);
-            double p = exp((double)lf_data(lp)[i] + (double)lf_data(lp)[j]);
+            const double W = 0.5 + 1 + 2 + 5, p = w[i] / W * w[j] / (W - w[i]);
+            LF_ASSERT_CLOSE(exp((double)lf_data(lp)[i] + (double)lf_data(lp)[j]), p, 0, 1e-6);
             double freq = (double)pair_count[i][j] / DRAWS, se = sqrt(p * (1 - p) / DRAWS);
             ck_assert_msg(fabs(freq - p) <= 5 * se, "first %d then %d: frequency %.4f, Plackett-Luce %.4f", i, j, freq, p);
         }

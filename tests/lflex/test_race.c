@@ -7,7 +7,7 @@
  * draws (the states are piecewise constant in the weights, so the
  * differences are taken where neither perturbation changes a state); the
  * configurations it cannot run with are refused by name; the weights
- * lf_model_query_unmask_weights reports for a sequence are those its
+ * lf_model_query_unmask_log_weights reports for a sequence are those its
  * training step used (0 for fixed tokens). The race's draw
  * and its log-probability are checked against each other in test_noise.c
  * and by finite differences in test_gradcheck.c. */
@@ -30,8 +30,10 @@ enum { N_SEQ = 8, MAX_TOK = N_SEQ * 12 };
     "vocab: {size: 6}\ntrain: {threads: 1, seed: 3}\n"
 
 /* the race rewarded by its states' loss terms, and by the next finisher's
- * (loss.order_reward next); the auxiliary gradient is checked for both */
-static const char *const yamls[] = {RACE_YAML(""), RACE_YAML(", order_reward: next")};
+ * (loss.order_reward next), with weights softplus(s) and e^s
+ * (aux.order_weights exp); the auxiliary gradient is checked for each */
+static const char *const yamls[] = {RACE_YAML(""), RACE_YAML(", order_reward: next"),
+                                    RACE_YAML(", order_reward: next") "aux: {order_weights: exp}\n"};
 
 typedef struct {
     int32_t tok[MAX_TOK], off[N_SEQ + 1];
@@ -124,7 +126,7 @@ END_TEST
  * plus sum over states of sum over masked q of p_q u_q / (2 B), where
  * u_q is row q's unmasking term times its state's masked count (the
  * traced rows are divided by it: time weight flat, unmask_norm masked),
- * p_q = w_q / (the summed race weights of the sequence's masked tokens),
+ * p_q = w_q / (the summed race weights e^l of the sequence's masked tokens),
  * and R_s the state's insertion terms plus its sum of p_q u_q. The
  * generator's loss is the state reward's (test_reinforce_is_leave_one_out
  * relies on the traced L, which stays the generator's). Each token's
@@ -149,12 +151,12 @@ START_TEST(test_next_reward_is_leave_one_out)
     for (int64_t q = 0; q < tr->n_masked; q++) {
         int32_t r = tr->masked_rows[q];
         n_masked[seq_of[r]]++;
-        Wm[seq_of[r]] += fmax(lf_data(tr->race_w)[tr->xt_src[r]], 1e-30);
+        Wm[seq_of[r]] += exp(lf_data(tr->race_logw)[tr->xt_src[r]]);
     }
     for (int64_t q = 0; q < tr->n_masked; q++) {
         int32_t r = tr->masked_rows[q], sj = seq_of[r];
         double u = lf_data(tr->um_rows)[q] * n_masked[sj];
-        double pq = fmax(lf_data(tr->race_w)[tr->xt_src[r]], 1e-30) / Wm[sj];
+        double pq = exp(lf_data(tr->race_logw)[tr->xt_src[r]]) / Wm[sj];
         R[sj] += pq * u;
         path += pq * u / (2.0 * N_SEQ);
     }
@@ -176,20 +178,54 @@ START_TEST(test_next_reward_is_leave_one_out)
 }
 END_TEST
 
+/* aux.order_weights exp reads the head's score s as the log-weight, the
+ * default (softplus) as log softplus(s): two models of one seed (the same
+ * networks) report log-weights related so, computed here in long double. */
+START_TEST(test_order_weights_modes)
+{
+    static lf_model_config cfg_sp, cfg_exp;
+    lf_model sp, ex;
+    lf_test_model_from_yaml(&sp, &cfg_sp, yamls[0]);
+    lf_test_model_from_yaml(&ex, &cfg_exp, RACE_YAML("") "aux: {order_weights: exp}\n");
+    toy_batch b;
+    make_batch(&b);
+    int checked = 0;
+    for (int j = 0; j < N_SEQ; j++) {
+        int64_t n = b.off[j + 1] - b.off[j];
+        float l_sp[12], l_exp[12];
+        ck_assert_int_eq(lf_model_query_unmask_log_weights(&sp, b.tok + b.off[j], b.fx + b.off[j], n, l_sp), LFLEX_OK);
+        ck_assert_int_eq(lf_model_query_unmask_log_weights(&ex, b.tok + b.off[j], b.fx + b.off[j], n, l_exp), LFLEX_OK);
+        for (int64_t i = 0; i < n; i++)
+            if (!b.fx[b.off[j] + i]) {
+                long double s = l_exp[i];
+                LF_ASSERT_CLOSE(l_sp[i], (double)logl(log1pl(expl(s))), 1e-6, 1e-5);
+                checked++;
+            }
+    }
+    ck_assert_int_gt(checked, 10);
+    lf_model_destroy(&sp);
+    lf_model_destroy(&ex);
+}
+END_TEST
+
 START_TEST(test_query_reports_the_training_weights)
 {
     lf_model m;
     toy_batch b;
     lf_loss_parts p;
     first_loss(&m, &b, &p);
-    ck_assert_ptr_nonnull(m.trace.race_w);
+    ck_assert_ptr_nonnull(m.trace.race_logw);
     for (int j = 0; j < N_SEQ; j++) {
         int64_t n = b.off[j + 1] - b.off[j];
         float w[12];
-        ck_assert_int_eq(lf_model_query_unmask_weights(&m, b.tok + b.off[j], b.fx + b.off[j], n, w), LFLEX_OK);
+        ck_assert_int_eq(lf_model_query_unmask_log_weights(&m, b.tok + b.off[j], b.fx + b.off[j], n, w), LFLEX_OK);
         for (int64_t i = 0; i < n; i++) {
-            double want = b.fx[b.off[j] + i] ? 0.0 : (double)lf_data(m.trace.race_w)[b.off[j] + i];
-            ck_assert(want >= 0);
+            if (b.fx[b.off[j] + i]) {
+                ck_assert(w[i] == -INFINITY);
+                continue;
+            }
+            double want = (double)lf_data(m.trace.race_logw)[b.off[j] + i];
+            ck_assert(want < 0); /* log softplus(s), s near the head's initial -4 */
             LF_ASSERT_CLOSE(w[i], want, 1e-7, 1e-5);
         }
     }
@@ -199,7 +235,7 @@ START_TEST(test_query_reports_the_training_weights)
     float w[3];
     const int32_t z[3] = {LF_N_SPECIAL, LF_N_SPECIAL + 1, LF_EOS};
     const uint8_t fx[3] = {0, 0, 1};
-    ck_assert_int_eq(lf_model_query_unmask_weights(&m, z, fx, 3, w), LFLEX_EINVAL);
+    ck_assert_int_eq(lf_model_query_unmask_log_weights(&m, z, fx, 3, w), LFLEX_EINVAL);
     lf_model_destroy(&m);
 }
 END_TEST
@@ -276,6 +312,7 @@ START_TEST(test_refused_configurations)
         {"schedule: {family: kumaraswamy}\nloss: {unmask_order: learned}\n", "loss.unmask_order"},
         {"schedule: {family: linear}\nloss: {unmask_order: learned, states: 2}\n", "loss.states"},
         {"schedule: {family: linear}\nloss: {order_reward: next}\n", "loss.order_reward"},
+        {"schedule: {family: linear}\naux: {order_weights: exp}\n", "aux.order_weights"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         static lf_model_config cfg;
@@ -312,9 +349,10 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_two_states_share_their_draws);
     tcase_add_test(tc, test_reinforce_is_leave_one_out);
     tcase_add_test(tc, test_next_reward_is_leave_one_out);
-    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, 2);
+    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, 3);
     tcase_add_test(tc, test_refused_configurations);
     tcase_add_test(tc, test_query_reports_the_training_weights);
+    tcase_add_test(tc, test_order_weights_modes);
     suite_add_tcase(s, tc);
     return s;
 }

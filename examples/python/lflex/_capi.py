@@ -83,7 +83,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "lflex_schedule_eval": (c_int, [c_void_p, c_double, c_double, c_double, _f64p, _f64p, _f64p]),
     "lflex_model_rates": (c_int, [c_void_p, _i32p, c_size_t, c_double, _f32p, _f32p, _f32p]),
     "lflex_model_order": (c_int, [c_void_p, _i32p, _u8p, c_size_t, _f32p, _f32p, _f32p]),
-    "lflex_model_unmask_weights": (c_int, [c_void_p, _i32p, _u8p, c_size_t, _f32p]),
+    "lflex_model_unmask_log_weights": (c_int, [c_void_p, _i32p, _u8p, c_size_t, _f32p]),
     "lflex_sampler_new": (c_int, [_handle_out, c_void_p, c_char_p, c_size_t]),
     "lflex_sampler_free": (None, [c_void_p]),
     "lflex_sampler_set_seed": (c_int, [c_void_p, c_uint64]),

@@ -308,15 +308,15 @@ class Model:
         check(lib.lflex_model_order(ptr, arr, flags, n, b_in, b_um, times))
         return b_in[:], b_um[:], times[:]
 
-    def unmask_weights(self, z: Sequence[int], fixed: Optional[Sequence[Any]] = None) -> list[float]:
+    def unmask_log_weights(self, z: Sequence[int], fixed: Optional[Sequence[Any]] = None) -> list[float]:
         """The learned unmasking order of a clean sequence
-        (``loss.unmask_order: learned``): every token's weight in the race
-        that decides which present tokens are clean first (0 for fixed
-        tokens). Raises :class:`~lflex.InvalidArgument` for a model without
-        one."""
+        (``loss.unmask_order: learned``): every token's log-weight in the
+        race that decides which present tokens are clean first (``-inf`` for
+        fixed tokens). Raises :class:`~lflex.InvalidArgument` for a model
+        without one."""
         ptr = self._ptr
         arr, n = int32_array(z, "z")
         flags = flag_array(fixed, n, "fixed") if fixed is not None else None
         w = (c_float * n)()
-        check(lib.lflex_model_unmask_weights(ptr, arr, flags, n, w))
+        check(lib.lflex_model_unmask_log_weights(ptr, arr, flags, n, w))
         return w[:]
