@@ -42,6 +42,8 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
                       "loss.credit_window needs a learned schedule (schedule.family: kumaraswamy, "
                       "schedule.learn_b_in: true) or loss.unmask_order: learned: it credits the REINFORCE term, "
                       "which only these have");
+    if (cfg->order_span > 0 && cfg->order_weights != LF_OW_EXP)
+        return reject(why, cap, "aux.order_span needs aux.order_weights: exp (it bounds the log-weight s)");
     if (cfg->order_weights != LF_OW_SOFTPLUS && !lf_config_learns_order(cfg))
         return reject(why, cap, "aux.order_weights needs loss.unmask_order: learned (it shapes the race's weights)");
     if (cfg->order_reward != LF_OR_STATE && !lf_config_learns_order(cfg))
@@ -140,7 +142,13 @@ lf_tensor *lf_nets_race_logw(lf_ctx *ctx, const lf_nets *n, const lf_model_confi
                              lf_tensor *seg)
 {
     lf_tensor *s = lf_rate_head_score(ctx, &n->aux_order, h, c, seg);
-    return cfg->order_weights == LF_OW_EXP ? s : lf_unary_op(ctx, LF_LOG_SOFTPLUS, s);
+    if (cfg->order_weights != LF_OW_EXP)
+        return lf_unary_op(ctx, LF_LOG_SOFTPLUS, s);
+    if (cfg->order_span <= 0)
+        return s;
+    /* span tanh(s / span) = span (2 sigmoid(2 s / span) - 1) */
+    double span = cfg->order_span;
+    return lf_affine(ctx, lf_unary_op(ctx, LF_SIGMOID, lf_affine(ctx, s, 2 / span, 0)), 2 * span, -span);
 }
 
 void lf_nets_free(lf_nets *n)

@@ -48,7 +48,8 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
 void lf_nets_free(lf_nets *n);
 /* A learned unmasking order's race log-weights [R] from the auxiliary
  * network's output h (conditioning c, rows seg): the aux.order head's score
- * s as log softplus(s) or s (aux.order_weights). */
+ * s as log softplus(s), s, or span tanh(s / span) (aux.order_weights,
+ * aux.order_span). */
 lf_tensor *lf_nets_race_logw(lf_ctx *ctx, const lf_nets *n, const lf_model_config *cfg, lf_tensor *h, lf_tensor *c,
                              lf_tensor *seg);
 

@@ -41,6 +41,7 @@ typedef struct lf_model_config {
     /* aux: sizes of the auxiliary network; 0 means "as the generator" */
     int64_t aux_d_model, aux_n_heads, aux_n_layers;
     int order_weights;       /* lf_order_weights: a learned unmasking order's race weights */
+    double order_span;       /* > 0: the race's log-weights squashed into (-span, span) */
     /* schedule */
     int family;              /* lf_family */
     double a, b_um, b_in;

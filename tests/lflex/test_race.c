@@ -30,10 +30,12 @@ enum { N_SEQ = 8, MAX_TOK = N_SEQ * 12 };
     "vocab: {size: 6}\ntrain: {threads: 1, seed: 3}\n"
 
 /* the race rewarded by its states' loss terms, and by the next finisher's
- * (loss.order_reward next), with weights softplus(s) and e^s
- * (aux.order_weights exp); the auxiliary gradient is checked for each */
+ * (loss.order_reward next), with weights softplus(s), e^s
+ * (aux.order_weights exp) and e^(span tanh(s / span)) (aux.order_span);
+ * the auxiliary gradient is checked for each */
 static const char *const yamls[] = {RACE_YAML(""), RACE_YAML(", order_reward: next"),
-                                    RACE_YAML(", order_reward: next") "aux: {order_weights: exp}\n"};
+                                    RACE_YAML(", order_reward: next") "aux: {order_weights: exp}\n",
+                                    RACE_YAML("") "aux: {order_weights: exp, order_span: 4}\n"};
 
 typedef struct {
     int32_t tok[MAX_TOK], off[N_SEQ + 1];
@@ -179,32 +181,40 @@ START_TEST(test_next_reward_is_leave_one_out)
 END_TEST
 
 /* aux.order_weights exp reads the head's score s as the log-weight, the
- * default (softplus) as log softplus(s): two models of one seed (the same
- * networks) report log-weights related so, computed here in long double. */
+ * default (softplus) as log softplus(s), aux.order_span 4 as
+ * 4 tanh(s / 4): models of one seed (the same networks) report
+ * log-weights related so, computed here in long double. */
 START_TEST(test_order_weights_modes)
 {
-    static lf_model_config cfg_sp, cfg_exp;
-    lf_model sp, ex;
+    static lf_model_config cfg_sp, cfg_exp, cfg_span;
+    lf_model sp, ex, sn;
     lf_test_model_from_yaml(&sp, &cfg_sp, yamls[0]);
     lf_test_model_from_yaml(&ex, &cfg_exp, RACE_YAML("") "aux: {order_weights: exp}\n");
+    lf_test_model_from_yaml(&sn, &cfg_span, yamls[3]);
     toy_batch b;
     make_batch(&b);
     int checked = 0;
     for (int j = 0; j < N_SEQ; j++) {
         int64_t n = b.off[j + 1] - b.off[j];
-        float l_sp[12], l_exp[12];
-        ck_assert_int_eq(lf_model_query_unmask_log_weights(&sp, b.tok + b.off[j], b.fx + b.off[j], n, l_sp), LFLEX_OK);
-        ck_assert_int_eq(lf_model_query_unmask_log_weights(&ex, b.tok + b.off[j], b.fx + b.off[j], n, l_exp), LFLEX_OK);
+        float l_sp[12], l_exp[12], l_span[12];
+        const int32_t *z = b.tok + b.off[j];
+        const uint8_t *fx = b.fx + b.off[j];
+        ck_assert_int_eq(lf_model_query_unmask_log_weights(&sp, z, fx, n, l_sp), LFLEX_OK);
+        ck_assert_int_eq(lf_model_query_unmask_log_weights(&ex, z, fx, n, l_exp), LFLEX_OK);
+        ck_assert_int_eq(lf_model_query_unmask_log_weights(&sn, z, fx, n, l_span), LFLEX_OK);
         for (int64_t i = 0; i < n; i++)
-            if (!b.fx[b.off[j] + i]) {
+            if (!fx[i]) {
                 long double s = l_exp[i];
                 LF_ASSERT_CLOSE(l_sp[i], (double)logl(log1pl(expl(s))), 1e-6, 1e-5);
+                LF_ASSERT_CLOSE(l_span[i], (double)(4.0L * tanhl(s / 4.0L)), 1e-6, 1e-5);
+                ck_assert(fabsf(l_span[i]) < 4.0f && fabsf(l_span[i]) > 0.5f); /* not saturated, not 0 */
                 checked++;
             }
     }
     ck_assert_int_gt(checked, 10);
     lf_model_destroy(&sp);
     lf_model_destroy(&ex);
+    lf_model_destroy(&sn);
 }
 END_TEST
 
@@ -313,6 +323,7 @@ START_TEST(test_refused_configurations)
         {"schedule: {family: linear}\nloss: {unmask_order: learned, states: 2}\n", "loss.states"},
         {"schedule: {family: linear}\nloss: {order_reward: next}\n", "loss.order_reward"},
         {"schedule: {family: linear}\naux: {order_weights: exp}\n", "aux.order_weights"},
+        {"schedule: {family: linear}\nloss: {unmask_order: learned}\naux: {order_span: 2}\n", "aux.order_span"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         static lf_model_config cfg;
@@ -349,7 +360,7 @@ Suite *lf_test_suite(void)
     tcase_add_test(tc, test_two_states_share_their_draws);
     tcase_add_test(tc, test_reinforce_is_leave_one_out);
     tcase_add_test(tc, test_next_reward_is_leave_one_out);
-    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, 3);
+    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, 4);
     tcase_add_test(tc, test_refused_configurations);
     tcase_add_test(tc, test_query_reports_the_training_weights);
     tcase_add_test(tc, test_order_weights_modes);
