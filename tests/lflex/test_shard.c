@@ -40,6 +40,10 @@ static const char *const configs[] = {
     /* a learned unmasking order: two states that share their draws, each its own race */
     "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy, learn_b_in: false}\n"
     "loss: {unmask_order: learned}\nvocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
+    /* the race rewarded by the next token, on bounded log-weights */
+    "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy, learn_b_in: false}\n"
+    "loss: {unmask_order: learned, order_reward: next}\naux: {order_weights: exp, order_span: 3}\n"
+    "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
 };
 
 /* The batches of every step: random tokens, each sequence ends with EOS. */
