@@ -124,8 +124,8 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
     if (!st && n->has_aux) {
         lf_backbone_cfg x = backbone_cfg(cfg, vocab, true);
         st = lf_backbone_register(&n->aux, &x, p, "aux");
-        /* the race's weights: softplus(s) or e^s (aux.order_weights); the
-         * head's affine map is the identity (lf_nets_race_logw) */
+        /* the race's log-weights: lf_nets_race_logw reads this head's score
+         * s (its min and max go unused) */
         if (!st && n->has_order)
             st = lf_rate_head_register(&n->aux_order, x.d, x.d_cond, 0.0, 1.0, p, "aux.order");
         else if (!st)
