@@ -51,9 +51,9 @@ static const lf_cfg_key model_keys[] = {
                     "weights pushed far down keep their order instead of shrinking towards a common 0)"),
     LF_CFG_KEY_REAL(C, order_span, "aux.order_span", 0, 1000, 0,
                     "loss.unmask_order learned, aux.order_weights exp: above 0, the log-weight is "
-                    "span tanh(s / span), so that no token's weight is more than e^(2 span) times another's: "
-                    "the order stays soft and every training state keeps targets next to clean tokens (0: "
-                    "unbounded)"),
+                    "span tanh((s - m) / span), m the mean s of the sequence's non-fixed tokens, so that no "
+                    "token's weight is more than e^(2 span) times another's: the order stays soft and every "
+                    "training state keeps targets next to clean tokens (0: unbounded)"),
     LF_CFG_KEY_ENUM(C, family, "schedule.family", family_choices, LF_FAMILY_KUMARASWAMY,
                     "kumaraswamy: learned insertion order (LFlexMDM); linear: F(t) = t (FlexMDM)"),
     LF_CFG_KEY_REAL(C, a, "schedule.a", LF_SHAPE_A_MIN, LF_SHAPE_A_MAX, 1,

@@ -139,16 +139,34 @@ int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_p
 }
 
 lf_tensor *lf_nets_race_logw(lf_ctx *ctx, const lf_nets *n, const lf_model_config *cfg, lf_tensor *h, lf_tensor *c,
-                             lf_tensor *seg)
+                             lf_tensor *seg, const uint8_t *fixed)
 {
     lf_tensor *s = lf_rate_head_score(ctx, &n->aux_order, h, c, seg);
     if (cfg->order_weights != LF_OW_EXP)
         return lf_unary_op(ctx, LF_LOG_SOFTPLUS, s);
-    if (cfg->order_span <= 0)
+    if (cfg->order_span <= 0 || !s)
         return s;
-    /* span tanh(s / span) = span (2 sigmoid(2 s / span) - 1) */
+    /* centred on the mean score of each sequence's non-fixed tokens (a race
+     * ignores a shift common to a sequence, and the score drifts along it
+     * until the bound would hold every token at one end), then
+     * span tanh(x / span) = span (2 sigmoid(2 x / span) - 1) */
+    const int64_t N = s->numel, B = N ? lf_idata(seg)[N - 1] + 1 : 0;
+    lf_tensor *inv = lf_new1(ctx, LF_REAL, B ? B : 1), *nf = lf_new1(ctx, LF_INT, N);
+    if (!inv || !nf)
+        return NULL;
+    memset(lf_data(inv), 0, (size_t)(B ? B : 1) * sizeof(lf_real));
+    for (int64_t i = 0; i < N; i++) {
+        lf_idata(nf)[i] = fixed[i] ? -1 : lf_idata(seg)[i];
+        lf_data(inv)[lf_idata(seg)[i]] += !fixed[i];
+    }
+    for (int64_t j = 0; j < B; j++)
+        lf_data(inv)[j] = lf_data(inv)[j] > 0 ? 1 / lf_data(inv)[j] : 0;
+    int64_t col[2] = {B, 1};
+    lf_tensor *mean = lf_mul(ctx, lf_scatter_add_rows(ctx, s, nf, B), inv);
+    mean = lf_embedding(ctx, lf_reshape(ctx, mean, 2, col), seg);
+    lf_tensor *x = lf_sub(ctx, s, mean ? lf_reshape(ctx, mean, 1, &N) : NULL);
     double span = cfg->order_span;
-    return lf_affine(ctx, lf_unary_op(ctx, LF_SIGMOID, lf_affine(ctx, s, 2 / span, 0)), 2 * span, -span);
+    return lf_affine(ctx, lf_unary_op(ctx, LF_SIGMOID, lf_affine(ctx, x, 2 / span, 0)), 2 * span, -span);
 }
 
 void lf_nets_free(lf_nets *n)

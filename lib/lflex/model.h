@@ -47,11 +47,12 @@ typedef struct lf_nets {
 int lf_nets_register(lf_nets *n, const lf_model_config *cfg, int64_t vocab, lf_params *p);
 void lf_nets_free(lf_nets *n);
 /* A learned unmasking order's race log-weights [R] from the auxiliary
- * network's output h (conditioning c, rows seg): the aux.order head's score
- * s as log softplus(s), s, or span tanh(s / span) (aux.order_weights,
- * aux.order_span). */
+ * network's output h (conditioning c, rows seg, fixed tokens flagged): the
+ * aux.order head's score s as log softplus(s), s, or span tanh((s - m) /
+ * span) with m the mean s of the sequence's non-fixed tokens
+ * (aux.order_weights, aux.order_span). */
 lf_tensor *lf_nets_race_logw(lf_ctx *ctx, const lf_nets *n, const lf_model_config *cfg, lf_tensor *h, lf_tensor *c,
-                             lf_tensor *seg);
+                             lf_tensor *seg, const uint8_t *fixed);
 
 /* A read-only copy of a model's networks over other weights (the EMA
  * weights, or the live ones), for samplers and rate queries, which may run

@@ -285,7 +285,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
         lf_tensor *cz;
         lf_tensor *hz = lf_backbone_forward(ctx, &m->net.aux, &pz, t0, backward, seed_aux, &cz);
         if (m->learned_order)
-            race_logw = lf_nets_race_logw(ctx, &m->net, cfg, hz, cz, pz.seg);
+            race_logw = lf_nets_race_logw(ctx, &m->net, cfg, hz, cz, pz.seg, bt->fixed);
         else
             b_in = lf_rate_head_forward(ctx, &m->net.aux_bin, hz, cz, pz.seg);
         if (cfg->learn_b_um)

@@ -1261,7 +1261,7 @@ int lf_model_query_unmask_log_weights(const lf_model *m, const int32_t *z, const
     int st = query_open(&q, m, auxiliary, z, n, 0.0); /* the auxiliary network reads no time */
     if (st)
         return st;
-    lf_tensor *lw = lf_nets_race_logw(&q.ctx, &q.view.nets, &m->cfg, q.h, q.c, q.pk.seg);
+    lf_tensor *lw = lf_nets_race_logw(&q.ctx, &q.view.nets, &m->cfg, q.h, q.c, q.pk.seg, fixed);
     st = lf_ctx_status(&q.ctx);
     for (int64_t i = 0; !st && i < n; i++)
         logw[i] = fixed[i] ? -INFINITY : (float)lf_data(lw)[i];

@@ -181,16 +181,19 @@ START_TEST(test_next_reward_is_leave_one_out)
 END_TEST
 
 /* aux.order_weights exp reads the head's score s as the log-weight, the
- * default (softplus) as log softplus(s), aux.order_span 4 as
- * 4 tanh(s / 4): models of one seed (the same networks) report
- * log-weights related so, computed here in long double. */
+ * default (softplus) as log softplus(s), aux.order_span c as
+ * c tanh((s - m) / c) with m the mean s of the sequence's non-fixed
+ * tokens: models of one seed (the same networks) report log-weights
+ * related so, computed here in long double. A new network's scores differ
+ * by about 1e-3 between tokens, so c = 0.002 puts them where tanh bends. */
 START_TEST(test_order_weights_modes)
 {
     static lf_model_config cfg_sp, cfg_exp, cfg_span;
     lf_model sp, ex, sn;
     lf_test_model_from_yaml(&sp, &cfg_sp, yamls[0]);
     lf_test_model_from_yaml(&ex, &cfg_exp, RACE_YAML("") "aux: {order_weights: exp}\n");
-    lf_test_model_from_yaml(&sn, &cfg_span, yamls[3]);
+    lf_test_model_from_yaml(&sn, &cfg_span, RACE_YAML("") "aux: {order_weights: exp, order_span: 0.002}\n");
+    int bent = 0;
     toy_batch b;
     make_batch(&b);
     int checked = 0;
@@ -202,16 +205,26 @@ START_TEST(test_order_weights_modes)
         ck_assert_int_eq(lf_model_query_unmask_log_weights(&sp, z, fx, n, l_sp), LFLEX_OK);
         ck_assert_int_eq(lf_model_query_unmask_log_weights(&ex, z, fx, n, l_exp), LFLEX_OK);
         ck_assert_int_eq(lf_model_query_unmask_log_weights(&sn, z, fx, n, l_span), LFLEX_OK);
+        long double mean = 0;
+        int n_nf = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!fx[i]) {
+                mean += l_exp[i];
+                n_nf++;
+            }
+        mean /= n_nf;
         for (int64_t i = 0; i < n; i++)
             if (!fx[i]) {
                 long double s = l_exp[i];
                 LF_ASSERT_CLOSE(l_sp[i], (double)logl(log1pl(expl(s))), 1e-6, 1e-5);
-                LF_ASSERT_CLOSE(l_span[i], (double)(4.0L * tanhl(s / 4.0L)), 1e-6, 1e-5);
-                ck_assert(fabsf(l_span[i]) < 4.0f && fabsf(l_span[i]) > 0.5f); /* not saturated, not 0 */
+                LF_ASSERT_CLOSE(l_span[i], (double)(0.002L * tanhl((s - mean) / 0.002L)), 3e-6, 1e-3);
+                ck_assert(fabsf(l_span[i]) < 0.002f);
+                bent += fabsl(s - mean) > 0.001L; /* tanh at least 8 % below its argument there */
                 checked++;
             }
     }
     ck_assert_int_gt(checked, 10);
+    ck_assert_int_gt(bent, 3);
     lf_model_destroy(&sp);
     lf_model_destroy(&ex);
     lf_model_destroy(&sn);
