@@ -188,23 +188,23 @@ END_TEST
  * by about 1e-3 between tokens, so c = 0.002 puts them where tanh bends. */
 START_TEST(test_order_weights_modes)
 {
-    static lf_model_config cfg_sp, cfg_exp, cfg_span;
-    lf_model sp, ex, sn;
-    lf_test_model_from_yaml(&sp, &cfg_sp, yamls[0]);
-    lf_test_model_from_yaml(&ex, &cfg_exp, RACE_YAML("") "aux: {order_weights: exp}\n");
-    lf_test_model_from_yaml(&sn, &cfg_span, RACE_YAML("") "aux: {order_weights: exp, order_span: 0.002}\n");
-    int bent = 0;
+    /* softplus, exp, exp bounded */
+    static const char *const texts[3] = {RACE_YAML(""), RACE_YAML("") "aux: {order_weights: exp}\n",
+                                         RACE_YAML("") "aux: {order_weights: exp, order_span: 0.002}\n"};
+    static lf_model_config cfgs[3];
+    lf_model ms[3];
+    for (int k = 0; k < 3; k++)
+        lf_test_model_from_yaml(&ms[k], &cfgs[k], texts[k]);
     toy_batch b;
     make_batch(&b);
-    int checked = 0;
+    int checked = 0, bent = 0;
     for (int j = 0; j < N_SEQ; j++) {
         int64_t n = b.off[j + 1] - b.off[j];
-        float l_sp[12], l_exp[12], l_span[12];
+        float lw[3][12], *l_sp = lw[0], *l_exp = lw[1], *l_span = lw[2];
         const int32_t *z = b.tok + b.off[j];
         const uint8_t *fx = b.fx + b.off[j];
-        ck_assert_int_eq(lf_model_query_unmask_log_weights(&sp, z, fx, n, l_sp), LFLEX_OK);
-        ck_assert_int_eq(lf_model_query_unmask_log_weights(&ex, z, fx, n, l_exp), LFLEX_OK);
-        ck_assert_int_eq(lf_model_query_unmask_log_weights(&sn, z, fx, n, l_span), LFLEX_OK);
+        for (int k = 0; k < 3; k++)
+            ck_assert_int_eq(lf_model_query_unmask_log_weights(&ms[k], z, fx, n, lw[k]), LFLEX_OK);
         long double mean = 0;
         int n_nf = 0;
         for (int64_t i = 0; i < n; i++)
@@ -225,9 +225,8 @@ START_TEST(test_order_weights_modes)
     }
     ck_assert_int_gt(checked, 10);
     ck_assert_int_gt(bent, 3);
-    lf_model_destroy(&sp);
-    lf_model_destroy(&ex);
-    lf_model_destroy(&sn);
+    for (int k = 0; k < 3; k++)
+        lf_model_destroy(&ms[k]);
 }
 END_TEST
 
