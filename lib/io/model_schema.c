@@ -17,6 +17,7 @@ static const char *const reduction_choices[] = {"sum", "mean", NULL};
 static const char *const time_weight_choices[] = {"hazard", "flat", NULL};
 static const char *const unmask_order_choices[] = {"random", "left_to_right", "right_to_left", "learned", NULL};
 static const char *const order_reward_choices[] = {"state", "next", NULL};
+static const char *const order_pair_choices[] = {"shared", "independent", NULL};
 static const char *const order_weights_choices[] = {"softplus", "exp", NULL};
 
 #define C lf_model_config
@@ -133,6 +134,12 @@ static const lf_cfg_key model_keys[] = {
                     "race next instead of 1 / its masked positions (next: the expected cost of unmasking in the "
                     "learned order, which does not pay for hiding a hard token among the clean ones; the chances' "
                     "own gradient is added); the generator's loss is the same either way (doc/learning.md)"),
+    LF_CFG_KEY_ENUM(C, order_pair, "loss.order_pair", order_pair_choices, LF_OP_SHARED,
+                    "loss.unmask_order learned: the two states of a sequence that the REINFORCE baseline "
+                    "compares: the same time, insertions and number of clean tokens, only the races differ "
+                    "(shared: the least noise in the order's gradient), or each drawn at its own time as "
+                    "loss.states draws them (independent: the generator sees two different states of each "
+                    "sequence; the baseline stays unbiased but noisier) (doc/learning.md)"),
     LF_CFG_KEY_ENUM(C, time_weight, "loss.time_weight", time_weight_choices, LF_TW_FLAT,
                     "weight of the generator's loss terms at time t: the base hazard g_a(t) (the ELBO) or 1 "
                     "(flat; the same minimiser, far less variance; hazard is the paper's)"),

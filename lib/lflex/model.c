@@ -50,6 +50,10 @@ int lf_model_check_config(const lf_model_config *cfg, int64_t n_user_tokens, cha
         return reject(why, cap,
                       "loss.order_reward needs loss.unmask_order: learned (it rewards a learned unmasking order's "
                       "race)");
+    if (cfg->order_pair != LF_OP_SHARED && !lf_config_learns_order(cfg))
+        return reject(why, cap,
+                      "loss.order_pair needs loss.unmask_order: learned (it draws a learned unmasking order's two "
+                      "states)");
     if (cfg->unmask_order != LF_UM_RANDOM && lf_config_learns_b_in(cfg))
         return reject(why, cap,
                       "loss.unmask_order other than random needs a fixed schedule (schedule.family: linear or "

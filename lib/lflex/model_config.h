@@ -22,6 +22,10 @@ typedef enum { LF_UM_RANDOM = 0, LF_UM_LEFT_TO_RIGHT = 1, LF_UM_RIGHT_TO_LEFT = 
 /* what a learned unmasking order's race is rewarded with: the state's loss
  * terms, or the expected unmasking term of the token that finishes next */
 typedef enum { LF_OR_STATE = 0, LF_OR_NEXT = 1 } lf_order_reward;
+/* the two states of a learned unmasking order's leave-one-out pair: the
+ * same time, insertions and number of clean tokens (only the races differ),
+ * or each drawn on its own as loss.states draws them */
+typedef enum { LF_OP_SHARED = 0, LF_OP_INDEPENDENT = 1 } lf_order_pair;
 /* a learned unmasking order's race weight from the aux.order head's score
  * s: softplus(s), or e^s */
 typedef enum { LF_OW_SOFTPLUS = 0, LF_OW_EXP = 1 } lf_order_weights;
@@ -65,6 +69,7 @@ typedef struct lf_model_config {
     int64_t states;          /* noised states per clean sequence (fixed schedules) */
     int64_t credit_window;   /* REINFORCE credit: -1 the whole sequence, W >= 0 terms within W positions */
     int order_reward;        /* lf_order_reward: a learned unmasking order's reward */
+    int order_pair;          /* lf_order_pair: how a learned order's two states are drawn */
     /* train (optimiser) */
     double lr, weight_decay, beta1, beta2, adam_eps, clip, ema;
     int64_t warmup, total_steps;

@@ -242,7 +242,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     /* stratified times over the whole batch: state s of sequence j of Bg
      * (s < n_t) in slice s Bg + j of n_t Bg equal slices of u,
      * t = 1 - (1 - u)^(1/time_shape) */
-    const int n_t = reinforced || given ? 1 : n_states;
+    const bool pair_apart = m->learned_order && cfg->order_pair == LF_OP_INDEPENDENT;
+    const int n_t = (reinforced && !pair_apart) || given ? 1 : n_states;
     for (int64_t q = 0; !given && q < n_t * Bg; q++) {
         int64_t s = q / Bg, jg = q % Bg;
         double u = ((double)q + lf_rng_uniform(&m->rng)) / (n_t * Bn);
@@ -315,7 +316,8 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     if (!xt || !src || !xt_off || !masked)
         return LFLEX_ENOMEM;
     /* loss.unmask_order learned: both states share the drawn insertions and
-     * counts of clean tokens, and each runs its own race for which are clean */
+     * counts of clean tokens, and each runs its own race for which are clean
+     * (loss.order_pair independent: each draws its own, at its own time) */
     race_draws race = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}, NULL};
     if (m->learned_order && (st = race_draws_alloc(ctx, Nz, B, &race)))
         return st;
@@ -328,10 +330,11 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
     int64_t Nx = 0, M = 0;
     for (int s = 0; s < n_states; s++) {
         /* the draws of the other shards' tokens are skipped; a learned
-         * order's state 1 is state 0 as drawn, copied before state 0's race */
+         * order's state 1 is state 0 as drawn, copied before state 0's race,
+         * unless the pair is drawn apart */
         if (given) {
             memcpy(state[s], given->state[s] + whole->offsets[j0], (size_t)Nz * sizeof(int32_t));
-        } else if (!m->learned_order || s == 0) {
+        } else if (!m->learned_order || s == 0 || pair_apart) {
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
             lf_noise_draw_states(&m->rng, bt->offsets, B, bt->fixed, t + s * B, lf_data(b_in), b_um ? lf_data(b_um) : NULL,
                                  c_const, a, cfg->late_fraction, state[s]);
@@ -340,7 +343,7 @@ int lf_model_loss(lf_model *m, const lf_batch *whole, const lf_given_states *giv
             lf_noise_skip(&m->rng, whole->fixed, whole->offsets[j0 + B], whole->offsets[Bg]);
         }
         if (m->learned_order) {
-            if (s == 0)
+            if (s == 0 && !pair_apart)
                 memcpy(state[1], state[0], (size_t)Nz * sizeof(int32_t));
             lf_noise_skip(&m->rng, whole->fixed, 0, whole->offsets[j0]);
             lf_noise_race_order(&m->rng, bt->offsets, B, bt->fixed, lf_data(race_logw), state[s], race.order[s],

@@ -31,11 +31,14 @@ enum { N_SEQ = 8, MAX_TOK = N_SEQ * 12 };
 
 /* the race rewarded by its states' loss terms, and by the next finisher's
  * (loss.order_reward next), with weights softplus(s), e^s
- * (aux.order_weights exp) and e^(span tanh(s / span)) (aux.order_span);
+ * (aux.order_weights exp) and e^(span tanh(s / span)) (aux.order_span),
+ * and with its two states drawn apart (loss.order_pair independent);
  * the auxiliary gradient is checked for each */
 static const char *const yamls[] = {RACE_YAML(""), RACE_YAML(", order_reward: next"),
                                     RACE_YAML(", order_reward: next") "aux: {order_weights: exp}\n",
-                                    RACE_YAML("") "aux: {order_weights: exp, order_span: 4}\n"};
+                                    RACE_YAML("") "aux: {order_weights: exp, order_span: 4}\n",
+                                    RACE_YAML(", order_pair: independent")};
+enum { N_YAMLS = sizeof yamls / sizeof yamls[0], PAIR_APART = N_YAMLS - 1 };
 
 typedef struct {
     int32_t tok[MAX_TOK], off[N_SEQ + 1];
@@ -102,14 +105,37 @@ START_TEST(test_two_states_share_their_draws)
 }
 END_TEST
 
+/* With loss.order_pair independent each state has its own time and
+ * insertions (stratified times: no two equal) and its own count of clean
+ * tokens. */
+START_TEST(test_independent_pair_draws_apart)
+{
+    lf_model m;
+    toy_batch b;
+    lf_loss_parts p;
+    first_loss_of(yamls[PAIR_APART], &m, &b, &p);
+    const lf_loss_trace *tr = &m.trace;
+    ck_assert_int_eq(tr->n_states, 2);
+    int dropped_differ = 0;
+    for (int j = 0; j < N_SEQ; j++) {
+        ck_assert(tr->t[j] != tr->t[N_SEQ + j]);
+        for (int64_t i = b.off[j]; i < b.off[j + 1]; i++)
+            dropped_differ += (tr->state[0][i] == LF_STATE_DROPPED) != (tr->state[1][i] == LF_STATE_DROPPED);
+    }
+    ck_assert_int_gt(dropped_differ, 0);
+    lf_model_destroy(&m);
+}
+END_TEST
+
 /* The REINFORCE value: sum over sequences of 1/2 (L_0 - L_1) / B times
- * (log p_0 - log p_1), log p of each state's race at most 0. */
+ * (log p_0 - log p_1), log p of each state's race at most 0; the same
+ * with the pair drawn apart. */
 START_TEST(test_reinforce_is_leave_one_out)
 {
     lf_model m;
     toy_batch b;
     lf_loss_parts p;
-    first_loss(&m, &b, &p);
+    first_loss_of(yamls[_i ? PAIR_APART : 0], &m, &b, &p);
     const lf_loss_trace *tr = &m.trace;
     double want = 0;
     for (int j = 0; j < N_SEQ; j++) {
@@ -336,6 +362,7 @@ START_TEST(test_refused_configurations)
         {"schedule: {family: linear}\nloss: {order_reward: next}\n", "loss.order_reward"},
         {"schedule: {family: linear}\naux: {order_weights: exp}\n", "aux.order_weights"},
         {"schedule: {family: linear}\nloss: {unmask_order: learned}\naux: {order_span: 2}\n", "aux.order_span"},
+        {"schedule: {family: linear}\nloss: {order_pair: independent}\n", "loss.order_pair"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         static lf_model_config cfg;
@@ -370,9 +397,10 @@ Suite *lf_test_suite(void)
     Suite *s = suite_create("lflex_race");
     TCase *tc = tcase_create("race");
     tcase_add_test(tc, test_two_states_share_their_draws);
-    tcase_add_test(tc, test_reinforce_is_leave_one_out);
+    tcase_add_test(tc, test_independent_pair_draws_apart);
+    tcase_add_loop_test(tc, test_reinforce_is_leave_one_out, 0, 2);
     tcase_add_test(tc, test_next_reward_is_leave_one_out);
-    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, 4);
+    tcase_add_loop_test(tc, test_auxiliary_gradient_against_differences, 0, N_YAMLS);
     tcase_add_test(tc, test_refused_configurations);
     tcase_add_test(tc, test_query_reports_the_training_weights);
     tcase_add_test(tc, test_order_weights_modes);

@@ -44,6 +44,10 @@ static const char *const configs[] = {
     "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy, learn_b_in: false}\n"
     "loss: {unmask_order: learned, order_reward: next}\naux: {order_weights: exp, order_span: 3}\n"
     "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
+    /* a learned unmasking order whose two states are drawn apart */
+    "model: {d_model: 16, n_heads: 2, n_layers: 1, max_len: 12}\nschedule: {family: kumaraswamy, learn_b_in: false}\n"
+    "loss: {unmask_order: learned, order_pair: independent}\n"
+    "vocab: {size: 6}\ntrain: {threads: 1, lr: 1.0e-2, warmup: 0, clip: 0.5, eps: 1.0e-3}\n",
 };
 
 /* The batches of every step: random tokens, each sequence ends with EOS. */
