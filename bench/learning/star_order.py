@@ -66,9 +66,10 @@ def junction(prompt_tokens, nodes):
     return next((i for i, v in enumerate(nodes) if out_degree[v] >= 2), None)
 
 
-def after_all(w_x, others):
-    """P(an exponential of rate w_x exceeds every one of rates others): inclusion-exclusion."""
-    return sum((-1) ** r * w_x / (w_x + sum(sub))
+def after_all(l_x, others):
+    """P(an exponential of log-rate l_x exceeds every one of log-rates others):
+    inclusion-exclusion, each term w_x / (w_x + sum) = 1 / (1 + sum of e^(l - l_x))."""
+    return sum((-1) ** r / (1 + sum(math.exp(min(l - l_x, 700.0)) for l in sub))
                for r in range(len(others) + 1) for sub in itertools.combinations(others, r))
 
 
@@ -77,38 +78,48 @@ def neighbours(values, x):
     return [values[i] for i in (x - 1, x + 1) if 0 <= i < len(values)]
 
 
-def race(weights, x):
-    """For the node x of a race with node weights: P(x after both neighbours),
-    and the mean share of the other nodes arrived before x."""
-    nb = neighbours(weights, x)
-    share = statistics.mean(w / (w + weights[x]) for i, w in enumerate(weights) if i != x)
-    return after_all(weights[x], nb), share
+def sigmoid(v):
+    return 1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
 
 
-def race_monte_carlo(weights, x, draws=20000, seed=1):
-    """The two numbers of race() from sampled exponential arrival times."""
+def race(logw, x):
+    """For the node x of a race with node log-weights: P(x after both
+    neighbours), and the mean share of the other nodes arrived before x
+    (w / (w + w_x) = sigmoid(l - l_x): sharp orders do not underflow)."""
+    share = statistics.mean(sigmoid(l - logw[x]) for i, l in enumerate(logw) if i != x)
+    return after_all(logw[x], neighbours(logw, x)), share
+
+
+def race_monte_carlo(logw, x, draws=20000, seed=1):
+    """The two numbers of race() from sampled exponential arrival times,
+    compared as their logs, log E - l (E a unit exponential)."""
     rng = random.Random(seed)
     last = share = 0
     for _ in range(draws):
-        t = [rng.expovariate(w) for w in weights]
+        t = [math.log(rng.expovariate(1.0)) - l for l in logw]
         last += all(t[x] > u for u in neighbours(t, x))
         share += sum(u < t[x] for i, u in enumerate(t) if i != x) / (len(t) - 1)
     return last / draws, share / draws
 
 
 def token_order(lflex, model, z, fixed):
-    """Per token of z: (the race weight, the value the tables average) and
-    the name of that value: E[T_in] of a learned schedule, or the log weight
-    of a learned unmasking order."""
+    """Per token of z: (the race's log-weight, the value the tables average)
+    and the name of that value: E[T_in] of a learned schedule (whose race
+    weight is b_in), or the log weight of a learned unmasking order."""
     try:
         lw = model.unmask_log_weights(z, fixed)
-        top = max((x for x, f in zip(lw, fixed) if not f), default=0.0)
-        # weights relative to the sequence's largest (only ratios decide a race)
-        return ([0.0 if f else math.exp(x - top) for x, f in zip(lw, fixed)],
-                [0.0 if f else x for x, f in zip(lw, fixed)], 'log w (unmasking race)')
+        return lw, [0.0 if f else x for x, f in zip(lw, fixed)], 'log w (unmasking race)'
     except lflex.InvalidArgument:
         b_in, _, times = model.order(z, fixed)
-        return b_in, times, 'E[T_in]'
+        return [math.log(b) if b > 0 else -math.inf for b in b_in], times, 'E[T_in]'
+
+
+def log_add(a, b):
+    """log(e^a + e^b)."""
+    if a == -math.inf:
+        return b
+    hi, lo = max(a, b), min(a, b)
+    return hi + math.log1p(math.exp(lo - hi))
 
 
 def main():
@@ -131,15 +142,16 @@ def main():
         pid, tid = model.encode(prompt), model.encode(target)
         z = pid + [lflex.BOS] + tid + [lflex.EOS]
         fixed = [True] * (len(pid) + 1) + [False] * len(tid) + [True]
-        b_in, times, what = token_order(lflex, model, z, fixed)
+        logw, times, what = token_order(lflex, model, z, fixed)
         first = len(pid) + 1
-        weights, ones = [0.0] * len(nodes), [0.0] * len(nodes)
+        # a node's log-weight: the log of its tokens' summed weights
+        weights, ones = [-math.inf] * len(nodes), [-math.inf] * len(nodes)
         for k, time in enumerate(times[first:first + len(tid)]):
             node = k // 2 + k % 2
             by_junction[node - j].append(time)
             by_end[min(node, len(nodes) - 1 - node)].append(time)
-            weights[node] += b_in[first + k]
-            ones[node] += 1.0
+            weights[node] = log_add(weights[node], logw[first + k])
+            ones[node] = log_add(ones[node], 0.0)
         if j + 1 < len(nodes):
             races.append(race(weights, j + 1))
             uniform.append(race(ones, j + 1))
