@@ -105,9 +105,8 @@ START_TEST(test_two_states_share_their_draws)
 }
 END_TEST
 
-/* With loss.order_pair independent each state has its own time and
- * insertions (stratified times: no two equal) and its own count of clean
- * tokens. */
+/* With loss.order_pair independent each state has its own time
+ * (stratified times: no two equal) and its own insertions. */
 START_TEST(test_independent_pair_draws_apart)
 {
     lf_model m;
